@@ -1,0 +1,13 @@
+/* cli: the corral command's verbs. One file per verb group; each parses its own options and
+ * calls the library. Exit statuses: 0 success, 1 the operation failed or found a problem,
+ * 2 usage error. */
+#ifndef CORRAL_CLI_H
+#define CORRAL_CLI_H
+
+#define CR_EXIT_OK 0
+#define CR_EXIT_FAIL 1
+#define CR_EXIT_USAGE 2
+
+int cr_cli_doctor(int argc, char **argv);
+
+#endif

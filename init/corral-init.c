@@ -1,0 +1,102 @@
+/* init/corral-init: PID 1 of a sandbox. Statically linked, libc only: it runs inside
+ * arbitrary root file systems. Today it runs one program in a session of its own (no
+ * controlling terminal of the host), forwards termination signals to that program's process
+ * group, reaps every orphan that is reparented to it, and exits with the program's status.
+ * The tool request server (issue 10) grows from here. It must never leak an fd or a zombie.
+ *
+ *   corral-init [--] PROGRAM [ARG...]
+ *
+ * When not PID 1 it makes itself a child subreaper, so orphans still come to it. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+
+static int status_to_exit(int status)
+{
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return 255;
+}
+
+int main(int argc, char **argv)
+{
+	int first = 1;
+	if (argc > 1 && strcmp(argv[1], "--") == 0)
+		first = 2;
+	else if (argc > 1 && argv[1][0] == '-') {
+		fprintf(stderr, "corral-init: unknown option \"%s\"\nusage: corral-init [--] PROGRAM "
+				"[ARG...]\n",
+			argv[1]);
+		return 2;
+	}
+	if (first >= argc) {
+		fprintf(stderr, "usage: corral-init [--] PROGRAM [ARG...]\n");
+		return 2;
+	}
+
+	if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
+		fprintf(stderr, "corral-init: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
+		return 1;
+	}
+
+	sigset_t all, old;
+	sigfillset(&all);
+	if (sigprocmask(SIG_BLOCK, &all, &old) < 0) {
+		fprintf(stderr, "corral-init: sigprocmask: %s\n", strerror(errno));
+		return 1;
+	}
+
+	pid_t child = fork();
+	if (child < 0) {
+		fprintf(stderr, "corral-init: fork: %s\n", strerror(errno));
+		return 1;
+	}
+	if (child == 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (setsid() < 0) {
+			fprintf(stderr, "corral-init: setsid: %s\n", strerror(errno));
+			_exit(127);
+		}
+		execvp(argv[first], argv + first);
+		fprintf(stderr, "corral-init: exec %s: %s\n", argv[first], strerror(errno));
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+
+	int exit_code = -1;
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			fprintf(stderr, "corral-init: sigwaitinfo: %s\n", strerror(errno));
+			return 1;
+		}
+		if (sig != SIGCHLD) {
+			for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+				if (sig == forwarded[i] && exit_code < 0)
+					kill(-child, sig);
+			continue;
+		}
+		/* One SIGCHLD may stand for many exits: reap until nothing is left to reap. */
+		for (;;) {
+			int status;
+			pid_t pid = waitpid(-1, &status, WNOHANG);
+			if (pid <= 0)
+				break;
+			if (pid == child)
+				exit_code = status_to_exit(status);
+		}
+		if (exit_code >= 0)
+			return exit_code;
+	}
+}

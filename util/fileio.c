@@ -1,0 +1,85 @@
+/* util/fileio: small whole-file reads and single-write stores. Every fd is O_CLOEXEC. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corral/cleanup.h"
+#include "corral/fileio.h"
+
+int cr_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t *ret_len,
+		    struct cr_error *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "open %s", path);
+
+	size_t cap = 4096 < max + 1 ? 4096 : max + 1, len = 0;
+	_cleanup_free_ char *buf = malloc(cap);
+	if (!buf)
+		return cr_error_errno(err, ENOMEM, "read %s", path);
+	for (;;) {
+		if (len + 1 >= cap) {
+			if (cap > max)
+				return cr_error_set(err, EFBIG, "read %s: longer than %zu bytes",
+						    path, max);
+			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			char *n = realloc(buf, ncap);
+			if (!n)
+				return cr_error_errno(err, ENOMEM, "read %s", path);
+			buf = n;
+			cap = ncap;
+		}
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return cr_error_errno(err, errno, "read %s", path);
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int cr_read_file(const char *path, size_t max, char **ret, size_t *ret_len, struct cr_error *err)
+{
+	return cr_read_file_at(AT_FDCWD, path, max, ret, ret_len, err);
+}
+
+int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_error *err)
+{
+	_cleanup_close_ int fd = openat(dirfd, path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "open %s", path);
+	size_t len = strlen(value);
+	ssize_t r;
+	do
+		r = write(fd, value, len);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return cr_error_errno(err, errno, "write \"%s\" to %s", value, path);
+	if ((size_t)r != len)
+		return cr_error_set(err, EIO, "write \"%s\" to %s: short write (%zd of %zu bytes)",
+				    value, path, r, len);
+	return 0;
+}
+
+int cr_write_file(const char *path, const char *value, struct cr_error *err)
+{
+	return cr_write_file_at(AT_FDCWD, path, value, err);
+}
+
+char *cr_strip(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+		s[--n] = '\0';
+	return s;
+}
