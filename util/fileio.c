@@ -1,6 +1,7 @@
 /* util/fileio: small whole-file reads and single-write stores. Every fd is O_CLOEXEC. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,16 +16,16 @@ int cr_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t 
 	if (fd < 0)
 		return cr_error_errno(err, errno, "open %s", path);
 
-	size_t cap = 4096 < max + 1 ? 4096 : max + 1, len = 0;
+	if (max > SIZE_MAX - 2)
+		return cr_error_set(err, EINVAL, "read %s: bound too large", path);
+	/* Room for max bytes, one more to notice a longer file, and the NUL. */
+	size_t limit = max + 2, cap = limit < 4096 ? limit : 4096, len = 0;
 	_cleanup_free_ char *buf = malloc(cap);
 	if (!buf)
 		return cr_error_errno(err, ENOMEM, "read %s", path);
 	for (;;) {
 		if (len + 1 >= cap) {
-			if (cap > max)
-				return cr_error_set(err, EFBIG, "read %s: longer than %zu bytes",
-						    path, max);
-			size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+			size_t ncap = cap * 2 < limit ? cap * 2 : limit;
 			char *n = realloc(buf, ncap);
 			if (!n)
 				return cr_error_errno(err, ENOMEM, "read %s", path);
@@ -40,6 +41,8 @@ int cr_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t 
 		if (r == 0)
 			break;
 		len += (size_t)r;
+		if (len > max)
+			return cr_error_set(err, EFBIG, "read %s: longer than %zu bytes", path, max);
 	}
 	buf[len] = '\0';
 	if (ret_len)

@@ -1,0 +1,71 @@
+/* tests/helpers: summary line, VM-aware skipping, per-test cgroups. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <criterion/hooks.h>
+#include <criterion/stats.h>
+
+#include "corral/cgroup.h"
+#include "helpers.h"
+
+/* Criterion prints a skip's reason only when verbose; a skip must always say why. */
+ReportHook(POST_TEST)(struct criterion_test_stats *stats)
+{
+	if (stats->test_status == CR_STATUS_SKIPPED)
+		printf("[SKIP] %s::%s: %s\n", stats->test->category, stats->test->name,
+		       stats->message ? stats->message : "(no reason given)");
+}
+
+/* Criterion's own synthesis line leaves skipped tests out; this one names them. */
+ReportHook(POST_ALL)(struct criterion_global_stats *stats)
+{
+	printf("unit: %zu passed, %zu failed, %zu skipped\n", stats->tests_passed,
+	       stats->tests_failed + stats->tests_crashed, stats->tests_skipped);
+	fflush(stdout);
+}
+
+bool cr_test_in_vm(void)
+{
+	const char *v = getenv("CORRAL_VM");
+	return v && strcmp(v, "1") == 0;
+}
+
+char *cr_test_cgroup(const char *tag, char **ret_mount)
+{
+	struct cr_error err;
+	char *mount = NULL;
+	int r = cr_cgroup2_mount(&mount, &err);
+	cr_test_need(r == 0, "cgroup2 unavailable: %s", err.msg);
+
+	char name[128];
+	snprintf(name, sizeof(name), "corral-test-%d-%s", (int)getpid(), tag);
+	char *path = NULL;
+	r = cr_cgroup_create(mount, name, &path, &err);
+	cr_assert_eq(r, 0, "%s", err.msg);
+	if (ret_mount)
+		*ret_mount = mount;
+	else
+		free(mount);
+	return path;
+}
+
+int cr_test_run_in_cgroup(const char *cgroup, int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct cr_error err;
+		if (cgroup && cr_cgroup_attach(cgroup, 0, &err) < 0) {
+			fprintf(stderr, "%s\n", err.msg);
+			_exit(120);
+		}
+		_exit(fn(arg));
+	}
+	int status;
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}

@@ -1,0 +1,31 @@
+/* tests/helpers: shared by the unit tests. Kernel-feature tests call cr_test_need(): on the
+ * host a missing feature skips the test with the printed reason; in the VM (CORRAL_VM=1) the
+ * kernel must have it, so a missing feature fails the test instead. */
+#ifndef CORRAL_TEST_HELPERS_H
+#define CORRAL_TEST_HELPERS_H
+
+#include <stdbool.h>
+
+#include <criterion/criterion.h>
+
+bool cr_test_in_vm(void);
+
+#define cr_test_need(cond, fmt, ...)                                                               \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			if (cr_test_in_vm())                                                       \
+				cr_assert_fail("required in the VM: " fmt, ##__VA_ARGS__);        \
+			else                                                                       \
+				cr_skip_test(fmt, ##__VA_ARGS__);                                  \
+		}                                                                                  \
+	} while (0)
+
+/* A cgroup for one test under the cgroup2 mount: "<mount>/corral-test-<pid>-<tag>". Skips
+ * (fails in the VM) when there is no cgroup2 mount. The caller frees and destroys it. */
+char *cr_test_cgroup(const char *tag, char **ret_mount);
+
+/* Forks a child that moves itself into cgroup (NULL: stays where it is), runs fn and exits
+ * with its result; returns that exit status, or -1 if the child died otherwise. */
+int cr_test_run_in_cgroup(const char *cgroup, int (*fn)(void *), void *arg);
+
+#endif

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs the Criterion unit tests (one binary, all tests/test_*.c) under a time bound, then
+# checks they left no cgroup behind. Prints the "unit: N passed, N failed, N skipped" line.
+set -uo pipefail
+build=${CORRAL_BUILD:-$(pwd)/build}
+bin=$build/tests/unit
+[ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
+
+timeout --kill-after=10 "${CORRAL_UNIT_TIMEOUT:-600}" "$bin" --jobs 2 "$@"
+rc=$?
+[ $rc = 124 ] && echo "unit: timed out after ${CORRAL_UNIT_TIMEOUT:-600} s"
+
+# A failed test may leave its group; remove it and say so: a leak is a failure.
+mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+if [ -n "$mount" ]; then
+	for cg in "$mount"/corral-test-* "$mount"/corral-probe-*; do
+		[ -d "$cg" ] || continue
+		echo "unit: leaked cgroup $cg"
+		find "$cg" -depth -type d | while read -r d; do
+			echo 1 > "$d/cgroup.kill" 2>/dev/null
+			sleep 0.1
+			rmdir "$d"
+		done
+		rc=1
+	done
+fi
+exit $rc

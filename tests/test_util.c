@@ -1,0 +1,109 @@
+/* Unit tests of util/: errors and small-file I/O. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "corral/cleanup.h"
+#include "corral/error.h"
+#include "corral/fileio.h"
+#include "helpers.h"
+
+Test(error, errno_message_names_object_and_cause)
+{
+	struct cr_error err;
+	int r = cr_error_errno(&err, ENOENT, "open %s", "/x/y.seg");
+	cr_assert_eq(r, -ENOENT);
+	cr_assert_eq(err.code, ENOENT);
+	cr_assert_str_eq(err.msg, "open /x/y.seg: No such file or directory");
+}
+
+Test(error, nonpositive_code_becomes_eio)
+{
+	struct cr_error err;
+	cr_assert_eq(cr_error_set(&err, 0, "x"), -EIO);
+	cr_assert_eq(err.code, EIO);
+}
+
+Test(error, null_error_is_allowed)
+{
+	cr_assert_eq(cr_error_set(NULL, EPERM, "x"), -EPERM);
+	cr_assert_eq(cr_error_errno(NULL, EPERM, "x"), -EPERM);
+}
+
+Test(error, prefix_adds_context_and_keeps_the_start_when_long)
+{
+	struct cr_error err;
+	cr_error_set(&err, EBUSY, "write 1 to cgroup.kill");
+	cr_assert_eq(cr_error_prefix(&err, "destroy %s", "sbx"), -EBUSY);
+	cr_assert_str_eq(err.msg, "destroy sbx: write 1 to cgroup.kill");
+
+	char longctx[400];
+	memset(longctx, 'a', sizeof(longctx) - 1);
+	longctx[sizeof(longctx) - 1] = '\0';
+	cr_error_prefix(&err, "%s", longctx);
+	cr_assert_eq(strlen(err.msg), sizeof(err.msg) - 1);
+	cr_assert_eq(err.msg[0], 'a');
+}
+
+Test(error, errno_names)
+{
+	cr_assert_str_eq(cr_errno_name(EPERM), "EPERM");
+	cr_assert_str_eq(cr_errno_name(99999), "E?");
+}
+
+Test(fileio, read_whole_file_and_strip)
+{
+	char path[] = "/tmp/corral-test-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, "hello\n\n", 7), 7);
+	close(fd);
+
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	struct cr_error err;
+	cr_assert_eq(cr_read_file(path, 100, &text, &len, &err), 0, "%s", err.msg);
+	cr_assert_eq(len, 7);
+	cr_assert_str_eq(cr_strip(text), "hello");
+	unlink(path);
+}
+
+Test(fileio, read_refuses_files_longer_than_the_bound)
+{
+	char path[] = "/tmp/corral-test-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	char buf[10000];
+	memset(buf, 'x', sizeof(buf));
+	cr_assert_eq(write(fd, buf, sizeof(buf)), (ssize_t)sizeof(buf));
+	close(fd);
+
+	char *text = NULL;
+	struct cr_error err;
+	cr_assert_eq(cr_read_file(path, 9999, &text, NULL, &err), -EFBIG);
+	cr_assert_null(text);
+	cr_assert(strstr(err.msg, path));
+	/* exactly at the bound is fine */
+	cr_assert_eq(cr_read_file(path, 10000, &text, NULL, &err), 0);
+	cr_assert_eq(strlen(text), 10000);
+	free(text);
+	unlink(path);
+}
+
+Test(fileio, missing_file_is_enoent_naming_the_path)
+{
+	char *text = NULL;
+	struct cr_error err;
+	cr_assert_eq(cr_read_file("/nonexistent/corral", 10, &text, NULL, &err), -ENOENT);
+	cr_assert_str_eq(err.msg, "open /nonexistent/corral: No such file or directory");
+}
+
+Test(fileio, write_reports_the_kernels_refusal)
+{
+	struct cr_error err;
+	/* /proc/self/oom_score_adj takes -1000..1000: the write itself is refused. */
+	int r = cr_write_file("/proc/self/oom_score_adj", "5000", &err);
+	cr_assert_eq(r, -EINVAL);
+	cr_assert(strstr(err.msg, "write \"5000\" to /proc/self/oom_score_adj"), "%s", err.msg);
+}
