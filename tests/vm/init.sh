@@ -57,7 +57,7 @@ no_leaked_cgroups() {
 echo "vm: kernel $(uname -r); LSMs: $(cat /sys/kernel/security/lsm)"
 step modules load_modules
 step doctor doctor
-step unit /corral/tests/unit --jobs 2 --ascii
+step unit /corral/tests/unit --jobs 1 --color=never
 step no-leaked-cgroups no_leaked_cgroups
 
 echo "vm: $pass passed, $fail failed"
