@@ -12,7 +12,7 @@ char LICENSE[] SEC("license") = "GPL";
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
-	__type(key, __u64);   /* cgroup id */
+	__type(key, __u64); /* cgroup id */
 	__type(value, __u64); /* files opened */
 } counts SEC(".maps");
 

@@ -84,8 +84,9 @@ struct cr_bpf_opencount {
 int cr_bpf_opencount_new(struct cr_bpf_opencount **ret, struct cr_error *err)
 {
 	(void)ret;
-	return cr_error_set(err, EOPNOTSUPP, "BPF LSM support is disabled in this build "
-					     "(CONFIG_CORRAL_BPF_LSM)");
+	return cr_error_set(err, EOPNOTSUPP,
+			    "BPF LSM support is disabled in this build "
+			    "(CONFIG_CORRAL_BPF_LSM)");
 }
 
 int cr_bpf_opencount_watch(struct cr_bpf_opencount *oc, uint64_t cgroup_id, struct cr_error *err)

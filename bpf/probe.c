@@ -46,8 +46,8 @@ void cr_bpf_quiet_libbpf(void)
 static const char *lsm_name(uint64_t id)
 {
 	static const char *const names[] = {
-		"capability", "selinux", "smack",    "tomoyo", "apparmor", "yama", "loadpin",
-		"safesetid",  "lockdown", "bpf",     "landlock", "ima",    "evm",  "ipe",
+		"capability", "selinux",  "smack", "tomoyo",   "apparmor", "yama", "loadpin",
+		"safesetid",  "lockdown", "bpf",   "landlock", "ima",	   "evm",  "ipe",
 	};
 	if (id >= 100 && id - 100 < CR_ARRAY_SIZE(names))
 		return names[id - 100];
@@ -67,10 +67,11 @@ int cr_bpf_lsm_list(char **ret_list, struct cr_error *err)
 	uint32_t size = sizeof(ids);
 	long n = syscall(SYS_lsm_list_modules, ids, &size, 0);
 	if (n < 0)
-		return cr_error_set(err, ENOENT,
-				    "active LSM list unknown: /sys/kernel/security/lsm is not there "
-				    "(securityfs not mounted) and lsm_list_modules() failed (%s)",
-				    cr_errno_name(errno));
+		return cr_error_set(
+			err, ENOENT,
+			"active LSM list unknown: /sys/kernel/security/lsm is not there "
+			"(securityfs not mounted) and lsm_list_modules() failed (%s)",
+			cr_errno_name(errno));
 	char buf[1024] = "";
 	size_t len = 0;
 	for (long i = 0; i < n && i < (long)CR_ARRAY_SIZE(ids); i++) {
@@ -136,8 +137,9 @@ static int try_cgroup_hooks(const char *cgroup2, struct cr_error *err)
 static int try_cgroup_hooks(const char *cgroup2, struct cr_error *err)
 {
 	(void)cgroup2;
-	return cr_error_set(err, EOPNOTSUPP,
-			    "cgroup socket hooks are disabled in this build (CONFIG_CORRAL_CGROUP_BPF)");
+	return cr_error_set(
+		err, EOPNOTSUPP,
+		"cgroup socket hooks are disabled in this build (CONFIG_CORRAL_CGROUP_BPF)");
 }
 #endif
 

@@ -41,7 +41,7 @@ int cr_cgroup2_parse_mountinfo(const char *mountinfo, char **ret_path, struct cr
 	const char *line = mountinfo;
 	while (line && *line) {
 		const char *end = strchrnul(line, '\n');
-		/* id parent major:minor root mountpoint options [optional...] - fstype source opts */
+		/* id parent maj:min root mountpoint options [optional...] - fstype source opts */
 		const char *sep = strstr(line, " - ");
 		if (sep && sep < end && strncmp(sep + 3, "cgroup2 ", 8) == 0) {
 			const char *p = line;

@@ -10,10 +10,11 @@
 
 static void doctor_usage(FILE *f)
 {
-	fprintf(f, "usage: corral doctor [--json] [--require LAYER[,LAYER...]]\n\n"
-		   "Tries each kernel enforcement layer and says what works. Exits 0 when every\n"
-		   "required layer (the build's, plus --require) is present, 1 when one is missing.\n"
-		   "Layers:");
+	fprintf(f,
+		"usage: corral doctor [--json] [--require LAYER[,LAYER...]]\n\n"
+		"Tries each kernel enforcement layer and says what works. Exits 0 when every\n"
+		"required layer (the build's, plus --require) is present, 1 when one is missing.\n"
+		"Layers:");
 	for (int i = 0; i < CR_LAYER_COUNT; i++)
 		fprintf(f, " %s", cr_doctor_layer_name(i));
 	fprintf(f, "\n");

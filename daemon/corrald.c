@@ -102,8 +102,9 @@ int main(int argc, char **argv)
 			break;
 		case 'l':
 			if (check_listen(optarg) < 0) {
-				fprintf(stderr, "corrald: --listen %s: want a loopback address and "
-						"port, 127.0.0.1:PORT or [::1]:PORT\n",
+				fprintf(stderr,
+					"corrald: --listen %s: want a loopback address and "
+					"port, 127.0.0.1:PORT or [::1]:PORT\n",
 					optarg);
 				return 2;
 			}
@@ -113,7 +114,8 @@ int main(int argc, char **argv)
 			errno = 0;
 			o.workers = strtol(optarg, &end, 10);
 			if (errno || *end || end == optarg || o.workers < 1 || o.workers > 1024) {
-				fprintf(stderr, "corrald: --workers %s: want a number from 1 to 1024\n",
+				fprintf(stderr,
+					"corrald: --workers %s: want a number from 1 to 1024\n",
 					optarg);
 				return 2;
 			}
@@ -149,21 +151,25 @@ int main(int argc, char **argv)
 	for (int i = 0; i < CR_LAYER_COUNT; i++) {
 		const struct cr_layer_report *l = &report.layers[i];
 		fprintf(stderr, "corrald: %-16s %s%s: %s\n", l->title,
-			l->present ? "ok" : !l->built ? "off" : "missing",
+			l->present  ? "ok"
+			: !l->built ? "off"
+				    : "missing",
 			l->required ? " (required)" : "", l->detail);
 	}
 	bool ok = cr_doctor_required_present(&report);
 	cr_doctor_report_done(&report);
 	if (!ok) {
-		fprintf(stderr, "corrald: refusing to start: a required layer is missing (see above; "
-				"corral doctor explains each)\n");
+		fprintf(stderr,
+			"corrald: refusing to start: a required layer is missing (see above; "
+			"corral doctor explains each)\n");
 		return 1;
 	}
 	if (make_state_dir(o.state_dir) < 0)
 		return 1;
 
-	fprintf(stderr, "corrald: start-up checks passed (state %s, socket %s%s%s, %ld workers); "
-			"nothing to serve yet: the session log, API and sandboxes are not built\n",
+	fprintf(stderr,
+		"corrald: start-up checks passed (state %s, socket %s%s%s, %ld workers); "
+		"nothing to serve yet: the session log, API and sandboxes are not built\n",
 		o.state_dir, o.socket, o.listen ? ", listen " : "", o.listen ? o.listen : "",
 		o.workers);
 	return 1;

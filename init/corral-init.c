@@ -33,8 +33,9 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "--") == 0)
 		first = 2;
 	else if (argc > 1 && argv[1][0] == '-') {
-		fprintf(stderr, "corral-init: unknown option \"%s\"\nusage: corral-init [--] PROGRAM "
-				"[ARG...]\n",
+		fprintf(stderr,
+			"corral-init: unknown option \"%s\"\nusage: corral-init [--] PROGRAM "
+			"[ARG...]\n",
 			argv[1]);
 		return 2;
 	}

@@ -185,8 +185,8 @@ static int try_namespaces(char *msg, size_t size)
 		int flag;
 		const char *name;
 	} ns[] = {
-		{ CLONE_NEWUSER, "user" }, { CLONE_NEWNS, "mount" },    { CLONE_NEWPID, "pid" },
-		{ CLONE_NEWNET, "net" },   { CLONE_NEWUTS, "uts" },     { CLONE_NEWIPC, "ipc" },
+		{ CLONE_NEWUSER, "user" },     { CLONE_NEWNS, "mount" }, { CLONE_NEWPID, "pid" },
+		{ CLONE_NEWNET, "net" },       { CLONE_NEWUTS, "uts" },	 { CLONE_NEWIPC, "ipc" },
 		{ CLONE_NEWCGROUP, "cgroup" },
 	};
 	/* One by one, the user namespace first, as a sandbox's clone3 creates them. */
@@ -205,7 +205,8 @@ static void probe_namespaces(struct cr_layer_report *l)
 {
 	l->present = in_child(try_namespaces, l->detail, sizeof(l->detail)) == 0;
 	long max = read_sysctl("/proc/sys/user/max_user_namespaces");
-	json_object_set_new(l->facts, "max_user_namespaces", max < 0 ? json_null() : json_integer(max));
+	json_object_set_new(l->facts, "max_user_namespaces",
+			    max < 0 ? json_null() : json_integer(max));
 	if (max == 0) {
 		l->present = false;
 		detail(l, "user.max_user_namespaces is 0: user namespaces are switched off");
@@ -238,8 +239,8 @@ static int try_seccomp(char *msg, size_t size)
 		return 1;
 	}
 	const struct scmp_version *v = seccomp_version();
-	snprintf(msg, size, "a filter loads and acts (libseccomp %u.%u.%u, API level %u)",
-		 v->major, v->minor, v->micro, seccomp_api_get());
+	snprintf(msg, size, "a filter loads and acts (libseccomp %u.%u.%u, API level %u)", v->major,
+		 v->minor, v->micro, seccomp_api_get());
 	return 0;
 }
 #endif
@@ -285,8 +286,9 @@ static void probe_cgroups(struct cr_layer_report *cg2, struct cr_layer_report *l
 		detail(lim, "memory, pids and cpu can be enabled: memory.max, pids.max and cpu.max "
 			    "are enforced");
 	else
-		detail(lim, "limits unavailable: cgroup2 at %s offers \"%s\", not all of \"%s\" (on "
-			    "a hybrid host they are bound to v1 hierarchies)",
+		detail(lim,
+		       "limits unavailable: cgroup2 at %s offers \"%s\", not all of \"%s\" (on "
+		       "a hybrid host they are bound to v1 hierarchies)",
 		       mount, available, LIMIT_CONTROLLERS);
 	*ret_mount = TAKE_PTR(mount);
 }
@@ -318,11 +320,12 @@ static void probe_bpf_lsm(struct cr_layer_report *l)
 	else if (!lsms)
 		detail(l, "%s; program: %s", err.msg, loads ? "loads and attaches" : load_err.msg);
 	else if (!listed)
-		detail(l, "bpf is not in the active LSM list (%s): boot with lsm=...,bpf; program: %s",
+		detail(l,
+		       "bpf is not in the active LSM list (%s): boot with lsm=...,bpf; program: %s",
 		       lsms, loads ? "loads but would never run" : load_err.msg);
 	else
-		detail(l, "bpf is an active LSM (%s), but the kernel refuses LSM programs: %s", lsms,
-		       load_err.msg);
+		detail(l, "bpf is an active LSM (%s), but the kernel refuses LSM programs: %s",
+		       lsms, load_err.msg);
 }
 
 static void probe_cgroup_bpf(struct cr_layer_report *l, const char *cgroup2)
@@ -384,8 +387,9 @@ static void probe_landlock(struct cr_layer_report *l)
 	if (l->built)
 		detail(l, "ABI version %ld", abi);
 	else
-		detail(l, "kernel offers ABI version %ld, but disabled in this build "
-			  "(CONFIG_CORRAL_LANDLOCK)",
+		detail(l,
+		       "kernel offers ABI version %ld, but disabled in this build "
+		       "(CONFIG_CORRAL_LANDLOCK)",
 		       abi);
 }
 
@@ -460,7 +464,8 @@ json_t *cr_doctor_to_json(const struct cr_doctor_report *report)
 			json_decref(o);
 			goto fail;
 		}
-		if (l->required && !l->present && json_array_append_new(missing, json_string(l->name)))
+		if (l->required && !l->present &&
+		    json_array_append_new(missing, json_string(l->name)))
 			goto fail;
 	}
 	if (json_object_set_new(root, "layers", layers) < 0) {

@@ -10,14 +10,14 @@
 
 bool cr_test_in_vm(void);
 
-#define cr_test_need(cond, fmt, ...)                                                               \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			if (cr_test_in_vm())                                                       \
-				cr_assert_fail("required in the VM: " fmt, ##__VA_ARGS__);        \
-			else                                                                       \
-				cr_skip_test(fmt, ##__VA_ARGS__);                                  \
-		}                                                                                  \
+#define cr_test_need(cond, fmt, ...)                                                       \
+	do {                                                                               \
+		if (!(cond)) {                                                             \
+			if (cr_test_in_vm())                                               \
+				cr_assert_fail("required in the VM: " fmt, ##__VA_ARGS__); \
+			else                                                               \
+				cr_skip_test(fmt, ##__VA_ARGS__);                          \
+		}                                                                          \
 	} while (0)
 
 /* A cgroup for one test under the cgroup2 mount: "<mount>/corral-test-<pid>-<tag>". Skips

@@ -58,15 +58,13 @@ Test(doctor, report_on_this_kernel_is_consistent, .timeout = 60)
 			  lsm->detail);
 
 	/* cgroup limits present exactly when the three controllers are offered */
-	json_t *available =
-		json_object_get(r.layers[CR_LAYER_CGROUP2].facts, "available");
+	json_t *available = json_object_get(r.layers[CR_LAYER_CGROUP2].facts, "available");
 	if (r.layers[CR_LAYER_CGROUP2].present) {
 		cr_assert(json_is_array(available));
 		int found = 0;
 		size_t i;
 		json_t *v;
-		json_array_foreach(available, i, v)
-		{
+		json_array_foreach (available, i, v) {
 			const char *s = json_string_value(v);
 			found += !strcmp(s, "memory") || !strcmp(s, "pids") || !strcmp(s, "cpu");
 		}

@@ -42,7 +42,8 @@ int cr_read_file_at(int dirfd, const char *path, size_t max, char **ret, size_t 
 			break;
 		len += (size_t)r;
 		if (len > max)
-			return cr_error_set(err, EFBIG, "read %s: longer than %zu bytes", path, max);
+			return cr_error_set(err, EFBIG, "read %s: longer than %zu bytes", path,
+					    max);
 	}
 	buf[len] = '\0';
 	if (ret_len)

@@ -42,18 +42,18 @@ static inline void cr_closedirp(DIR **d)
 #define _cleanup_fclose_ _cleanup_(cr_fclosep)
 #define _cleanup_closedir_ _cleanup_(cr_closedirp)
 
-#define TAKE_PTR(p)                                                                                \
-	({                                                                                         \
-		__typeof__(p) _ptr = (p);                                                          \
-		(p) = NULL;                                                                        \
-		_ptr;                                                                              \
+#define TAKE_PTR(p)                       \
+	({                                \
+		__typeof__(p) _ptr = (p); \
+		(p) = NULL;               \
+		_ptr;                     \
 	})
 
-#define TAKE_FD(fd)                                                                                \
-	({                                                                                         \
-		int _fd = (fd);                                                                    \
-		(fd) = -1;                                                                         \
-		_fd;                                                                               \
+#define TAKE_FD(fd)             \
+	({                      \
+		int _fd = (fd); \
+		(fd) = -1;      \
+		_fd;            \
 	})
 
 #define CR_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))

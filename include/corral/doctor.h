@@ -23,13 +23,13 @@ enum cr_layer {
 };
 
 struct cr_layer_report {
-	const char *name;  /* stable identifier: "bpf_lsm" */
+	const char *name; /* stable identifier: "bpf_lsm" */
 	const char *title; /* for people: "BPF LSM" */
-	bool built;        /* compiled into this build (Kconfig) */
-	bool present;      /* works on this kernel, now */
-	bool required;     /* by the build configuration or by the caller */
-	char detail[512];  /* what was tried and what the kernel said */
-	json_t *facts;     /* machine-readable findings; owned by the report */
+	bool built; /* compiled into this build (Kconfig) */
+	bool present; /* works on this kernel, now */
+	bool required; /* by the build configuration or by the caller */
+	char detail[512]; /* what was tried and what the kernel said */
+	json_t *facts; /* machine-readable findings; owned by the report */
 };
 
 struct cr_doctor_report {
