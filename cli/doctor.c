@@ -20,6 +20,15 @@ static void doctor_usage(FILE *f)
 	fprintf(f, "\n");
 }
 
+static const char *state_word(const struct cr_layer_report *l)
+{
+	if (l->present)
+		return "ok";
+	if (!l->built)
+		return "off";
+	return l->required ? "MISSING" : "absent";
+}
+
 static int parse_required(const char *arg, unsigned *mask)
 {
 	_cleanup_free_ char *copy = strdup(arg);
@@ -97,7 +106,7 @@ int cr_cli_doctor(int argc, char **argv)
 		printf("kernel %s (%s)\n", report.kernel_release, report.machine);
 		for (int i = 0; i < CR_LAYER_COUNT; i++) {
 			const struct cr_layer_report *l = &report.layers[i];
-			const char *state = l->present ? "ok" : !l->built ? "off" : "MISSING";
+			const char *state = state_word(l);
 			printf("  %-17s %-8s%s %s\n", l->title, state, l->required ? "*" : " ",
 			       l->detail);
 		}
