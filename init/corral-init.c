@@ -6,8 +6,12 @@
  *
  *   corral-init [--] PROGRAM [ARG...]
  *
- * When not PID 1 it makes itself a child subreaper, so orphans still come to it. */
+ * When not PID 1 it makes itself a child subreaper, so orphans still come to it, and when the
+ * program exits it kills and reaps whatever the program left behind, as the kernel does for a
+ * pid namespace whose PID 1 exits. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +29,55 @@ static int status_to_exit(int status)
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	return 255;
+}
+
+/* SIGKILLs every child of ours (from /proc: ppid == us). Returns how many it found. */
+static int kill_children(void)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int found = 0;
+	pid_t self = getpid();
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char path[sizeof(de->d_name) + 16], buf[512];
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		/* pid (comm) state ppid ...: comm may hold anything, so go by the last ')' */
+		char *p = strrchr(buf, ')');
+		int ppid;
+		if (p && sscanf(p + 1, " %*c %d", &ppid) == 1 && ppid == self) {
+			kill((pid_t)atoi(de->d_name), SIGKILL);
+			found++;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Kills and reaps all descendants. Killing a child hands its children to us (we are a
+ * subreaper), so this repeats until nothing is left to wait for. */
+static void end_descendants(pid_t group)
+{
+	kill(-group, SIGKILL);
+	for (;;) {
+		kill_children();
+		pid_t pid = waitpid(-1, NULL, 0);
+		if (pid < 0 && errno == ECHILD)
+			return;
+		if (pid < 0 && errno != EINTR)
+			return;
+	}
 }
 
 int main(int argc, char **argv)
@@ -56,12 +109,21 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* Closed by the child's exec (or exit): until then the program's process group may not
+	 * exist yet, and a signal forwarded to it would be lost. Signals stay blocked meanwhile,
+	 * so one that arrives now is pending, not missed. */
+	int started[2];
+	if (pipe2(started, O_CLOEXEC) < 0) {
+		fprintf(stderr, "corral-init: pipe: %s\n", strerror(errno));
+		return 1;
+	}
 	pid_t child = fork();
 	if (child < 0) {
 		fprintf(stderr, "corral-init: fork: %s\n", strerror(errno));
 		return 1;
 	}
 	if (child == 0) {
+		close(started[0]);
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		if (setsid() < 0) {
 			fprintf(stderr, "corral-init: setsid: %s\n", strerror(errno));
@@ -71,6 +133,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "corral-init: exec %s: %s\n", argv[first], strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
+	close(started[1]);
+	char c;
+	while (read(started[0], &c, 1) < 0 && errno == EINTR)
+		;
+	close(started[0]);
 
 	int exit_code = -1;
 	for (;;) {
@@ -97,7 +164,10 @@ int main(int argc, char **argv)
 			if (pid == child)
 				exit_code = status_to_exit(status);
 		}
-		if (exit_code >= 0)
+		if (exit_code >= 0) {
+			if (getpid() != 1)
+				end_descendants(child);
 			return exit_code;
+		}
 	}
 }
