@@ -31,19 +31,26 @@ static const char *state_word(const struct cr_layer_report *l)
 
 static int parse_required(const char *arg, unsigned *mask)
 {
-	_cleanup_free_ char *copy = strdup(arg);
-	if (!copy)
-		return -1;
-	char *save = NULL;
-	for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int layer = cr_doctor_layer_from_name(tok);
+	for (const char *p = arg;; p++) {
+		size_t n = strcspn(p, ",");
+		char name[64];
+		if (n == 0 || n >= sizeof(name)) {
+			fprintf(stderr, "corral doctor: --require \"%s\": %s layer name\n", arg,
+				n ? "too long a" : "empty");
+			return -1;
+		}
+		memcpy(name, p, n);
+		name[n] = '\0';
+		int layer = cr_doctor_layer_from_name(name);
 		if (layer < 0) {
-			fprintf(stderr, "corral doctor: unknown layer \"%s\" in --require\n", tok);
+			fprintf(stderr, "corral doctor: unknown layer \"%s\" in --require\n", name);
 			return -1;
 		}
 		*mask |= 1u << layer;
+		p += n;
+		if (!*p)
+			return 0;
 	}
-	return 0;
 }
 
 int cr_cli_doctor(int argc, char **argv)

@@ -28,6 +28,19 @@ static void usage(FILE *f)
 		   "[--workers N]\n");
 }
 
+/* A decimal number made of digits only (no sign, no spaces) within [min, max]. */
+static int parse_number(const char *s, long min, long max, long *ret)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 10 || strspn(s, "0123456789") != n)
+		return -1;
+	long v = strtol(s, NULL, 10);
+	if (v < min || v > max)
+		return -1;
+	*ret = v;
+	return 0;
+}
+
 /* Accepts 127.x.y.z:PORT and [::1]:PORT: the API is never exposed beyond loopback. */
 static int check_listen(const char *arg)
 {
@@ -37,10 +50,8 @@ static int check_listen(const char *arg)
 		return -1;
 	memcpy(host, arg, (size_t)(colon - arg));
 	host[colon - arg] = '\0';
-	char *end;
-	errno = 0;
-	long port = strtol(colon + 1, &end, 10);
-	if (errno || *end || end == colon + 1 || port < 1 || port > 65535)
+	long port;
+	if (parse_number(colon + 1, 1, 65535, &port) < 0)
 		return -1;
 	struct in_addr a4;
 	if (inet_pton(AF_INET, host, &a4) == 1)
@@ -89,7 +100,6 @@ int main(int argc, char **argv)
 		.workers = 2,
 	};
 	int c;
-	char *end;
 
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
@@ -111,9 +121,7 @@ int main(int argc, char **argv)
 			o.listen = optarg;
 			break;
 		case 'w':
-			errno = 0;
-			o.workers = strtol(optarg, &end, 10);
-			if (errno || *end || end == optarg || o.workers < 1 || o.workers > 1024) {
+			if (parse_number(optarg, 1, 1024, &o.workers) < 0) {
 				fprintf(stderr,
 					"corrald: --workers %s: want a number from 1 to 1024\n",
 					optarg);

@@ -8,7 +8,8 @@ source "$(dirname "$0")/lib/common.bash"
 need_program "$CORRALD"
 
 for bad in 0.0.0.0:8080 192.168.1.1:8080 127.0.0.1:0 127.0.0.1:70000 127.0.0.1:abc \
-	127.0.0.1: 127.0.0.1 localhost localhost:8080 :8080 '[::]:8080' ::1:8080; do
+	127.0.0.1: 127.0.0.1 localhost localhost:8080 :8080 '[::]:8080' ::1:8080 \
+	'127.0.0.1: 80' 127.0.0.1:+80 '127.0.0.1:80 '; do
 	run "$CORRALD" --state-dir "$TMP/state" --socket "$TMP/sock" --listen "$bad"
 	expect_rc 2 "corrald --listen $bad"
 	expect_match '--listen' "$ERR" "corrald --listen $bad explains"

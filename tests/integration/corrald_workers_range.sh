@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib/common.bash"
 need_program "$CORRALD"
 
-for bad in 0 -1 1025 5000 x 3x 0x10 ''; do
+for bad in 0 -1 1025 5000 x 3x 0x10 '' ' 5' '5 ' +3 007x 99999999999999999999; do
 	run "$CORRALD" --state-dir "$TMP/state" --socket "$TMP/sock" --workers "$bad"
 	expect_rc 2 "corrald --workers '$bad'"
 	expect_match '--workers' "$ERR" "corrald --workers '$bad' explains"

@@ -28,3 +28,10 @@ expect_rc 2 "doctor --json extra"
 
 run "$CORRAL" doctor --require
 expect_rc 2 "doctor --require (no value)"
+
+# An empty name anywhere in the list requires nothing: that is a mistake, not a no-op.
+for empty in '' , 'bpf_lsm,' ',landlock' 'bpf_lsm,,landlock'; do
+	run "$CORRAL" doctor --require "$empty"
+	expect_rc 2 "doctor --require '$empty'"
+	expect_match 'empty layer name' "$ERR" "doctor --require '$empty' explains"
+done
