@@ -6,9 +6,18 @@ build=${CORRAL_BUILD:-$(pwd)/build}
 bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
-timeout --kill-after=10 "${CORRAL_UNIT_TIMEOUT:-600}" "$bin" --jobs 2 "$@"
-rc=$?
+log=$(mktemp /tmp/corral-unit.XXXXXX)
+trap 'rm -f "$log"' EXIT
+timeout --kill-after=10 "${CORRAL_UNIT_TIMEOUT:-600}" "$bin" --jobs 2 "$@" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
 [ $rc = 124 ] && echo "unit: timed out after ${CORRAL_UNIT_TIMEOUT:-600} s"
+
+# A leak is reported when a Criterion worker exits, after its test was counted as passed, and
+# does not change the exit status: any sanitizer report fails the run.
+if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: ' "$log"; then
+	echo "unit: FAILED: a sanitizer reported an error (above)"
+	rc=1
+fi
 
 # A failed test may leave its group; remove it and say so: a leak is a failure.
 mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)

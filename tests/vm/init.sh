@@ -49,6 +49,19 @@ doctor() {
 		namespaces,seccomp,cgroup2,cgroup_limits,bpf_lsm,cgroup_bpf,io_uring,landlock
 }
 
+# Criterion counts a test as passed before LeakSanitizer reports at the worker's exit, and the
+# exit status stays 0: a sanitizer report anywhere fails the step.
+unit() {
+	/corral/tests/unit --jobs 1 --color=never >/tmp/unit.log 2>&1
+	rc=$?
+	cat /tmp/unit.log
+	if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: ' /tmp/unit.log; then
+		echo "a sanitizer reported an error"
+		return 1
+	fi
+	return $rc
+}
+
 no_leaked_cgroups() {
 	leaked=$(ls -d /sys/fs/cgroup/corral-* 2>/dev/null)
 	[ -z "$leaked" ] || { echo "leaked cgroups: $leaked"; return 1; }
@@ -57,7 +70,7 @@ no_leaked_cgroups() {
 echo "vm: kernel $(uname -r); LSMs: $(cat /sys/kernel/security/lsm)"
 step modules load_modules
 step doctor doctor
-step unit /corral/tests/unit --jobs 1 --color=never
+step unit unit
 step no-leaked-cgroups no_leaked_cgroups
 
 echo "vm: $pass passed, $fail failed"
