@@ -11,7 +11,7 @@ build=(make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libelf-dev zl
 	kconfig-frontends-nox libncurses-dev)
 # Unit tests (criterion), format check, VM tests (qemu, busybox, cpio; the kernel itself is
 # fetched with "apt-get download" by scripts/vmtest.sh, never installed), integration tests.
-test=(libcriterion-dev clang-format qemu-system-x86 busybox-static cpio kmod jq tmux util-linux
+test=(libcriterion-dev clang-format qemu-system-x86 busybox-static cpio kmod jq tmux file git util-linux
 	iproute2 procps coreutils)
 
 case "${1:-all}" in
