@@ -89,7 +89,7 @@ endif
 
 # --- sources ---------------------------------------------------------------------------------
 
-LIB_SRCS := util/error.c util/fileio.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
+LIB_SRCS := util/error.c util/fileio.c util/strutil.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c
 CLI_SRCS := cli/main.c cli/doctor.c
 CORRALD_SRCS := daemon/corrald.c

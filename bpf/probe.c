@@ -14,6 +14,7 @@
 #include "corral/bpf.h"
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
+#include "corral/strutil.h"
 #include "bpf-internal.h"
 
 #ifdef CONFIG_CORRAL_BPF

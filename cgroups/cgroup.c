@@ -17,6 +17,7 @@
 #include "corral/cgroup.h"
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
+#include "corral/strutil.h"
 
 #define CGROUP_FILE_MAX (1 << 20)
 
@@ -108,24 +109,12 @@ int cr_cgroup_write(const char *dir, const char *file, const char *value, struct
 	return cr_write_file(path, value, err);
 }
 
-static bool has_word(const char *list, const char *word, size_t len)
-{
-	for (const char *p = list; *p;) {
-		p += strspn(p, " \t\n");
-		size_t n = strcspn(p, " \t\n");
-		if (n == len && memcmp(p, word, len) == 0)
-			return true;
-		p += n;
-	}
-	return false;
-}
-
 int cr_cgroup_has_all(const char *have, const char *want)
 {
 	for (const char *p = want; *p;) {
-		p += strspn(p, " \t\n");
-		size_t n = strcspn(p, " \t\n");
-		if (n && !has_word(have, p, n))
+		p += strspn(p, CR_WORD_SEPARATORS);
+		size_t n = strcspn(p, CR_WORD_SEPARATORS);
+		if (n && !cr_word_in(have, p, n))
 			return 0;
 		p += n;
 	}
@@ -135,8 +124,8 @@ int cr_cgroup_has_all(const char *have, const char *want)
 int cr_cgroup_enable(const char *dir, const char *controllers, struct cr_error *err)
 {
 	for (const char *p = controllers; *p;) {
-		p += strspn(p, " \t\n");
-		size_t n = strcspn(p, " \t\n");
+		p += strspn(p, CR_WORD_SEPARATORS);
+		size_t n = strcspn(p, CR_WORD_SEPARATORS);
 		if (n == 0)
 			break;
 		char word[64];

@@ -27,6 +27,7 @@
 #include "corral/doctor.h"
 #include "corral/fileio.h"
 #include "corral/kconfig.h"
+#include "corral/strutil.h"
 
 static const struct {
 	const char *name;
@@ -95,26 +96,13 @@ static void fact_words(struct cr_layer_report *l, const char *key, const char *l
 {
 	json_t *a = json_array();
 	for (const char *p = list; a && *p;) {
-		p += strspn(p, " ,\n");
-		size_t n = strcspn(p, " ,\n");
+		p += strspn(p, CR_WORD_SEPARATORS);
+		size_t n = strcspn(p, CR_WORD_SEPARATORS);
 		if (n)
 			json_array_append_new(a, json_stringn(p, n));
 		p += n;
 	}
 	json_object_set_new(l->facts, key, a);
-}
-
-static bool list_has(const char *list, const char *word)
-{
-	size_t len = strlen(word);
-	for (const char *p = list; *p;) {
-		p += strspn(p, " ,\n");
-		size_t n = strcspn(p, " ,\n");
-		if (n == len && strncmp(p, word, len) == 0)
-			return true;
-		p += n;
-	}
-	return false;
 }
 
 /* Reads a small integer sysctl; -1 when the file is absent or unreadable. */
@@ -300,7 +288,7 @@ static void probe_bpf_lsm(struct cr_layer_report *l)
 	bool listed = false;
 
 	if (cr_bpf_lsm_list(&lsms, &err) == 0) {
-		listed = list_has(lsms, "bpf");
+		listed = cr_word_in(lsms, "bpf", 3);
 		fact_words(l, "active_lsms", lsms);
 	} else {
 		fact_str(l, "active_lsms", NULL);

@@ -7,6 +7,7 @@
 #include "corral/cleanup.h"
 #include "corral/error.h"
 #include "corral/fileio.h"
+#include "corral/strutil.h"
 #include "helpers.h"
 
 Test(error, errno_message_names_object_and_cause)
@@ -106,4 +107,14 @@ Test(fileio, write_reports_the_kernels_refusal)
 	int r = cr_write_file("/proc/self/oom_score_adj", "5000", &err);
 	cr_assert_eq(r, -EINVAL);
 	cr_assert(strstr(err.msg, "write \"5000\" to /proc/self/oom_score_adj"), "%s", err.msg);
+}
+
+Test(strutil, word_in_matches_whole_words_in_space_and_comma_lists)
+{
+	cr_assert(cr_word_in("lockdown,capability,bpf", "bpf", 3));
+	cr_assert(cr_word_in("cpuset cpu io\n", "cpu", 3));
+	cr_assert_not(cr_word_in("cpuset io", "cpu", 3), "a prefix of a word is not the word");
+	cr_assert_not(cr_word_in("bpf_foo,lockdown", "bpf", 3));
+	cr_assert_not(cr_word_in("", "bpf", 3));
+	cr_assert_not(cr_word_in("a,,b", "", 0), "empty words never match");
 }

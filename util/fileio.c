@@ -79,11 +79,3 @@ int cr_write_file(const char *path, const char *value, struct cr_error *err)
 {
 	return cr_write_file_at(AT_FDCWD, path, value, err);
 }
-
-char *cr_strip(char *s)
-{
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
-		s[--n] = '\0';
-	return s;
-}

@@ -17,7 +17,4 @@ int cr_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
 int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_error *err);
 int cr_write_file(const char *path, const char *value, struct cr_error *err);
 
-/* Removes trailing whitespace in place; returns s. */
-char *cr_strip(char *s);
-
 #endif
