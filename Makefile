@@ -56,7 +56,7 @@ endif
 
 WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow=local \
 	-Wformat=2 -Wvla -Werror=implicit-function-declaration
-CPPFLAGS := -D_GNU_SOURCE -Iinclude -I$(O) -include include/generated/autoconf.h
+CPPFLAGS := -D_GNU_SOURCE -Iinclude -I. -I$(O) -include include/generated/autoconf.h
 CFLAGS := -std=gnu11 -g $(WARN) -fno-common -fstack-protector-strong -MMD -MP
 LDFLAGS :=
 # corral-init runs inside arbitrary root file systems: static, libc only. ASan cannot link
@@ -76,7 +76,7 @@ CPPFLAGS += -D_FORTIFY_SOURCE=2
 INIT_CFLAGS += -O2
 endif
 
-LIBS := -ljansson
+LIBS := -ljansson -lsqlite3 -lpthread
 ifeq ($(CONFIG_CORRAL_BPF),y)
 LIBS += -lbpf -lelf -lz
 endif
@@ -89,7 +89,8 @@ endif
 
 # --- sources ---------------------------------------------------------------------------------
 
-LIB_SRCS := util/error.c util/fileio.c util/strutil.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
+LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c \
+	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c
 CLI_SRCS := cli/main.c cli/doctor.c
 CORRALD_SRCS := daemon/corrald.c

@@ -1,4 +1,5 @@
 /* tests/helpers: summary line, VM-aware skipping, per-test cgroups. */
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,4 +69,26 @@ int cr_test_run_in_cgroup(const char *cgroup, int (*fn)(void *), void *arg)
 	int status;
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+char *cr_test_tmpdir(const char *tag)
+{
+	char *path = NULL;
+	cr_assert_geq(asprintf(&path, "/tmp/corral-test-%s-XXXXXX", tag), 0);
+	cr_assert_not_null(mkdtemp(path), "mkdtemp %s", path);
+	return path;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0; /* keep going: remove what can be removed */
+}
+
+void cr_test_rmrf(const char *path)
+{
+	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }

@@ -28,4 +28,10 @@ char *cr_test_cgroup(const char *tag, char **ret_mount);
  * with its result; returns that exit status, or -1 if the child died otherwise. */
 int cr_test_run_in_cgroup(const char *cgroup, int (*fn)(void *), void *arg);
 
+/* A new empty directory under /tmp (owned by the caller; remove with cr_test_rmrf()). */
+char *cr_test_tmpdir(const char *tag);
+
+/* Removes path and everything below it. */
+void cr_test_rmrf(const char *path);
+
 #endif

@@ -6,6 +6,7 @@ build=${CORRAL_BUILD:-$(pwd)/build}
 bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
+before=$(ls -d /tmp/corral-test-* 2>/dev/null)
 log=$(mktemp /tmp/corral-unit.XXXXXX)
 trap 'rm -f "$log"' EXIT
 timeout --kill-after=10 "${CORRAL_UNIT_TIMEOUT:-600}" "$bin" --jobs 2 "$@" 2>&1 | tee "$log"
@@ -33,4 +34,11 @@ if [ -n "$mount" ]; then
 		rc=1
 	done
 fi
+for d in /tmp/corral-test-*; do
+	[ -e "$d" ] || continue
+	grep -qxF "$d" <<<"$before" && continue
+	echo "unit: leaked temporary file $d"
+	rm -rf "$d"
+	rc=1
+done
 exit $rc

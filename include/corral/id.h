@@ -1,0 +1,19 @@
+/* util/id: public object ids: a prefix ("sesn_", "sevt_", ...) and 26 characters of base32
+ * over 128 random bits from getrandom(): unguessable. */
+#ifndef CORRAL_ID_H
+#define CORRAL_ID_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "corral/error.h"
+
+#define CR_ID_RAW 16 /* random bytes in an id */
+
+/* 16 random bytes for an id. */
+int cr_id_random(uint8_t raw[CR_ID_RAW], struct cr_error *err);
+
+/* Writes prefix + base32(raw) to out (size bytes); -ENAMETOOLONG if it does not fit. */
+int cr_id_format(const char *prefix, const uint8_t raw[CR_ID_RAW], char *out, size_t size);
+
+#endif

@@ -1,0 +1,1762 @@
+/* log/log: the session event log. One writer thread owns the active segment and the io_uring:
+ * it takes every append queued while the previous batch was being made durable, checks each
+ * against the session's fencing state and assigns sequence numbers (so a failed batch is undone
+ * exactly), writes the batch with a linked fdatasync, and only then publishes the events to
+ * readers and acknowledges them. Recovery at open rebuilds everything in memory from the
+ * segments. Must never acknowledge an append before its sync completed, never retry a failed
+ * fdatasync, and never let a stale epoch write. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#ifdef CONFIG_CORRAL_IO_URING
+#include <liburing.h>
+#endif
+
+#include "corral/cleanup.h"
+#include "corral/id.h"
+#include "corral/log.h"
+#include "log/catalog.h"
+#include "log/format.h"
+
+#define MARKER_FILE "corral-log"
+#define MARKER_TEXT "corral session log, format 1\n"
+#define LOCK_FILE "LOCK"
+#define CATALOG_FILE "catalog.db"
+#define BATCH_HEADER_SIZE (log_align(LOG_FRAME_HEADER + 16))
+#define BATCH_MAX_BYTES (8u << 20) /* a batch closes at this size; the rest waits for the next */
+
+enum loc_state {
+	LOC_DONE,
+	LOC_PENDING,
+	LOC_MARKING
+};
+
+struct loc {
+	uint64_t off;
+	uint64_t processed_ns; /* 0 while pending */
+	uint32_t seg; /* index into log->segs */
+	uint32_t len; /* padded frame size */
+	uint8_t state;
+};
+
+struct session {
+	char id[CR_LOG_ID_MAX];
+	uint64_t created_ns;
+	bool durable; /* its creation is durable: visible to everyone */
+	bool creating; /* its creation is in the batch being written */
+	bool listed; /* in log->order */
+	uint64_t epoch, durable_epoch;
+	uint64_t next_seq, durable_seq;
+	struct loc *locs; /* locs[seq - 1], valid up to durable_seq */
+	size_t locs_cap;
+	uint64_t *pending; /* durable pending seqs, ascending */
+	size_t npending, pending_cap;
+};
+
+enum req_kind {
+	REQ_EVENT,
+	REQ_MARK,
+	REQ_CREATE,
+	REQ_ACQUIRE
+};
+
+struct req {
+	struct req *next;
+	enum req_kind kind;
+	char session[CR_LOG_ID_MAX];
+	char type[CR_LOG_TYPE_MAX];
+	uint64_t epoch, expected_seq, seq, time_ns;
+	char *payload;
+	size_t payload_len;
+	unsigned flags;
+	cr_log_done_fn done;
+	void *arg;
+	/* set by the writer */
+	int result;
+	struct cr_error err;
+	struct session *s;
+	uint64_t undo_epoch, undo_next_seq;
+	uint8_t event_id[CR_ID_RAW];
+	uint64_t batch_off; /* offset of its frame in the batch buffer */
+	uint32_t frame_size;
+};
+
+struct segment {
+	uint64_t segno;
+	int fd;
+};
+
+struct cr_log {
+	char *dir;
+	int dirfd, lockfd;
+	struct cr_log_options opts;
+	sqlite3 *catalog;
+
+	pthread_mutex_t qlock; /* the queue and stopping */
+	pthread_cond_t work;
+	struct req *head, *tail;
+	bool stopping;
+
+	pthread_mutex_t lock; /* sessions, segments, stats, failure */
+	pthread_cond_t durable;
+	bool closed;
+	int failed; /* errno of a write/sync failure: no further appends */
+	struct cr_error fail_err;
+
+	struct session **table; /* open addressing by id hash */
+	size_t table_cap, nsessions;
+	struct session **order; /* creation order */
+	size_t order_len, order_cap;
+
+	struct segment *segs;
+	size_t nsegs, segs_cap;
+	uint64_t cur_off, cur_size, next_batch;
+	struct cr_log_stats stats;
+
+	pthread_t writer;
+	bool writer_started;
+	uint8_t *buf;
+	size_t buf_cap;
+#ifdef CONFIG_CORRAL_IO_URING
+	struct io_uring ring;
+	bool ring_ready;
+#endif
+};
+
+static uint64_t now_ns(clockid_t clock)
+{
+	struct timespec ts;
+	clock_gettime(clock, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void cr_log_options_init(struct cr_log_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->segment_size = 64u << 20;
+	opts->max_payload = 1u << 20;
+}
+
+/* --- sessions table ------------------------------------------------------------------------ */
+
+static uint64_t hash_id(const char *id, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)id[i]) * 1099511628211ull;
+	return h;
+}
+
+static struct session *lookup_n(struct cr_log *log, const char *id, size_t len)
+{
+	if (!log->table_cap)
+		return NULL;
+	size_t mask = log->table_cap - 1;
+	for (size_t i = hash_id(id, len) & mask;; i = (i + 1) & mask) {
+		struct session *s = log->table[i];
+		if (!s)
+			return NULL;
+		if (strlen(s->id) == len && memcmp(s->id, id, len) == 0)
+			return s;
+	}
+}
+
+static struct session *lookup(struct cr_log *log, const char *id)
+{
+	return lookup_n(log, id, strlen(id));
+}
+
+/* A durable session, or NULL with err set. */
+static struct session *find_durable(struct cr_log *log, const char *id, struct cr_error *err)
+{
+	struct session *s = lookup(log, id);
+	if (!s || !s->durable) {
+		cr_error_set(err, ENOENT, "no session %s in the log", id);
+		return NULL;
+	}
+	return s;
+}
+
+static int table_put(struct cr_log *log, struct session *s)
+{
+	if ((log->nsessions + 1) * 2 > log->table_cap) {
+		size_t cap = log->table_cap ? log->table_cap * 2 : 64;
+		struct session **t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < log->table_cap; i++) {
+			struct session *o = log->table[i];
+			if (!o)
+				continue;
+			size_t j = hash_id(o->id, strlen(o->id)) & (cap - 1);
+			while (t[j])
+				j = (j + 1) & (cap - 1);
+			t[j] = o;
+		}
+		free(log->table);
+		log->table = t;
+		log->table_cap = cap;
+	}
+	size_t j = hash_id(s->id, strlen(s->id)) & (log->table_cap - 1);
+	while (log->table[j])
+		j = (j + 1) & (log->table_cap - 1);
+	log->table[j] = s;
+	log->nsessions++;
+	return 0;
+}
+
+/* Creates the in-memory session (not yet durable) or returns the existing one. */
+static struct session *session_get_or_add(struct cr_log *log, const char *id, size_t len)
+{
+	struct session *s = lookup_n(log, id, len);
+	if (s)
+		return s;
+	if (len >= CR_LOG_ID_MAX)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	memcpy(s->id, id, len);
+	s->next_seq = 1;
+	if (table_put(log, s) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static int order_add(struct cr_log *log, struct session *s)
+{
+	if (s->listed)
+		return 0;
+	if (log->order_len == log->order_cap) {
+		size_t cap = log->order_cap ? log->order_cap * 2 : 64;
+		struct session **o = realloc(log->order, cap * sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		log->order = o;
+		log->order_cap = cap;
+	}
+	log->order[log->order_len++] = s;
+	s->listed = true;
+	return 0;
+}
+
+static int locs_reserve(struct session *s, uint64_t seq)
+{
+	if (seq <= s->locs_cap)
+		return 0;
+	size_t cap = s->locs_cap ? s->locs_cap * 2 : 16;
+	while (cap < seq)
+		cap *= 2;
+	struct loc *l = realloc(s->locs, cap * sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	s->locs = l;
+	s->locs_cap = cap;
+	return 0;
+}
+
+static int pending_add(struct session *s, uint64_t seq)
+{
+	if (s->npending == s->pending_cap) {
+		size_t cap = s->pending_cap ? s->pending_cap * 2 : 8;
+		uint64_t *p = realloc(s->pending, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		s->pending = p;
+		s->pending_cap = cap;
+	}
+	s->pending[s->npending++] = seq;
+	return 0;
+}
+
+static void pending_remove(struct session *s, uint64_t seq)
+{
+	for (size_t i = 0; i < s->npending; i++) {
+		if (s->pending[i] == seq) {
+			memmove(&s->pending[i], &s->pending[i + 1],
+				(s->npending - i - 1) * sizeof(uint64_t));
+			s->npending--;
+			return;
+		}
+	}
+}
+
+/* Applies a durable frame to the in-memory state (recovery and the writer both use this). */
+static int apply(struct cr_log *log, const struct log_frame *f, uint32_t seg, uint64_t off,
+		 struct cr_error *err)
+{
+	struct session *s;
+	switch (f->kind) {
+	case LOG_CREATE:
+		s = session_get_or_add(log, f->session, f->session_len);
+		if (!s)
+			return cr_error_errno(err, ENOMEM, "session table");
+		if (s->durable)
+			return cr_error_set(err, EUCLEAN, "session %s created twice", s->id);
+		s->durable = true;
+		s->creating = false;
+		s->created_ns = f->time_ns;
+		return order_add(log, s) < 0 ? cr_error_errno(err, ENOMEM, "session list") : 0;
+	case LOG_EVENT:
+		s = lookup_n(log, f->session, f->session_len);
+		if (!s || !s->durable)
+			return cr_error_set(err, EUCLEAN,
+					    "event for a session never created (%.*s)",
+					    (int)f->session_len, f->session);
+		if (f->seq != s->durable_seq + 1)
+			return cr_error_set(err, EUCLEAN, "session %s: seq %llu follows %llu",
+					    s->id, (unsigned long long)f->seq,
+					    (unsigned long long)s->durable_seq);
+		if (f->epoch < s->durable_epoch)
+			return cr_error_set(
+				err, EUCLEAN, "session %s: seq %llu has stale epoch %llu", s->id,
+				(unsigned long long)f->seq, (unsigned long long)f->epoch);
+		if (locs_reserve(s, f->seq) < 0)
+			return cr_error_errno(err, ENOMEM, "index");
+		struct loc *l = &s->locs[f->seq - 1];
+		l->off = off;
+		l->seg = seg;
+		l->len = (uint32_t)log_align(f->len);
+		if (f->flags & LOG_FLAG_PENDING) {
+			l->state = LOC_PENDING;
+			l->processed_ns = 0;
+			if (pending_add(s, f->seq) < 0)
+				return cr_error_errno(err, ENOMEM, "pending list");
+		} else {
+			l->state = LOC_DONE;
+			l->processed_ns = f->time_ns;
+		}
+		s->durable_seq = f->seq;
+		s->durable_epoch = f->epoch;
+		if (s->next_seq <= f->seq)
+			s->next_seq = f->seq + 1;
+		if (s->epoch < f->epoch)
+			s->epoch = f->epoch;
+		return 0;
+	case LOG_MARK:
+		s = lookup_n(log, f->session, f->session_len);
+		if (!s || !s->durable || f->seq == 0 || f->seq > s->durable_seq ||
+		    s->locs[f->seq - 1].state == LOC_DONE)
+			return cr_error_set(err, EUCLEAN,
+					    "mark of an event that is not pending (%.*s "
+					    "seq %llu)",
+					    (int)f->session_len, f->session,
+					    (unsigned long long)f->seq);
+		s->locs[f->seq - 1].state = LOC_DONE;
+		s->locs[f->seq - 1].processed_ns = f->time_ns;
+		pending_remove(s, f->seq);
+		return 0;
+	case LOG_BATCH:
+		break;
+	}
+	return cr_error_set(err, EUCLEAN, "unexpected frame kind %d", f->kind);
+}
+
+/* --- segments ------------------------------------------------------------------------------ */
+
+static void segment_name(uint64_t segno, char *buf, size_t size)
+{
+	snprintf(buf, size, "%08llu.seg", (unsigned long long)segno);
+}
+
+static int segs_push(struct cr_log *log, uint64_t segno, int fd)
+{
+	if (log->nsegs == log->segs_cap) {
+		size_t cap = log->segs_cap ? log->segs_cap * 2 : 16;
+		struct segment *s = realloc(log->segs, cap * sizeof(*s));
+		if (!s)
+			return -ENOMEM;
+		log->segs = s;
+		log->segs_cap = cap;
+	}
+	log->segs[log->nsegs++] = (struct segment){ .segno = segno, .fd = fd };
+	return 0;
+}
+
+/* Makes [off, size) of fd read as zeros, durably. */
+static int zero_range(int fd, uint64_t off, uint64_t size)
+{
+	if (off >= size)
+		return 0;
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)(size - off)) == 0) {
+		/* reserve the space again, so the next writes cannot hit ENOSPC */
+		if (fallocate(fd, 0, (off_t)off, (off_t)(size - off)) < 0 && errno != EOPNOTSUPP)
+			return -errno;
+	} else {
+		static const uint8_t zeros[65536];
+		for (uint64_t o = off; o < size;) {
+			size_t n = size - o < sizeof(zeros) ? (size_t)(size - o) : sizeof(zeros);
+			ssize_t w = pwrite(fd, zeros, n, (off_t)o);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return -errno;
+			}
+			o += (uint64_t)w;
+		}
+	}
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+/* Makes a new segment with room for need bytes of frames and makes it the active one. */
+static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
+{
+	uint64_t segno = log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1;
+	uint64_t size = log->opts.segment_size;
+	if (size < LOG_SEG_HEADER + need)
+		size = LOG_SEG_HEADER + need;
+	size = (size + 4095) & ~(uint64_t)4095;
+	char name[32];
+	segment_name(segno, name, sizeof(name));
+
+	int fd = openat(log->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "create segment %s/%s", log->dir, name);
+	int r = 0;
+	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+		if (errno != EOPNOTSUPP)
+			r = cr_error_errno(err, errno, "preallocate %llu bytes for segment %s/%s",
+					   (unsigned long long)size, log->dir, name);
+		else if (ftruncate(fd, (off_t)size) < 0)
+			r = cr_error_errno(err, errno, "size segment %s/%s", log->dir, name);
+	}
+	uint8_t hdr[LOG_SEG_HEADER];
+	log_segment_header(segno, now_ns(CLOCK_REALTIME), hdr);
+	if (r == 0 && pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
+		r = cr_error_errno(err, errno ? errno : EIO, "write segment header %s/%s", log->dir,
+				   name);
+	if (r == 0 && (fdatasync(fd) < 0 || fsync(log->dirfd) < 0))
+		r = cr_error_errno(err, errno, "sync new segment %s/%s", log->dir, name);
+	if (r < 0) {
+		close(fd);
+		unlinkat(log->dirfd, name, 0);
+		return r;
+	}
+	pthread_mutex_lock(&log->lock);
+	r = segs_push(log, segno, fd);
+	pthread_mutex_unlock(&log->lock);
+	if (r < 0) {
+		close(fd);
+		unlinkat(log->dirfd, name, 0);
+		return cr_error_errno(err, ENOMEM, "segment list");
+	}
+	log->cur_off = LOG_SEG_HEADER;
+	log->cur_size = size;
+	return 0;
+}
+
+/* --- recovery ------------------------------------------------------------------------------ */
+
+/* Whether a valid batch frame numbered after last_batch lies at or after from in segment i
+ * (in 8-byte steps, as frames are aligned), or, unless only_i, anywhere in a later segment. */
+static bool later_batch(struct cr_log *log, uint8_t **maps, uint64_t *sizes, size_t i,
+			uint64_t from, uint64_t last_batch, bool only_i)
+{
+	for (size_t k = i; k < (only_i ? i + 1 : log->nsegs); k++) {
+		if (!maps[k])
+			continue;
+		const uint8_t *m = maps[k];
+		uint64_t start = k == i ? (from + 7) & ~(uint64_t)7 : LOG_SEG_HEADER;
+		for (uint64_t off = start; off + LOG_FRAME_HEADER <= sizes[k]; off += 8) {
+			uint32_t magic;
+			memcpy(&magic, m + off + 8, 4);
+			if (magic != LOG_FRAME_MAGIC)
+				continue;
+			struct log_frame f;
+			if (log_frame_decode(m + off, sizes[k] - off, &f) == 1 &&
+			    f.kind == LOG_BATCH && f.batch_no > last_batch)
+				return true;
+		}
+	}
+	return false;
+}
+
+struct parsed {
+	struct log_frame f;
+	uint64_t off;
+};
+
+/* Parses the batch at pos of segment i into frames (*ret_n of them, up to cap), without
+ * applying anything. Returns the end offset, or 0 with *bad_at set when the batch is not whole
+ * and valid. */
+static uint64_t parse_batch(const uint8_t *m, uint64_t size, uint64_t pos, uint64_t want_no,
+			    struct parsed **frames, size_t *cap, size_t *ret_n, uint64_t *bad_at)
+{
+	struct log_frame b;
+	*ret_n = 0;
+	if (log_frame_decode(m + pos, size - pos, &b) != 1 || b.kind != LOG_BATCH ||
+	    b.batch_no != want_no) {
+		*bad_at = pos;
+		return 0;
+	}
+	uint64_t p = pos + log_align(b.len), end = p + b.batch_bytes;
+	if (end > size || b.batch_frames == 0) {
+		*bad_at = pos;
+		return 0;
+	}
+	for (uint32_t k = 0; k < b.batch_frames; k++) {
+		if (*ret_n == *cap) {
+			size_t ncap = *cap ? *cap * 2 : 256;
+			struct parsed *n = realloc(*frames, ncap * sizeof(*n));
+			if (!n) {
+				*bad_at = UINT64_MAX; /* out of memory: not corruption */
+				return 0;
+			}
+			*frames = n;
+			*cap = ncap;
+		}
+		struct parsed *pf = &(*frames)[*ret_n];
+		if (p >= end || log_frame_decode(m + p, end - p, &pf->f) != 1 ||
+		    pf->f.kind == LOG_BATCH) {
+			*bad_at = p;
+			return 0;
+		}
+		pf->off = p;
+		p += log_align(pf->f.len);
+		(*ret_n)++;
+	}
+	if (p != end) {
+		*bad_at = p;
+		return 0;
+	}
+	return end;
+}
+
+static int list_segments(struct cr_log *log, uint64_t **ret, size_t *ret_n, struct cr_error *err)
+{
+	int fd = openat(log->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "read log directory %s", log->dir);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return cr_error_errno(err, errno, "read log directory %s", log->dir);
+	}
+	uint64_t *nums = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		unsigned long long v = strtoull(de->d_name, &end, 10);
+		if (end == de->d_name || strcmp(end, ".seg") != 0 || end - de->d_name != 8)
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			uint64_t *x = realloc(nums, cap * sizeof(*x));
+			if (!x) {
+				free(nums);
+				closedir(d);
+				return cr_error_errno(err, ENOMEM, "segment list");
+			}
+			nums = x;
+		}
+		nums[n++] = v;
+	}
+	closedir(d);
+	for (size_t i = 1; i < n; i++) /* few segments: insertion sort */
+		for (size_t j = i; j > 0 && nums[j - 1] > nums[j]; j--) {
+			uint64_t t = nums[j];
+			nums[j] = nums[j - 1];
+			nums[j - 1] = t;
+		}
+	for (size_t i = 1; i < n; i++)
+		if (nums[i] != nums[i - 1] + 1) {
+			free(nums);
+			return cr_error_set(err, EUCLEAN, "log %s: segment %08llu is missing",
+					    log->dir, (unsigned long long)(nums[i - 1] + 1));
+		}
+	*ret = nums;
+	*ret_n = n;
+	return 0;
+}
+
+static int recover(struct cr_log *log, struct cr_error *err)
+{
+	uint64_t t0 = now_ns(CLOCK_MONOTONIC);
+	_cleanup_free_ uint64_t *nums = NULL;
+	size_t n = 0;
+	int r = list_segments(log, &nums, &n, err);
+	if (r < 0)
+		return r;
+
+	uint8_t **maps = calloc(n ? n : 1, sizeof(*maps));
+	uint64_t *sizes = calloc(n ? n : 1, sizeof(*sizes));
+	struct parsed *frames = NULL;
+	size_t frames_cap = 0;
+	if (!maps || !sizes) {
+		r = cr_error_errno(err, ENOMEM, "recovery");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char name[32];
+		segment_name(nums[i], name, sizeof(name));
+		int fd = openat(log->dirfd, name, O_RDWR | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			r = cr_error_errno(err, errno, "open segment %s/%s", log->dir, name);
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		if ((r = segs_push(log, nums[i], fd)) < 0) {
+			close(fd);
+			r = cr_error_errno(err, ENOMEM, "segment list");
+			goto out;
+		}
+		sizes[i] = (uint64_t)st.st_size;
+		if (st.st_size > 0) {
+			maps[i] = mmap(NULL, (size_t)st.st_size, PROT_READ,
+				       MAP_SHARED | MAP_POPULATE, fd, 0);
+			if (maps[i] == MAP_FAILED) {
+				maps[i] = NULL;
+				r = cr_error_errno(err, errno, "map segment %s/%s", log->dir, name);
+				goto out;
+			}
+		}
+	}
+
+	uint64_t batch = 0; /* last good batch number */
+	size_t last_seg = 0;
+	uint64_t end_off = 0; /* end of good data in last_seg */
+	bool torn = false;
+	size_t torn_seg = 0;
+	uint64_t torn_off = 0;
+	for (size_t i = 0; i < n && !torn; i++) {
+		char name[32];
+		segment_name(nums[i], name, sizeof(name));
+		uint64_t segno;
+		if (!maps[i] || !log_segment_header_valid(maps[i], sizes[i], &segno) ||
+		    segno != nums[i]) {
+			/* A segment whose header never became durable: only ever the last one. */
+			if (i + 1 == n) {
+				torn = true;
+				torn_seg = i;
+				torn_off = 0;
+				break;
+			}
+			r = cr_error_set(err, EUCLEAN, "log %s: segment %s has a bad header",
+					 log->dir, name);
+			goto out;
+		}
+		uint64_t pos = LOG_SEG_HEADER;
+		last_seg = i;
+		for (;;) {
+			struct log_frame probe;
+			if (log_frame_decode(maps[i] + pos, sizes[i] - pos, &probe) == 0) {
+				/* end of this segment's data: nothing valid may follow in it */
+				if (later_batch(log, maps, sizes, i, pos + 8, batch, true)) {
+					/* zeros, then a batch: a lost batch in the middle */
+					r = cr_error_set(
+						err, EUCLEAN,
+						"log %s: segment %s offset %llu: zeros followed "
+						"by valid batches (corrupt log)",
+						log->dir, name, (unsigned long long)pos);
+					goto out;
+				}
+				break;
+			}
+			size_t nf = 0;
+			uint64_t bad_at = 0;
+			uint64_t end = parse_batch(maps[i], sizes[i], pos, batch + 1, &frames,
+						   &frames_cap, &nf, &bad_at);
+			if (!end) {
+				if (bad_at == UINT64_MAX) {
+					r = cr_error_errno(err, ENOMEM, "recovery");
+					goto out;
+				}
+				if (later_batch(log, maps, sizes, i, bad_at + 1, batch, false)) {
+					r = cr_error_set(
+						err, EUCLEAN,
+						"log %s: segment %s offset %llu: bad frame "
+						"followed by valid batches (corrupt log)",
+						log->dir, name, (unsigned long long)bad_at);
+					goto out;
+				}
+				torn = true;
+				torn_seg = i;
+				torn_off = pos; /* the whole batch goes: batches are atomic */
+				break;
+			}
+			for (size_t k = 0; k < nf; k++) {
+				if ((r = apply(log, &frames[k].f, (uint32_t)i, frames[k].off,
+					       err)) < 0) {
+					cr_error_prefix(err, "log %s: segment %s offset %llu",
+							log->dir, name,
+							(unsigned long long)frames[k].off);
+					goto out;
+				}
+			}
+			batch++;
+			log->stats.recovered_bytes += end - pos;
+			pos = end;
+			end_off = pos;
+		}
+		if (!torn)
+			end_off = pos;
+	}
+
+	if (torn) {
+		/* Zero the torn tail so that nothing of it can ever look valid again, and drop any
+		 * later segment (none holds a valid batch, or we would not be here). */
+		for (uint64_t o = sizes[torn_seg]; o > torn_off; o--)
+			if (maps[torn_seg] && maps[torn_seg][o - 1]) {
+				log->stats.truncated_bytes = o - torn_off;
+				break;
+			}
+		for (size_t k = n; k-- > torn_seg + (torn_off ? 1 : 0);) {
+			char name[32];
+			segment_name(log->segs[k].segno, name, sizeof(name));
+			if (maps[k])
+				munmap(maps[k], sizes[k]);
+			maps[k] = NULL;
+			close(log->segs[k].fd);
+			if (unlinkat(log->dirfd, name, 0) < 0) {
+				r = cr_error_errno(err, errno, "remove torn segment %s/%s",
+						   log->dir, name);
+				log->nsegs = k;
+				goto out;
+			}
+			log->nsegs = k;
+		}
+		if (fsync(log->dirfd) < 0) {
+			r = cr_error_errno(err, errno, "sync log directory %s", log->dir);
+			goto out;
+		}
+		if (torn_off) {
+			r = zero_range(log->segs[torn_seg].fd, torn_off, sizes[torn_seg]);
+			if (r < 0) {
+				r = cr_error_errno(err, -r, "erase torn tail of segment %08llu",
+						   (unsigned long long)log->segs[torn_seg].segno);
+				goto out;
+			}
+			last_seg = torn_seg;
+			end_off = torn_off;
+		}
+	}
+	if (log->nsegs) {
+		log->cur_off = end_off;
+		log->cur_size = sizes[last_seg];
+	}
+	log->next_batch = batch + 1;
+	r = 0;
+out:
+	for (size_t i = 0; maps && i < n; i++)
+		if (maps[i])
+			munmap(maps[i], sizes[i]);
+	free(maps);
+	free(sizes);
+	free(frames);
+	log->stats.recovery_ns = now_ns(CLOCK_MONOTONIC) - t0;
+	return r;
+}
+
+/* --- writing ------------------------------------------------------------------------------- */
+
+static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
+		      unsigned *ret_syncs, struct cr_error *err)
+{
+	size_t done = 0;
+	*ret_syncs = 0;
+	while (done < len) {
+		int wres, sres;
+#ifdef CONFIG_CORRAL_IO_URING
+		(void)log;
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&log->ring);
+		io_uring_prep_write(sqe, fd, buf + done, (unsigned)(len - done), off + done);
+		sqe->flags |= IOSQE_IO_LINK;
+		sqe->user_data = 1;
+		sqe = io_uring_get_sqe(&log->ring);
+		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+		sqe->user_data = 2;
+		int r;
+		do
+			r = io_uring_submit_and_wait(&log->ring, 2);
+		while (r == -EINTR);
+		if (r < 0)
+			return cr_error_errno(err, -r, "io_uring submit");
+		wres = sres = -ECANCELED;
+		for (int k = 0; k < 2; k++) {
+			struct io_uring_cqe *cqe;
+			do
+				r = io_uring_wait_cqe(&log->ring, &cqe);
+			while (r == -EINTR);
+			if (r < 0)
+				return cr_error_errno(err, -r, "io_uring wait");
+			if (cqe->user_data == 1)
+				wres = cqe->res;
+			else
+				sres = cqe->res;
+			io_uring_cqe_seen(&log->ring, cqe);
+		}
+#else
+		(void)log;
+		ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+		wres = w < 0 ? -errno : (int)w;
+		sres = wres == (int)(len - done) ? (fdatasync(fd) < 0 ? -errno : 0) : -ECANCELED;
+#endif
+		if (wres < 0)
+			return cr_error_errno(err, -wres,
+					      "write %zu bytes to the log at offset %llu",
+					      len - done, (unsigned long long)(off + done));
+		if (wres == 0)
+			return cr_error_set(err, EIO, "write to the log made no progress");
+		done += (size_t)wres;
+		if (done == len && sres < 0)
+			return cr_error_errno(err, -sres, "fdatasync of the log");
+		if (sres == 0)
+			(*ret_syncs)++;
+	}
+	return 0;
+}
+
+static void complete(struct req *r)
+{
+	struct cr_log_appended ev = { 0 };
+	if (r->result == 0 && (r->kind == REQ_EVENT || r->kind == REQ_ACQUIRE)) {
+		ev.seq = r->seq;
+		ev.time_ns = r->time_ns;
+		cr_id_format("sevt_", r->event_id, ev.id, sizeof(ev.id));
+	} else if (r->result == 0) {
+		ev.seq = r->seq;
+		ev.time_ns = r->time_ns;
+	}
+	if (r->done)
+		r->done(r->arg, r->result, r->result == 0 ? &ev : NULL, &r->err);
+	free(r->payload);
+	free(r);
+}
+
+/* Checks r against the session state and assigns what it gets; log->lock held. */
+static int assign(struct cr_log *log, struct req *r)
+{
+	struct session *s;
+	r->time_ns = now_ns(CLOCK_REALTIME);
+	if (r->kind == REQ_CREATE) {
+		s = session_get_or_add(log, r->session, strlen(r->session));
+		if (!s)
+			return cr_error_errno(&r->err, ENOMEM, "create session %s", r->session);
+		if (s->durable || s->creating)
+			return cr_error_set(&r->err, EEXIST, "session %s exists", r->session);
+		s->creating = true;
+		r->s = s;
+		return 0;
+	}
+	s = find_durable(log, r->session, &r->err);
+	if (!s)
+		return -ENOENT;
+	r->s = s;
+	/* everything that can fail comes before the first change of state */
+	if (r->kind != REQ_MARK && cr_id_random(r->event_id, &r->err) < 0)
+		return -r->err.code;
+	if (r->kind == REQ_ACQUIRE) {
+		char payload[64];
+		int n = snprintf(payload, sizeof(payload), "{\"epoch\":%llu}",
+				 (unsigned long long)(s->epoch + 1));
+		r->payload = strndup(payload, (size_t)n);
+		if (!r->payload)
+			return cr_error_errno(&r->err, ENOMEM, "lease");
+		r->payload_len = (size_t)n;
+	}
+	r->undo_epoch = s->epoch;
+	r->undo_next_seq = s->next_seq;
+	if (r->kind == REQ_ACQUIRE) {
+		s->epoch++;
+		r->epoch = s->epoch;
+	} else if (r->epoch != s->epoch) {
+		return cr_error_set(
+			&r->err, ESTALE,
+			"conflict: session %s: epoch %llu is not the current one (%llu)", s->id,
+			(unsigned long long)r->epoch, (unsigned long long)s->epoch);
+	}
+	if (r->kind == REQ_MARK) {
+		if (r->seq == 0 || r->seq > s->durable_seq ||
+		    s->locs[r->seq - 1].state != LOC_PENDING)
+			return cr_error_set(&r->err, EINVAL,
+					    "session %s: event %llu is not pending", s->id,
+					    (unsigned long long)r->seq);
+		s->locs[r->seq - 1].state = LOC_MARKING;
+		return 0;
+	}
+	if (r->expected_seq != CR_LOG_ANY_SEQ && r->expected_seq != s->next_seq)
+		return cr_error_set(&r->err, ESTALE,
+				    "conflict: session %s: expected seq %llu, but the next is %llu",
+				    s->id, (unsigned long long)r->expected_seq,
+				    (unsigned long long)s->next_seq);
+	r->seq = s->next_seq++;
+	return 0;
+}
+
+/* Reverses assign() for a request of a batch that failed; log->lock held. */
+static void undo(struct req *r)
+{
+	struct session *s = r->s;
+	switch (r->kind) {
+	case REQ_CREATE:
+		s->creating = false;
+		break;
+	case REQ_MARK:
+		s->locs[r->seq - 1].state = LOC_PENDING;
+		break;
+	case REQ_EVENT:
+	case REQ_ACQUIRE:
+		s->epoch = r->undo_epoch;
+		s->next_seq = r->undo_next_seq;
+		break;
+	}
+}
+
+static void frame_of(const struct req *r, struct log_frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->session = r->session;
+	f->session_len = strlen(r->session);
+	f->time_ns = r->time_ns;
+	switch (r->kind) {
+	case REQ_CREATE:
+		f->kind = LOG_CREATE;
+		break;
+	case REQ_MARK:
+		f->kind = LOG_MARK;
+		f->seq = r->seq;
+		f->epoch = r->epoch;
+		break;
+	case REQ_EVENT:
+	case REQ_ACQUIRE:
+		f->kind = LOG_EVENT;
+		f->flags = (r->flags & CR_LOG_PENDING) ? LOG_FLAG_PENDING : 0;
+		f->seq = r->seq;
+		f->epoch = r->epoch;
+		memcpy(f->event_id, r->event_id, sizeof(f->event_id));
+		f->type = r->kind == REQ_ACQUIRE ? "lease.acquired" : r->type;
+		f->type_len = strlen(f->type);
+		f->payload = r->payload;
+		f->payload_len = r->payload_len;
+		break;
+	}
+}
+
+static int buf_reserve(struct cr_log *log, size_t need)
+{
+	if (need <= log->buf_cap)
+		return 0;
+	size_t cap = log->buf_cap ? log->buf_cap : 1 << 16;
+	while (cap < need)
+		cap *= 2;
+	uint8_t *b = realloc(log->buf, cap);
+	if (!b)
+		return -ENOMEM;
+	log->buf = b;
+	log->buf_cap = cap;
+	return 0;
+}
+
+static void catalog_note(struct cr_log *log, struct session *s)
+{
+	struct catalog_session cs = { .id = s->id,
+				      .created_ns = s->created_ns,
+				      .epoch = s->durable_epoch,
+				      .last_seq = s->durable_seq };
+	/* The catalog is a mirror: on failure it is repaired at the next open. */
+	catalog_put(log->catalog, &cs, NULL);
+}
+
+/* Writes one batch: requests in order; completes each. */
+static void write_batch(struct cr_log *log, struct req *batch)
+{
+	size_t used = BATCH_HEADER_SIZE;
+	uint32_t nframes = 0;
+	int failed;
+
+	pthread_mutex_lock(&log->lock);
+	failed = log->failed;
+	for (struct req *r = batch; r; r = r->next) {
+		if (failed) {
+			r->result = -failed;
+			r->err = log->fail_err;
+			continue;
+		}
+		r->result = assign(log, r);
+		if (r->result < 0)
+			continue;
+		struct log_frame f;
+		frame_of(r, &f);
+		r->frame_size = (uint32_t)log_frame_size(&f);
+		r->batch_off = used;
+		used += r->frame_size;
+		nframes++;
+	}
+	pthread_mutex_unlock(&log->lock);
+
+	int r = 0;
+	unsigned syncs = 0;
+	struct cr_error err = { 0 };
+	if (nframes) {
+		if (buf_reserve(log, used) < 0) {
+			r = cr_error_errno(&err, ENOMEM, "log write buffer");
+		} else {
+			struct log_frame f = { .kind = LOG_BATCH,
+					       .batch_no = log->next_batch,
+					       .batch_bytes = (uint32_t)(used - BATCH_HEADER_SIZE),
+					       .batch_frames = nframes };
+			log_frame_encode(&f, log->buf);
+			for (struct req *q = batch; q; q = q->next) {
+				if (q->result < 0)
+					continue;
+				frame_of(q, &f);
+				log_frame_encode(&f, log->buf + q->batch_off);
+			}
+			if (!log->nsegs || log->cur_off + used > log->cur_size)
+				r = rotate(log, used, &err);
+			if (r == 0) {
+				r = write_sync(log, log->segs[log->nsegs - 1].fd, log->buf, used,
+					       log->cur_off, &syncs, &err);
+				if (r < 0) {
+					/* fsyncgate: the page cache can no longer be trusted to
+					 * match the disk; nothing more is written until reopen. */
+					pthread_mutex_lock(&log->lock);
+					log->failed = -r;
+					log->fail_err = err;
+					cr_error_prefix(
+						&log->fail_err,
+						"the log failed earlier and refuses appends "
+						"until reopened");
+					pthread_mutex_unlock(&log->lock);
+				}
+			}
+		}
+	}
+
+	pthread_mutex_lock(&log->lock);
+	uint32_t seg = log->nsegs ? (uint32_t)(log->nsegs - 1) : 0;
+	log->stats.syncs += syncs;
+	for (struct req *q = batch; q; q = q->next) {
+		if (q->result < 0)
+			continue;
+		if (r < 0) {
+			q->result = r;
+			q->err = err;
+			undo(q);
+			continue;
+		}
+		struct log_frame f;
+		frame_of(q, &f);
+		f.len = (uint32_t)(q->frame_size); /* apply() pads it again: same value */
+		struct cr_error aerr;
+		if (apply(log, &f, seg, log->cur_off + q->batch_off, &aerr) < 0) {
+			/* only ENOMEM can get here; the event is durable all the same */
+			q->err = aerr;
+		}
+		if (q->kind == REQ_EVENT || q->kind == REQ_ACQUIRE)
+			log->stats.appends++;
+	}
+	if (nframes && r == 0) {
+		log->cur_off += used;
+		log->next_batch++;
+		log->stats.batches++;
+		log->stats.bytes += used;
+		pthread_cond_broadcast(&log->durable);
+	}
+	pthread_mutex_unlock(&log->lock);
+
+	for (struct req *q = batch, *next; q; q = next) {
+		next = q->next;
+		if (q->result == 0 && (q->kind == REQ_CREATE || q->kind == REQ_ACQUIRE))
+			catalog_note(log, q->s);
+		complete(q);
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct cr_log *log = arg;
+	pthread_mutex_lock(&log->qlock);
+	for (;;) {
+		while (!log->head && !log->stopping)
+			pthread_cond_wait(&log->work, &log->qlock);
+		if (!log->head)
+			break;
+		/* everything queued while the last batch was being written, up to a bound */
+		struct req *batch = log->head, *last = batch;
+		size_t bytes = last->payload_len;
+		while (last->next && bytes < BATCH_MAX_BYTES) {
+			last = last->next;
+			bytes += last->payload_len + 128;
+		}
+		log->head = last->next;
+		if (!log->head)
+			log->tail = NULL;
+		last->next = NULL;
+		pthread_mutex_unlock(&log->qlock);
+		write_batch(log, batch);
+		pthread_mutex_lock(&log->qlock);
+	}
+	pthread_mutex_unlock(&log->qlock);
+	return NULL;
+}
+
+static int enqueue(struct cr_log *log, struct req *r, struct cr_error *err)
+{
+	pthread_mutex_lock(&log->qlock);
+	if (log->stopping) {
+		pthread_mutex_unlock(&log->qlock);
+		free(r->payload);
+		free(r);
+		return cr_error_set(err, ESHUTDOWN, "the log is closing");
+	}
+	if (log->tail)
+		log->tail->next = r;
+	else
+		log->head = r;
+	log->tail = r;
+	pthread_cond_signal(&log->work);
+	pthread_mutex_unlock(&log->qlock);
+	return 0;
+}
+
+/* --- blocking calls ------------------------------------------------------------------------ */
+
+struct waiter {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+	int result;
+	struct cr_error err;
+	struct cr_log_appended ev;
+};
+
+static void waiter_done(void *arg, int result, const struct cr_log_appended *ev,
+			const struct cr_error *err)
+{
+	struct waiter *w = arg;
+	pthread_mutex_lock(&w->m);
+	w->result = result;
+	if (ev)
+		w->ev = *ev;
+	if (result < 0 && err)
+		w->err = *err;
+	w->done = true;
+	pthread_cond_signal(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+
+static int submit_and_wait(struct cr_log *log, struct req *r, struct cr_log_appended *ret,
+			   struct cr_error *err)
+{
+	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+	r->done = waiter_done;
+	r->arg = &w;
+	int res = enqueue(log, r, err);
+	if (res < 0)
+		return res;
+	pthread_mutex_lock(&w.m);
+	while (!w.done)
+		pthread_cond_wait(&w.c, &w.m);
+	pthread_mutex_unlock(&w.m);
+	pthread_mutex_destroy(&w.m);
+	pthread_cond_destroy(&w.c);
+	if (w.result < 0) {
+		if (err)
+			*err = w.err;
+		return w.result;
+	}
+	if (ret)
+		*ret = w.ev;
+	return 0;
+}
+
+static bool valid_chars(const char *s, const char *extra, size_t max)
+{
+	size_t n = 0;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || strchr(extra, c)))
+			return false;
+		if (n + 1 >= max)
+			return false;
+	}
+	return n > 0;
+}
+
+static bool valid_session_id(const char *id)
+{
+	return id && valid_chars(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_-", CR_LOG_ID_MAX);
+}
+
+static struct req *new_req(enum req_kind kind, const char *session)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (r) {
+		r->kind = kind;
+		snprintf(r->session, sizeof(r->session), "%s", session);
+	}
+	return r;
+}
+
+int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_log_done_fn done,
+			void *arg, struct cr_error *err)
+{
+	if (!valid_session_id(a->session))
+		return cr_error_set(err, EINVAL, "invalid session id");
+	if (!a->type || !valid_chars(a->type, "_.", CR_LOG_TYPE_MAX))
+		return cr_error_set(err, EINVAL,
+				    "invalid event type \"%s\": want 1 to 63 of [a-z0-9_.]",
+				    a->type ? a->type : "(null)");
+	if (a->flags & ~CR_LOG_PENDING)
+		return cr_error_set(err, EINVAL, "unknown append flags 0x%x", a->flags);
+	if (!a->payload)
+		return cr_error_set(err, EINVAL, "event %s: no payload", a->type);
+	if (a->payload_len > log->opts.max_payload)
+		return cr_error_set(err, E2BIG,
+				    "event %s: payload of %zu bytes is above the %zu "
+				    "byte bound",
+				    a->type, a->payload_len, log->opts.max_payload);
+	json_error_t jerr;
+	json_t *j = json_loadb(a->payload, a->payload_len, 0, &jerr);
+	if (!j)
+		return cr_error_set(err, EINVAL, "event %s: payload is not valid JSON: %s (at %d)",
+				    a->type, jerr.text, jerr.position);
+	bool object = json_is_object(j);
+	json_decref(j);
+	if (!object)
+		return cr_error_set(err, EINVAL, "event %s: payload is not a JSON object", a->type);
+
+	struct req *r = new_req(REQ_EVENT, a->session);
+	if (!r || !(r->payload = malloc(a->payload_len + 1))) {
+		free(r);
+		return cr_error_errno(err, ENOMEM, "append");
+	}
+	memcpy(r->payload, a->payload, a->payload_len);
+	r->payload[a->payload_len] = '\0';
+	r->payload_len = a->payload_len;
+	snprintf(r->type, sizeof(r->type), "%s", a->type);
+	r->epoch = a->epoch;
+	r->expected_seq = a->expected_seq;
+	r->flags = a->flags;
+	r->done = done;
+	r->arg = arg;
+	return enqueue(log, r, err);
+}
+
+int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_log_appended *ret,
+		  struct cr_error *err)
+{
+	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+	int res = cr_log_append_async(log, a, waiter_done, &w, err);
+	if (res < 0)
+		return res;
+	pthread_mutex_lock(&w.m);
+	while (!w.done)
+		pthread_cond_wait(&w.c, &w.m);
+	pthread_mutex_unlock(&w.m);
+	pthread_mutex_destroy(&w.m);
+	pthread_cond_destroy(&w.c);
+	if (w.result < 0) {
+		if (err)
+			*err = w.err;
+		return w.result;
+	}
+	if (ret)
+		*ret = w.ev;
+	return 0;
+}
+
+int cr_log_session_create(struct cr_log *log, const char *id, char ret_id[CR_LOG_ID_MAX],
+			  struct cr_error *err)
+{
+	char fresh[CR_LOG_ID_MAX];
+	if (!id) {
+		uint8_t raw[CR_ID_RAW];
+		int r = cr_id_random(raw, err);
+		if (r < 0)
+			return r;
+		cr_id_format("sesn_", raw, fresh, sizeof(fresh));
+		id = fresh;
+	} else if (!valid_session_id(id)) {
+		return cr_error_set(err, EINVAL,
+				    "invalid session id: want 1 to 63 of [A-Za-z0-9_-]");
+	}
+	struct req *r = new_req(REQ_CREATE, id);
+	if (!r)
+		return cr_error_errno(err, ENOMEM, "create session");
+	int res = submit_and_wait(log, r, NULL, err);
+	if (res == 0 && ret_id)
+		snprintf(ret_id, CR_LOG_ID_MAX, "%s", id);
+	return res;
+}
+
+int cr_log_acquire(struct cr_log *log, const char *session, uint64_t *ret_epoch,
+		   struct cr_error *err)
+{
+	if (!valid_session_id(session))
+		return cr_error_set(err, EINVAL, "invalid session id");
+	struct req *r = new_req(REQ_ACQUIRE, session);
+	if (!r)
+		return cr_error_errno(err, ENOMEM, "acquire");
+	struct cr_log_appended ev;
+	int res = submit_and_wait(log, r, &ev, err);
+	if (res < 0)
+		return res;
+	struct cr_log_session_info info;
+	res = cr_log_session_info(log, session, &info, err);
+	if (res == 0 && ret_epoch)
+		*ret_epoch = info.epoch;
+	return res;
+}
+
+int cr_log_mark_processed(struct cr_log *log, const char *session, uint64_t epoch, uint64_t seq,
+			  struct cr_error *err)
+{
+	if (!valid_session_id(session))
+		return cr_error_set(err, EINVAL, "invalid session id");
+	struct req *r = new_req(REQ_MARK, session);
+	if (!r)
+		return cr_error_errno(err, ENOMEM, "mark");
+	r->epoch = epoch;
+	r->seq = seq;
+	return submit_and_wait(log, r, NULL, err);
+}
+
+/* --- reads --------------------------------------------------------------------------------- */
+
+static void info_of(const struct session *s, struct cr_log_session_info *ret)
+{
+	snprintf(ret->id, sizeof(ret->id), "%s", s->id);
+	ret->created_ns = s->created_ns;
+	ret->epoch = s->durable_epoch;
+	ret->last_seq = s->durable_seq;
+	ret->pending = s->npending;
+}
+
+int cr_log_session_info(struct cr_log *log, const char *id, struct cr_log_session_info *ret,
+			struct cr_error *err)
+{
+	pthread_mutex_lock(&log->lock);
+	struct session *s = find_durable(log, id, err);
+	if (s)
+		info_of(s, ret);
+	pthread_mutex_unlock(&log->lock);
+	return s ? 0 : -ENOENT;
+}
+
+int cr_log_list_sessions(struct cr_log *log, struct cr_log_session_info **ret, size_t *ret_n,
+			 struct cr_error *err)
+{
+	pthread_mutex_lock(&log->lock);
+	struct cr_log_session_info *out = calloc(log->order_len ? log->order_len : 1, sizeof(*out));
+	size_t n = 0;
+	if (out)
+		for (size_t i = 0; i < log->order_len; i++)
+			if (log->order[i]->durable)
+				info_of(log->order[i], &out[n++]);
+	pthread_mutex_unlock(&log->lock);
+	if (!out)
+		return cr_error_errno(err, ENOMEM, "list sessions");
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+struct read_loc {
+	struct loc loc;
+	int fd;
+	uint64_t segno;
+	uint64_t seq;
+};
+
+static int read_events(struct cr_log *log, const struct read_loc *locs, size_t n,
+		       struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
+{
+	struct cr_log_event *ev = calloc(n ? n : 1, sizeof(*ev));
+	uint8_t *buf = NULL;
+	size_t buf_cap = 0;
+	if (!ev)
+		return cr_error_errno(err, ENOMEM, "read events");
+	int r = 0;
+	size_t i;
+	for (i = 0; i < n; i++) {
+		const struct read_loc *l = &locs[i];
+		if (l->loc.len > buf_cap) {
+			uint8_t *b = realloc(buf, l->loc.len);
+			if (!b) {
+				r = cr_error_errno(err, ENOMEM, "read events");
+				break;
+			}
+			buf = b;
+			buf_cap = l->loc.len;
+		}
+		ssize_t got;
+		do
+			got = pread(l->fd, buf, l->loc.len, (off_t)l->loc.off);
+		while (got < 0 && errno == EINTR);
+		struct log_frame f;
+		if (got != (ssize_t)l->loc.len || log_frame_decode(buf, l->loc.len, &f) != 1 ||
+		    f.kind != LOG_EVENT || f.seq != l->seq) {
+			r = cr_error_set(err, EIO, "log %s: segment %08llu offset %llu: %s",
+					 log->dir, (unsigned long long)l->segno,
+					 (unsigned long long)l->loc.off,
+					 got < 0 ? strerror(errno) : "frame no longer valid");
+			break;
+		}
+		struct cr_log_event *e = &ev[i];
+		e->seq = f.seq;
+		e->epoch = f.epoch;
+		e->time_ns = f.time_ns;
+		e->processed_ns = l->loc.processed_ns;
+		cr_id_format("sevt_", f.event_id, e->id, sizeof(e->id));
+		snprintf(e->type, sizeof(e->type), "%.*s", (int)f.type_len, f.type);
+		e->payload = strndup(f.payload, f.payload_len);
+		if (!e->payload) {
+			r = cr_error_errno(err, ENOMEM, "read events");
+			break;
+		}
+		e->payload_len = f.payload_len;
+	}
+	free(buf);
+	if (r < 0) {
+		cr_log_events_free(ev, i);
+		return r;
+	}
+	*ret = ev;
+	*ret_n = n;
+	return 0;
+}
+
+static struct read_loc *collect(struct cr_log *log, struct session *s, const uint64_t *seqs,
+				uint64_t from, size_t n)
+{
+	struct read_loc *out = calloc(n ? n : 1, sizeof(*out));
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t seq = seqs ? seqs[i] : from + i;
+		out[i].loc = s->locs[seq - 1];
+		out[i].seq = seq;
+		out[i].fd = log->segs[out[i].loc.seg].fd;
+		out[i].segno = log->segs[out[i].loc.seg].segno;
+	}
+	return out;
+}
+
+int cr_log_get_events(struct cr_log *log, const char *session, uint64_t after_seq, size_t limit,
+		      struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
+{
+	pthread_mutex_lock(&log->lock);
+	struct session *s = find_durable(log, session, err);
+	if (!s) {
+		pthread_mutex_unlock(&log->lock);
+		return -ENOENT;
+	}
+	size_t n = after_seq >= s->durable_seq ? 0 : (size_t)(s->durable_seq - after_seq);
+	if (limit && n > limit)
+		n = limit;
+	struct read_loc *locs = collect(log, s, NULL, after_seq + 1, n);
+	pthread_mutex_unlock(&log->lock);
+	if (!locs)
+		return cr_error_errno(err, ENOMEM, "read events");
+	int r = read_events(log, locs, n, ret, ret_n, err);
+	free(locs);
+	return r;
+}
+
+int cr_log_get_pending(struct cr_log *log, const char *session, struct cr_log_event **ret,
+		       size_t *ret_n, struct cr_error *err)
+{
+	pthread_mutex_lock(&log->lock);
+	struct session *s = find_durable(log, session, err);
+	if (!s) {
+		pthread_mutex_unlock(&log->lock);
+		return -ENOENT;
+	}
+	struct read_loc *locs = collect(log, s, s->pending, 0, s->npending);
+	size_t n = s->npending;
+	pthread_mutex_unlock(&log->lock);
+	if (!locs)
+		return cr_error_errno(err, ENOMEM, "read pending events");
+	int r = read_events(log, locs, n, ret, ret_n, err);
+	free(locs);
+	return r;
+}
+
+void cr_log_events_free(struct cr_log_event *events, size_t n)
+{
+	if (!events)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(events[i].payload);
+	free(events);
+}
+
+int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int timeout_ms,
+		uint64_t *ret_last_seq, struct cr_error *err)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	if (timeout_ms >= 0) {
+		deadline.tv_sec += timeout_ms / 1000;
+		deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (deadline.tv_nsec >= 1000000000L) {
+			deadline.tv_sec++;
+			deadline.tv_nsec -= 1000000000L;
+		}
+	}
+	int r = 0;
+	pthread_mutex_lock(&log->lock);
+	for (;;) {
+		struct session *s = find_durable(log, session, err);
+		if (!s) {
+			r = -ENOENT;
+			break;
+		}
+		if (s->durable_seq > after_seq) {
+			if (ret_last_seq)
+				*ret_last_seq = s->durable_seq;
+			break;
+		}
+		if (log->closed) {
+			r = cr_error_set(err, ESHUTDOWN, "the log is closing");
+			break;
+		}
+		int w = timeout_ms < 0
+				? pthread_cond_wait(&log->durable, &log->lock)
+				: pthread_cond_timedwait(&log->durable, &log->lock, &deadline);
+		if (w == ETIMEDOUT) {
+			r = cr_error_set(err, ETIMEDOUT, "no event after seq %llu in %d ms",
+					 (unsigned long long)after_seq, timeout_ms);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&log->lock);
+	return r;
+}
+
+void cr_log_get_stats(struct cr_log *log, struct cr_log_stats *ret)
+{
+	pthread_mutex_lock(&log->lock);
+	*ret = log->stats;
+	pthread_mutex_unlock(&log->lock);
+}
+
+/* --- open and close ------------------------------------------------------------------------ */
+
+static int open_dir(struct cr_log *log, const char *dir, bool create, struct cr_error *err)
+{
+	if (create && mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return cr_error_errno(err, errno, "create log directory %s", dir);
+	log->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (log->dirfd < 0)
+		return cr_error_errno(err, errno, "open log directory %s", dir);
+
+	_cleanup_close_ int m = openat(log->dirfd, MARKER_FILE, O_RDONLY | O_CLOEXEC);
+	if (m >= 0) {
+		char text[64] = "";
+		ssize_t n = read(m, text, sizeof(text) - 1);
+		if (n < 0 || strncmp(text, MARKER_TEXT, strlen(MARKER_TEXT)) != 0)
+			return cr_error_set(err, EINVAL,
+					    "%s is not a corral log of a format this "
+					    "corral knows (%s/%s)",
+					    dir, dir, MARKER_FILE);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return cr_error_errno(err, errno, "open %s/%s", dir, MARKER_FILE);
+
+	/* No marker: only an empty directory may become a log. */
+	int fd = openat(log->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return cr_error_errno(err, errno, "read %s", dir);
+	}
+	bool empty = true;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = false;
+	closedir(d);
+	if (!empty || !create)
+		return cr_error_set(err, EINVAL, "%s is not a corral log (no %s file)%s", dir,
+				    MARKER_FILE, empty ? "" : " and is not empty");
+	int w = openat(log->dirfd, MARKER_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		       0600);
+	if (w < 0)
+		return cr_error_errno(err, errno, "create %s/%s", dir, MARKER_FILE);
+	ssize_t n = write(w, MARKER_TEXT, strlen(MARKER_TEXT));
+	int r = n == (ssize_t)strlen(MARKER_TEXT) && fsync(w) == 0 ? 0 : -1;
+	int e = errno;
+	close(w);
+	if (r < 0 || renameat(log->dirfd, MARKER_FILE ".tmp", log->dirfd, MARKER_FILE) < 0 ||
+	    fsync(log->dirfd) < 0)
+		return cr_error_errno(err, r < 0 ? (e ? e : EIO) : errno, "create %s/%s", dir,
+				      MARKER_FILE);
+	return 0;
+}
+
+static int take_lock(struct cr_log *log, struct cr_error *err)
+{
+	log->lockfd = openat(log->dirfd, LOCK_FILE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (log->lockfd < 0)
+		return cr_error_errno(err, errno, "open %s/%s", log->dir, LOCK_FILE);
+	if (flock(log->lockfd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK)
+			return cr_error_errno(err, errno, "lock %s/%s", log->dir, LOCK_FILE);
+		char pid[32] = "";
+		ssize_t n = pread(log->lockfd, pid, sizeof(pid) - 1, 0);
+		if (n > 0 && pid[n - 1] == '\n')
+			pid[n - 1] = '\0';
+		return cr_error_set(err, EBUSY, "log %s is in use by another process%s%s%s",
+				    log->dir, n > 0 ? " (pid " : "", n > 0 ? pid : "",
+				    n > 0 ? ")" : "");
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(log->lockfd, 0) < 0 || pwrite(log->lockfd, pid, (size_t)n, 0) != n)
+		return cr_error_errno(err, errno, "write %s/%s", log->dir, LOCK_FILE);
+	return 0;
+}
+
+static int repair_catalog(struct cr_log *log, struct cr_error *err)
+{
+	struct catalog_session *cs = calloc(log->order_len ? log->order_len : 1, sizeof(*cs));
+	if (!cs)
+		return cr_error_errno(err, ENOMEM, "catalog");
+	size_t n = 0;
+	for (size_t i = 0; i < log->order_len; i++) {
+		struct session *s = log->order[i];
+		if (!s->durable)
+			continue;
+		cs[n++] = (struct catalog_session){ .id = s->id,
+						    .created_ns = s->created_ns,
+						    .epoch = s->durable_epoch,
+						    .last_seq = s->durable_seq };
+	}
+	int r = catalog_repair(log->catalog, cs, n, err);
+	free(cs);
+	return r < 0 ? r : 0;
+}
+
+static void free_sessions(struct cr_log *log)
+{
+	for (size_t i = 0; i < log->table_cap; i++) {
+		struct session *s = log->table[i];
+		if (!s)
+			continue;
+		free(s->locs);
+		free(s->pending);
+		free(s);
+	}
+	free(log->table);
+	free(log->order);
+}
+
+void cr_log_close(struct cr_log *log)
+{
+	if (!log)
+		return;
+	if (log->writer_started) {
+		pthread_mutex_lock(&log->qlock);
+		log->stopping = true;
+		pthread_cond_signal(&log->work);
+		pthread_mutex_unlock(&log->qlock);
+		pthread_join(log->writer, NULL);
+	}
+	pthread_mutex_lock(&log->lock);
+	log->closed = true;
+	pthread_cond_broadcast(&log->durable);
+	pthread_mutex_unlock(&log->lock);
+	if (log->catalog) {
+		repair_catalog(log, NULL); /* last_seq of every session, in one transaction */
+		catalog_close(log->catalog);
+	}
+#ifdef CONFIG_CORRAL_IO_URING
+	if (log->ring_ready)
+		io_uring_queue_exit(&log->ring);
+#endif
+	for (size_t i = 0; i < log->nsegs; i++)
+		close(log->segs[i].fd);
+	free(log->segs);
+	free_sessions(log);
+	free(log->buf);
+	if (log->lockfd >= 0)
+		close(log->lockfd); /* releases the flock */
+	if (log->dirfd >= 0)
+		close(log->dirfd);
+	pthread_mutex_destroy(&log->lock);
+	pthread_mutex_destroy(&log->qlock);
+	pthread_cond_destroy(&log->work);
+	pthread_cond_destroy(&log->durable);
+	free(log->dir);
+	free(log);
+}
+
+int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_log **ret,
+		struct cr_error *err)
+{
+	struct cr_log *log = calloc(1, sizeof(*log));
+	if (!log)
+		return cr_error_errno(err, ENOMEM, "open log %s", dir);
+	log->dirfd = log->lockfd = -1;
+	pthread_mutex_init(&log->lock, NULL);
+	pthread_mutex_init(&log->qlock, NULL);
+	pthread_cond_init(&log->work, NULL);
+	pthread_cond_init(&log->durable, NULL);
+	if (opts)
+		log->opts = *opts;
+	else
+		cr_log_options_init(&log->opts);
+	if (!log->opts.segment_size)
+		log->opts.segment_size = 64u << 20;
+	if (!log->opts.max_payload)
+		log->opts.max_payload = 1u << 20;
+	int r;
+	if (log->opts.max_payload > LOG_FRAME_MAX - 4096) {
+		r = cr_error_set(err, EINVAL, "max_payload above %u bytes", LOG_FRAME_MAX - 4096);
+		goto fail;
+	}
+	log->dir = strdup(dir);
+	if (!log->dir) {
+		r = cr_error_errno(err, ENOMEM, "open log %s", dir);
+		goto fail;
+	}
+	if ((r = open_dir(log, dir, log->opts.create, err)) < 0 || (r = take_lock(log, err)) < 0)
+		goto fail;
+	if ((r = recover(log, err)) < 0)
+		goto fail;
+
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", dir, CATALOG_FILE);
+	if ((r = catalog_open(path, &log->catalog, err)) < 0 || (r = repair_catalog(log, err)) < 0)
+		goto fail;
+#ifdef CONFIG_CORRAL_IO_URING
+	if ((r = io_uring_queue_init(8, &log->ring, 0)) < 0) {
+		r = cr_error_errno(err, -r, "io_uring for the log writer");
+		goto fail;
+	}
+	log->ring_ready = true;
+#endif
+	if ((r = pthread_create(&log->writer, NULL, writer_main, log)) != 0) {
+		r = cr_error_errno(err, r, "start the log writer");
+		goto fail;
+	}
+	log->writer_started = true;
+	*ret = log;
+	return 0;
+fail:
+	cr_log_close(log);
+	return r;
+}

@@ -1,0 +1,920 @@
+/* Unit tests of log/: CRC32C, framing, the API, fencing, pending events, bad input, recovery
+ * (torn tails at every byte, bit flips), rotation, the catalog, follow, concurrency, ENOSPC,
+ * and a crash test that SIGKILLs appending processes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "corral/cleanup.h"
+#include "corral/crc32c.h"
+#include "corral/log.h"
+#include "helpers.h"
+#include "log/format.h"
+
+/* --- helpers ------------------------------------------------------------------------------- */
+
+static struct cr_log *open_log(const char *dir, uint64_t segment_size)
+{
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	if (segment_size)
+		o.segment_size = segment_size;
+	struct cr_log *log = NULL;
+	struct cr_error err;
+	cr_assert_eq(cr_log_open(dir, &o, &log, &err), 0, "open %s: %s", dir, err.msg);
+	return log;
+}
+
+static uint64_t append(struct cr_log *log, const char *session, uint64_t epoch, const char *payload)
+{
+	struct cr_log_append a = { .session = session,
+				   .epoch = epoch,
+				   .type = "agent.message",
+				   .payload = payload,
+				   .payload_len = strlen(payload) };
+	struct cr_log_appended out;
+	struct cr_error err;
+	cr_assert_eq(cr_log_append(log, &a, &out, &err), 0, "append: %s", err.msg);
+	return out.seq;
+}
+
+static void create(struct cr_log *log, const char *id)
+{
+	struct cr_error err;
+	cr_assert_eq(cr_log_session_create(log, id, NULL, &err), 0, "create %s: %s", id, err.msg);
+}
+
+static uint64_t last_seq(struct cr_log *log, const char *session)
+{
+	struct cr_log_session_info info;
+	struct cr_error err;
+	cr_assert_eq(cr_log_session_info(log, session, &info, &err), 0, "%s", err.msg);
+	return info.last_seq;
+}
+
+static char *segment_path(const char *dir, int segno)
+{
+	char *p;
+	cr_assert_geq(asprintf(&p, "%s/%08d.seg", dir, segno), 0);
+	return p;
+}
+
+static void *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	cr_assert_geq(fd, 0, "open %s", path);
+	struct stat st;
+	cr_assert_eq(fstat(fd, &st), 0);
+	void *buf = malloc((size_t)st.st_size + 1);
+	cr_assert_eq(pread(fd, buf, (size_t)st.st_size, 0), st.st_size);
+	close(fd);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+static void spill(const char *path, const void *buf, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(pwrite(fd, buf, len, 0), (ssize_t)len);
+	close(fd);
+}
+
+/* Offsets of the batch headers of a segment image, and the end of its data. */
+static size_t batches(const uint8_t *seg, size_t len, uint64_t *starts, size_t max,
+		      uint64_t *ret_end)
+{
+	size_t n = 0;
+	uint64_t pos = LOG_SEG_HEADER;
+	struct log_frame f;
+	while (log_frame_decode(seg + pos, len - pos, &f) == 1 && f.kind == LOG_BATCH) {
+		cr_assert_lt(n, max);
+		starts[n++] = pos;
+		pos += log_align(f.len) + f.batch_bytes;
+	}
+	*ret_end = pos;
+	return n;
+}
+
+/* --- CRC32C and framing -------------------------------------------------------------------- */
+
+Test(log_crc, crc32c_known_vector_and_hw_equals_table)
+{
+	cr_assert_eq(cr_crc32c(0, "123456789", 9), 0xE3069283u);
+	cr_assert_eq(cr_crc32c_sw(0, "123456789", 9), 0xE3069283u);
+	uint8_t buf[4099];
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 31 + 7);
+	for (size_t off = 0; off < 9; off++)
+		for (size_t len = 0; len < sizeof(buf) - off; len += 97)
+			cr_assert_eq(cr_crc32c(0, buf + off, len), cr_crc32c_sw(0, buf + off, len));
+	/* continuation equals one pass */
+	cr_assert_eq(cr_crc32c(cr_crc32c(0, buf, 100), buf + 100, 200), cr_crc32c(0, buf, 300));
+}
+
+static size_t sample_frame(uint8_t *out, struct log_frame *f)
+{
+	memset(f, 0, sizeof(*f));
+	f->kind = LOG_EVENT;
+	f->seq = 42;
+	f->epoch = 3;
+	f->time_ns = 1234567890123;
+	memset(f->event_id, 0xab, sizeof(f->event_id));
+	f->session = "sesn_abc";
+	f->session_len = 8;
+	f->type = "user.message";
+	f->type_len = 12;
+	f->payload = "{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}";
+	f->payload_len = strlen(f->payload);
+	return log_frame_encode(f, out);
+}
+
+Test(log_format, event_frame_round_trips)
+{
+	uint8_t buf[512];
+	struct log_frame in, out;
+	size_t n = sample_frame(buf, &in);
+	cr_assert_eq(n % 8, 0);
+	cr_assert_eq(n, log_frame_size(&in));
+	cr_assert_eq(log_frame_decode(buf, n, &out), 1);
+	cr_assert_eq(out.seq, 42);
+	cr_assert_eq(out.epoch, 3);
+	cr_assert_eq(out.time_ns, 1234567890123ull);
+	cr_assert_eq(out.session_len, 8);
+	cr_assert_eq(memcmp(out.session, "sesn_abc", 8), 0);
+	cr_assert_eq(memcmp(out.type, "user.message", 12), 0);
+	cr_assert_eq(out.payload_len, in.payload_len);
+	cr_assert_eq(memcmp(out.payload, in.payload, in.payload_len), 0);
+}
+
+Test(log_format, every_single_bit_flip_is_detected)
+{
+	uint8_t buf[512], copy[512];
+	struct log_frame f;
+	size_t n = sample_frame(buf, &f);
+	for (size_t bit = 0; bit < n * 8; bit++) {
+		memcpy(copy, buf, n);
+		copy[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		cr_assert_eq(log_frame_decode(copy, n, &f), -1, "flip of bit %zu not detected",
+			     bit);
+	}
+}
+
+Test(log_format, every_truncation_is_detected)
+{
+	uint8_t buf[512];
+	struct log_frame f;
+	size_t n = sample_frame(buf, &f);
+	for (size_t len = 1; len < n; len++)
+		cr_assert_eq(log_frame_decode(buf, len, &f), -1, "frame cut at %zu accepted", len);
+	uint8_t zeros[32] = { 0 };
+	cr_assert_eq(log_frame_decode(zeros, sizeof(zeros), &f), 0, "zeros are the end of data");
+}
+
+/* --- the API ------------------------------------------------------------------------------- */
+
+Test(log, append_read_and_reopen)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	char id[CR_LOG_ID_MAX];
+	struct cr_error err;
+	cr_assert_eq(cr_log_session_create(log, NULL, id, &err), 0, "%s", err.msg);
+	cr_assert_eq(strncmp(id, "sesn_", 5), 0);
+	cr_assert_eq(strlen(id), 5 + 26);
+	for (int i = 1; i <= 20; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "{\"n\":%d}", i);
+		cr_assert_eq(append(log, id, 0, p), (uint64_t)i, "dense seqs from 1");
+	}
+	cr_log_close(log);
+
+	log = open_log(dir, 0);
+	struct cr_log_event *ev;
+	size_t n;
+	cr_assert_eq(cr_log_get_events(log, id, 5, 10, &ev, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 10);
+	for (size_t i = 0; i < n; i++) {
+		char want[64];
+		snprintf(want, sizeof(want), "{\"n\":%zu}", i + 6);
+		cr_assert_eq(ev[i].seq, i + 6);
+		cr_assert_str_eq(ev[i].payload, want);
+		cr_assert_str_eq(ev[i].type, "agent.message");
+		cr_assert_eq(strncmp(ev[i].id, "sevt_", 5), 0);
+		cr_assert_eq(ev[i].processed_ns, ev[i].time_ns);
+		if (i)
+			cr_assert_str_neq(ev[i].id, ev[i - 1].id);
+	}
+	cr_log_events_free(ev, n);
+	cr_assert_eq(cr_log_get_events(log, id, 20, 0, &ev, &n, &err), 0);
+	cr_assert_eq(n, 0);
+	cr_log_events_free(ev, n);
+
+	struct cr_log_session_info *list;
+	cr_assert_eq(cr_log_list_sessions(log, &list, &n, &err), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0].id, id);
+	cr_assert_eq(list[0].last_seq, 20);
+	free(list);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+Test(log, fencing_refuses_stale_epoch_and_unexpected_seq)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	create(log, "s1");
+	append(log, "s1", 0, "{}");
+	uint64_t epoch;
+	cr_assert_eq(cr_log_acquire(log, "s1", &epoch, &err), 0, "%s", err.msg);
+	cr_assert_eq(epoch, 1);
+	cr_assert_eq(last_seq(log, "s1"), 2, "lease.acquired is an event");
+
+	struct cr_log_append a = { .session = "s1",
+				   .epoch = 0,
+				   .type = "agent.message",
+				   .payload = "{}",
+				   .payload_len = 2 };
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
+	cr_assert(strstr(err.msg, "conflict") && strstr(err.msg, "epoch"), "%s", err.msg);
+	a.epoch = 2; /* from the future: not the current one either */
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
+	a.epoch = 1;
+	a.expected_seq = 7;
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
+	cr_assert(strstr(err.msg, "expected seq 7"), "%s", err.msg);
+	cr_assert_eq(last_seq(log, "s1"), 2, "refused appends write nothing");
+	a.expected_seq = 3;
+	struct cr_log_appended out;
+	cr_assert_eq(cr_log_append(log, &a, &out, &err), 0, "%s", err.msg);
+	cr_assert_eq(out.seq, 3);
+
+	struct cr_log_event *ev;
+	size_t n;
+	cr_assert_eq(cr_log_get_events(log, "s1", 1, 1, &ev, &n, &err), 0);
+	cr_assert_str_eq(ev[0].type, "lease.acquired");
+	cr_assert_str_eq(ev[0].payload, "{\"epoch\":1}");
+	cr_assert_eq(ev[0].epoch, 1);
+	cr_log_events_free(ev, n);
+	cr_log_close(log);
+
+	/* the epoch survives a reopen: it is in the log */
+	log = open_log(dir, 0);
+	a.epoch = 0;
+	a.expected_seq = 0;
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
+	cr_assert_eq(cr_log_acquire(log, "s1", &epoch, &err), 0);
+	cr_assert_eq(epoch, 2);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+Test(log, pending_events_until_marked)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	create(log, "s");
+	struct cr_log_append a = { .session = "s",
+				   .type = "user.message",
+				   .payload = "{\"a\":1}",
+				   .payload_len = 7,
+				   .flags = CR_LOG_PENDING };
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), 0, "%s", err.msg);
+	append(log, "s", 0, "{}");
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), 0);
+
+	struct cr_log_event *ev;
+	size_t n;
+	cr_assert_eq(cr_log_get_pending(log, "s", &ev, &n, &err), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(ev[0].seq, 1);
+	cr_assert_eq(ev[1].seq, 3);
+	cr_assert_eq(ev[0].processed_ns, 0, "processed_at is null while pending");
+	cr_log_events_free(ev, n);
+
+	cr_assert_eq(cr_log_mark_processed(log, "s", 0, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_mark_processed(log, "s", 0, 1, &err), -EINVAL, "marked twice");
+	cr_assert_eq(cr_log_mark_processed(log, "s", 0, 2, &err), -EINVAL, "not a pending one");
+	cr_assert_eq(cr_log_mark_processed(log, "s", 5, 3, &err), -ESTALE, "fenced");
+	cr_log_close(log);
+
+	log = open_log(dir, 0);
+	cr_assert_eq(cr_log_get_pending(log, "s", &ev, &n, &err), 0);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(ev[0].seq, 3);
+	cr_log_events_free(ev, n);
+	cr_assert_eq(cr_log_get_events(log, "s", 0, 1, &ev, &n, &err), 0);
+	cr_assert_gt(ev[0].processed_ns, 0, "processed_at set by the mark");
+	cr_assert_geq(ev[0].processed_ns, ev[0].time_ns);
+	cr_log_events_free(ev, n);
+	struct cr_log_session_info info;
+	cr_assert_eq(cr_log_session_info(log, "s", &info, &err), 0);
+	cr_assert_eq(info.pending, 1);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+Test(log, bad_input_is_refused_and_writes_nothing)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	o.max_payload = 1000;
+	struct cr_log *log;
+	struct cr_error err;
+	cr_assert_eq(cr_log_open(dir, &o, &log, &err), 0, "%s", err.msg);
+	create(log, "s");
+	struct cr_log_append a = { .session = "s", .type = "agent.message" };
+
+	a.payload = "{\"a\":";
+	a.payload_len = strlen(a.payload);
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "not valid JSON"), "%s", err.msg);
+	a.payload = "[1,2]";
+	a.payload_len = 5;
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "not a JSON object"), "%s", err.msg);
+	char big[1100];
+	memset(big, ' ', sizeof(big));
+	big[0] = '{';
+	big[sizeof(big) - 1] = '}';
+	a.payload = big;
+	a.payload_len = sizeof(big);
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -E2BIG);
+	a.payload = "{}";
+	a.payload_len = 2;
+	a.type = "Bad Type";
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -EINVAL);
+	a.type = "agent.message";
+	a.session = "nosuch";
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ENOENT);
+	cr_assert(strstr(err.msg, "nosuch"), "%s", err.msg);
+	a.session = "bad/id";
+	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -EINVAL);
+	cr_assert_eq(cr_log_session_create(log, "s", NULL, &err), -EEXIST);
+	cr_assert_eq(cr_log_session_create(log, "../x", NULL, &err), -EINVAL);
+	cr_assert_eq(last_seq(log, "s"), 0);
+
+	/* a second opener is refused while the first holds it */
+	struct cr_log *second = NULL;
+	cr_assert_eq(cr_log_open(dir, &o, &second, &err), -EBUSY);
+	cr_assert(strstr(err.msg, "in use by another process"), "%s", err.msg);
+	cr_assert_null(second);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+Test(log, a_directory_that_is_not_a_log_is_refused)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("notlog");
+	_cleanup_free_ char *file = NULL;
+	cr_assert_geq(asprintf(&file, "%s/precious.txt", dir), 0);
+	int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0);
+	close(fd);
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	struct cr_log *log = NULL;
+	struct cr_error err;
+	cr_assert_eq(cr_log_open(dir, &o, &log, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "is not a corral log"), "%s", err.msg);
+	struct stat st;
+	cr_assert_eq(stat(file, &st), 0, "nothing of it was touched");
+	o.create = false;
+	_cleanup_free_ char *missing = NULL;
+	cr_assert_geq(asprintf(&missing, "%s/none", dir), 0);
+	cr_assert_eq(cr_log_open(missing, &o, &log, &err), -ENOENT);
+	cr_assert_eq(cr_log_open(file, &o, &log, &err), -ENOTDIR);
+	cr_test_rmrf(dir);
+}
+
+Test(log, segments_rotate_and_all_read_back)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 8192);
+	create(log, "s");
+	char payload[600];
+	memset(payload, 'x', sizeof(payload));
+	memcpy(payload, "{\"t\":\"", 6);
+	memcpy(payload + sizeof(payload) - 3, "\"}", 3);
+	for (int i = 0; i < 100; i++)
+		append(log, "s", 0, payload);
+	cr_log_close(log);
+	_cleanup_free_ char *seg5 = segment_path(dir, 5);
+	struct stat st;
+	cr_assert_eq(stat(seg5, &st), 0, "100 x 600 bytes in 8 KiB segments make more than 5");
+
+	log = open_log(dir, 8192);
+	struct cr_log_event *ev;
+	size_t n;
+	struct cr_error err;
+	cr_assert_eq(cr_log_get_events(log, "s", 0, 0, &ev, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 100);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_str_eq(ev[i].payload, payload);
+	cr_log_events_free(ev, n);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+/* --- recovery ------------------------------------------------------------------------------ */
+
+/* A log of 6 single-event batches in one segment; returns the segment's image. */
+static uint8_t *six_batches(const char *dir, size_t *len, uint64_t *starts, uint64_t *end)
+{
+	struct cr_log *log = open_log(dir, 1 << 16);
+	create(log, "s");
+	for (int i = 1; i <= 5; i++) {
+		char p[64];
+		snprintf(p, sizeof(p), "{\"n\":%d,\"text\":\"hello there\"}", i);
+		append(log, "s", 0, p);
+	}
+	cr_log_close(log);
+	_cleanup_free_ char *seg = segment_path(dir, 1);
+	uint8_t *img = slurp(seg, len);
+	cr_assert_eq(batches(img, *len, starts, 16, end), 6, "create + 5 appends = 6 batches");
+	return img;
+}
+
+static int reopen_last_seq(const char *dir, struct cr_error *err, uint64_t *ret)
+{
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	struct cr_log *log;
+	int r = cr_log_open(dir, &o, &log, err);
+	if (r < 0)
+		return r;
+	*ret = last_seq(log, "s");
+	cr_log_close(log);
+	return 0;
+}
+
+Test(log_recovery, torn_tail_at_every_byte_is_truncated, .timeout = 120)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	size_t len;
+	uint64_t starts[16], end;
+	_cleanup_free_ uint8_t *img = six_batches(dir, &len, starts, &end);
+	_cleanup_free_ char *seg = segment_path(dir, 1);
+	_cleanup_free_ uint8_t *work = malloc(len);
+
+	/* a write torn at byte x of the last batch: the bytes from x on never reached disk (up to
+	 * its last non-zero byte: zeroing padding that is zero already tears nothing) */
+	uint64_t last_nz = end;
+	while (last_nz > starts[5] && img[last_nz - 1] == 0)
+		last_nz--;
+	for (uint64_t x = starts[5]; x < last_nz; x++) {
+		memcpy(work, img, len);
+		memset(work + x, 0, end - x);
+		spill(seg, work, len);
+		struct cr_error err;
+		uint64_t seq;
+		cr_assert_eq(reopen_last_seq(dir, &err, &seq), 0, "torn at %llu: %s",
+			     (unsigned long long)x, err.msg);
+		cr_assert_eq(seq, 4, "torn at %llu: the last batch is gone, the rest intact",
+			     (unsigned long long)x);
+		/* and the log takes appends again where it was cut */
+		struct cr_log *log = open_log(dir, 1 << 16);
+		cr_assert_eq(append(log, "s", 0, "{\"again\":true}"), 5);
+		cr_log_close(log);
+		cr_assert_eq(reopen_last_seq(dir, &err, &seq), 0, "%s", err.msg);
+		cr_assert_eq(seq, 5);
+	}
+	/* a file that is physically shorter (no preallocation) */
+	for (uint64_t x = starts[5] + 1; x < end; x += 13) {
+		spill(seg, img, x);
+		struct cr_error err;
+		uint64_t seq;
+		cr_assert_eq(reopen_last_seq(dir, &err, &seq), 0, "cut at %llu: %s",
+			     (unsigned long long)x, err.msg);
+		cr_assert_eq(seq, 4);
+	}
+	cr_test_rmrf(dir);
+}
+
+Test(log_recovery, bit_flip_in_the_last_batch_truncates_it, .timeout = 120)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	size_t len;
+	uint64_t starts[16], end;
+	_cleanup_free_ uint8_t *img = six_batches(dir, &len, starts, &end);
+	_cleanup_free_ char *seg = segment_path(dir, 1);
+	_cleanup_free_ uint8_t *work = malloc(len);
+	for (uint64_t bit = starts[5] * 8; bit < end * 8; bit += 3) {
+		memcpy(work, img, len);
+		work[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		spill(seg, work, len);
+		struct cr_error err;
+		uint64_t seq;
+		cr_assert_eq(reopen_last_seq(dir, &err, &seq), 0, "flip %llu: %s",
+			     (unsigned long long)bit, err.msg);
+		cr_assert_eq(seq, 4, "flip of bit %llu", (unsigned long long)bit);
+	}
+	cr_test_rmrf(dir);
+}
+
+Test(log_recovery, bit_flip_followed_by_good_batches_is_corruption, .timeout = 120)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	size_t len;
+	uint64_t starts[16], end;
+	_cleanup_free_ uint8_t *img = six_batches(dir, &len, starts, &end);
+	_cleanup_free_ char *seg = segment_path(dir, 1);
+	_cleanup_free_ uint8_t *work = malloc(len);
+	/* every bit of the third batch: header frame and event frame, header and payload */
+	for (uint64_t bit = starts[2] * 8; bit < starts[3] * 8; bit++) {
+		memcpy(work, img, len);
+		work[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		spill(seg, work, len);
+		struct cr_error err;
+		uint64_t seq;
+		int r = reopen_last_seq(dir, &err, &seq);
+		cr_assert_eq(r, -EUCLEAN, "flip of bit %llu: open gave %d, last seq %llu",
+			     (unsigned long long)bit, r, (unsigned long long)seq);
+		cr_assert(strstr(err.msg, "00000001.seg offset"), "names segment and offset: %s",
+			  err.msg);
+	}
+	/* nothing was changed by the refused opens: the pristine image opens whole */
+	spill(seg, img, len);
+	struct cr_error err;
+	uint64_t seq;
+	cr_assert_eq(reopen_last_seq(dir, &err, &seq), 0, "%s", err.msg);
+	cr_assert_eq(seq, 5);
+	cr_test_rmrf(dir);
+}
+
+Test(log_recovery, catalog_is_repaired_from_the_log)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	create(log, "a");
+	create(log, "b");
+	append(log, "a", 0, "{}");
+	append(log, "a", 0, "{}");
+	cr_log_close(log);
+
+	_cleanup_free_ char *path = NULL;
+	cr_assert_geq(asprintf(&path, "%s/catalog.db", dir), 0);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "UPDATE sessions SET last_seq = 99, epoch = 7 WHERE id = 'a';"
+				  "DELETE FROM sessions WHERE id = 'b';"
+				  "INSERT INTO sessions (id, created_ns, epoch, last_seq) "
+				  "VALUES ('ghost', 1, 0, 3);",
+				  NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+
+	log = open_log(dir, 0);
+	cr_log_close(log);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(db, "SELECT id, epoch, last_seq FROM sessions ORDER BY id",
+					-1, &st, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "a");
+	cr_assert_eq(sqlite3_column_int64(st, 1), 0);
+	cr_assert_eq(sqlite3_column_int64(st, 2), 2);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_assert_str_eq((const char *)sqlite3_column_text(st, 0), "b");
+	cr_assert_eq(sqlite3_step(st), SQLITE_DONE, "ghost is gone: the log wins");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	cr_test_rmrf(dir);
+}
+
+/* --- follow and concurrency ---------------------------------------------------------------- */
+
+struct later {
+	struct cr_log *log;
+	int delay_ms;
+};
+
+static void *append_later(void *arg)
+{
+	struct later *l = arg;
+	usleep((useconds_t)l->delay_ms * 1000);
+	append(l->log, "s", 0, "{\"late\":true}");
+	return NULL;
+}
+
+Test(log, wait_wakes_on_a_durable_event_and_times_out_otherwise, .timeout = 20)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	create(log, "s");
+	struct cr_error err;
+	uint64_t seq = 0;
+	cr_assert_eq(cr_log_wait(log, "s", 0, 50, &seq, &err), -ETIMEDOUT);
+	struct later l = { log, 100 };
+	pthread_t t;
+	pthread_create(&t, NULL, append_later, &l);
+	cr_assert_eq(cr_log_wait(log, "s", 0, 5000, &seq, &err), 0, "%s", err.msg);
+	cr_assert_eq(seq, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(cr_log_wait(log, "nosuch", 0, 10, &seq, &err), -ENOENT);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+#define THREADS 16
+#define SESSIONS 8
+#define PER_THREAD 200
+
+struct worker {
+	struct cr_log *log;
+	int id;
+};
+
+static void *appender(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		char session[16], payload[64];
+		snprintf(session, sizeof(session), "s%d", (w->id + i) % SESSIONS);
+		snprintf(payload, sizeof(payload), "{\"thread\":%d,\"i\":%d}", w->id, i);
+		struct cr_log_append a = { .session = session,
+					   .type = "agent.message",
+					   .payload = payload,
+					   .payload_len = strlen(payload) };
+		struct cr_error err;
+		if (cr_log_append(w->log, &a, NULL, &err) < 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+Test(log, many_threads_many_sessions_dense_ordered_seqs, .timeout = 60)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 1 << 20);
+	for (int s = 0; s < SESSIONS; s++) {
+		char id[16];
+		snprintf(id, sizeof(id), "s%d", s);
+		create(log, id);
+	}
+	pthread_t t[THREADS];
+	struct worker w[THREADS];
+	for (int i = 0; i < THREADS; i++) {
+		w[i] = (struct worker){ log, i };
+		pthread_create(&t[i], NULL, appender, &w[i]);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		void *res;
+		pthread_join(t[i], &res);
+		cr_assert_null(res, "thread %d failed an append", i);
+	}
+	struct cr_log_stats stats;
+	cr_log_get_stats(log, &stats);
+	cr_assert_eq(stats.appends, THREADS * PER_THREAD);
+	cr_assert_lt(stats.batches, stats.appends, "group commit shares syncs");
+	cr_log_close(log);
+
+	log = open_log(dir, 1 << 20);
+	size_t total = 0;
+	for (int s = 0; s < SESSIONS; s++) {
+		char id[16];
+		snprintf(id, sizeof(id), "s%d", s);
+		struct cr_log_event *ev;
+		size_t n;
+		struct cr_error err;
+		cr_assert_eq(cr_log_get_events(log, id, 0, 0, &ev, &n, &err), 0, "%s", err.msg);
+		int last_i[THREADS];
+		for (int k = 0; k < THREADS; k++)
+			last_i[k] = -1;
+		for (size_t i = 0; i < n; i++) {
+			cr_assert_eq(ev[i].seq, i + 1, "dense");
+			int th, idx;
+			cr_assert_eq(sscanf(ev[i].payload, "{\"thread\":%d,\"i\":%d}", &th, &idx),
+				     2);
+			cr_assert_gt(idx, last_i[th], "one thread's appends keep their order");
+			last_i[th] = idx;
+		}
+		total += n;
+		cr_log_events_free(ev, n);
+	}
+	cr_assert_eq(total, THREADS * PER_THREAD);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+/* --- faults -------------------------------------------------------------------------------- */
+
+/* In a child with a private mount namespace: a 1 MiB tmpfs fills up; appends fail with
+ * ENOSPC and write nothing; after space is freed they succeed again. */
+static int enospc_child(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 77;
+	char dir[] = "/tmp/corral-test-enospc-XXXXXX";
+	if (!mkdtemp(dir) || mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0)
+		return 77;
+	char logdir[64], filler[64];
+	snprintf(logdir, sizeof(logdir), "%s/log", dir);
+	snprintf(filler, sizeof(filler), "%s/filler", dir);
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	o.segment_size = 128 << 10;
+	struct cr_log *log;
+	struct cr_error err;
+	if (cr_log_open(logdir, &o, &log, &err) < 0 || cr_log_session_create(log, "s", NULL, &err))
+		return 10;
+	/* fill what is left */
+	int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	char block[4096] = { 0 };
+	while (write(fd, block, sizeof(block)) == (ssize_t)sizeof(block))
+		;
+	close(fd);
+	char payload[2048];
+	memset(payload, 'y', sizeof(payload));
+	memcpy(payload, "{\"t\":\"", 6);
+	memcpy(payload + sizeof(payload) - 2, "\"}", 2);
+	struct cr_log_append a = { .session = "s",
+				   .type = "agent.message",
+				   .payload = payload,
+				   .payload_len = sizeof(payload) };
+	int r = 0, ok = 0;
+	for (int i = 0; i < 200 && r == 0; i++) {
+		r = cr_log_append(log, &a, NULL, &err);
+		ok += r == 0;
+	}
+	if (r != -ENOSPC)
+		return 11;
+	struct cr_log_session_info info;
+	cr_log_session_info(log, "s", &info, &err);
+	if (info.last_seq != (uint64_t)ok)
+		return 12; /* nothing of the failed append is visible */
+	if (cr_log_append(log, &a, NULL, &err) != -ENOSPC)
+		return 13;
+	unlink(filler);
+	if (cr_log_append(log, &a, NULL, &err) != 0)
+		return 14; /* space again: appends succeed */
+	cr_log_close(log);
+	if (cr_log_open(logdir, &o, &log, &err) < 0)
+		return 15;
+	cr_log_session_info(log, "s", &info, &err);
+	cr_log_close(log);
+	umount2(dir, MNT_DETACH);
+	rmdir(dir);
+	return info.last_seq == (uint64_t)ok + 1 ? 0 : 16;
+}
+
+Test(log_faults, disk_full_fails_appends_until_space_is_freed, .timeout = 60)
+{
+	int r = cr_test_run_in_cgroup(NULL, enospc_child, NULL);
+	cr_test_need(r != 77, "mount namespaces or tmpfs unavailable");
+	cr_assert_eq(r, 0, "ENOSPC scenario failed at step %d", r);
+}
+
+/* --- crash test ---------------------------------------------------------------------------- */
+
+#define CRASH_THREADS 8
+#define CRASH_SESSIONS 4
+#define CRASH_ROUNDS 20
+
+struct crash_worker {
+	struct cr_log *log;
+	int id, fd;
+};
+
+static void *crash_appender(void *arg)
+{
+	struct crash_worker *w = arg;
+	for (unsigned i = 0;; i++) {
+		char session[16], payload[128];
+		snprintf(session, sizeof(session), "c%d", w->id % CRASH_SESSIONS);
+		snprintf(payload, sizeof(payload), "{\"w\":%d,\"i\":%u,\"pad\":\"%0*u\"}", w->id, i,
+			 (int)(i % 50), 0u);
+		struct cr_log_append a = { .session = session,
+					   .type = "agent.message",
+					   .payload = payload,
+					   .payload_len = strlen(payload) };
+		struct cr_log_appended out;
+		struct cr_error err;
+		if (cr_log_append(w->log, &a, &out, &err) < 0)
+			return NULL;
+		/* the side channel: what was acknowledged, with its checksum */
+		char line[256];
+		int n = snprintf(line, sizeof(line), "%s %llu %08x\n", session,
+				 (unsigned long long)out.seq,
+				 cr_crc32c(0, payload, strlen(payload)));
+		if (write(w->fd, line, (size_t)n) != n)
+			return NULL;
+	}
+}
+
+static void crash_child(const char *dir, int fd)
+{
+	struct cr_log *log;
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	o.segment_size = 256 << 10; /* rotations happen during the test too */
+	struct cr_error err;
+	if (cr_log_open(dir, &o, &log, &err) < 0) {
+		fprintf(stderr, "crash child: %s\n", err.msg);
+		_exit(1);
+	}
+	for (int s = 0; s < CRASH_SESSIONS; s++) {
+		char id[16];
+		snprintf(id, sizeof(id), "c%d", s);
+		cr_log_session_create(log, id, NULL, &err); /* EEXIST after the first round */
+	}
+	if (write(fd, "ready\n", 6) != 6)
+		_exit(1);
+	pthread_t t[CRASH_THREADS];
+	struct crash_worker w[CRASH_THREADS];
+	for (int i = 0; i < CRASH_THREADS; i++) {
+		w[i] = (struct crash_worker){ log, i, fd };
+		pthread_create(&t[i], NULL, crash_appender, &w[i]);
+	}
+	for (;;)
+		pause();
+}
+
+Test(log_crash, sigkill_loses_no_acknowledged_event, .timeout = 240)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("crash");
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	size_t checked = 0;
+	for (int round = 0; round < CRASH_ROUNDS; round++) {
+		int p[2];
+		cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+		pid_t pid = fork();
+		cr_assert_geq(pid, 0);
+		if (pid == 0) {
+			close(p[0]);
+			crash_child(dir, p[1]);
+		}
+		close(p[1]);
+		FILE *acks = fdopen(p[0], "r");
+		char line[256];
+		cr_assert_not_null(fgets(line, sizeof(line), acks), "child did not start");
+		cr_assert_str_eq(line, "ready\n");
+		usleep((useconds_t)(rand() % 150000));
+		kill(pid, SIGKILL);
+		int status;
+		waitpid(pid, &status, 0);
+
+		struct cr_log *log = open_log(dir, 256 << 10);
+		while (fgets(line, sizeof(line), acks)) {
+			char session[16];
+			unsigned long long seq;
+			unsigned crc;
+			if (sscanf(line, "%15s %llu %x", session, &seq, &crc) != 3)
+				continue; /* the last line may be cut by the kill */
+			struct cr_log_event *ev;
+			size_t n;
+			struct cr_error err;
+			cr_assert_eq(cr_log_get_events(log, session, seq - 1, 1, &ev, &n, &err), 0,
+				     "%s", err.msg);
+			cr_assert_eq(n, 1, "round %d: acknowledged %s seq %llu is lost", round,
+				     session, seq);
+			cr_assert_eq(cr_crc32c(0, ev[0].payload, ev[0].payload_len), crc,
+				     "round %d: %s seq %llu is not what was acknowledged", round,
+				     session, seq);
+			cr_log_events_free(ev, n);
+			checked++;
+		}
+		fclose(acks);
+		/* every visible event is whole, seqs are dense */
+		for (int s = 0; s < CRASH_SESSIONS; s++) {
+			char id[16];
+			snprintf(id, sizeof(id), "c%d", s);
+			struct cr_log_event *ev;
+			size_t n;
+			struct cr_error err;
+			cr_assert_eq(cr_log_get_events(log, id, 0, 0, &ev, &n, &err), 0, "%s",
+				     err.msg);
+			for (size_t i = 0; i < n; i++)
+				cr_assert_eq(ev[i].seq, i + 1);
+			cr_log_events_free(ev, n);
+		}
+		cr_log_close(log);
+	}
+	cr_assert_gt(checked, 0, "the crash test checked no acknowledged event");
+	printf("log_crash: %d rounds, %zu acknowledged events checked\n", CRASH_ROUNDS, checked);
+	cr_test_rmrf(dir);
+}
