@@ -156,9 +156,19 @@ $(O)/%.init.o: %.c include/generated/autoconf.h
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(INIT_CFLAGS) -c $< -o $@
 
-$(O)/libcorral.a: $(LIB_OBJS)
+# A list file per linked target changes when a source is added or removed, so the target is
+# rebuilt then too (an object that is merely gone would not make it out of date).
+$(O)/%.list: FORCE
+	$(Q)mkdir -p $(@D)
+	$(Q)printf '%s\n' $(LIST_$*) | cmp -s - $@ || printf '%s\n' $(LIST_$*) > $@
+LIST_libcorral := $(LIB_OBJS)
+LIST_tests/unit := $(UNIT_OBJS)
+.PHONY: FORCE
+FORCE:
+
+$(O)/libcorral.a: $(LIB_OBJS) $(O)/libcorral.list
 	$(msg) AR $@
-	$(Q)rm -f $@ && $(AR) rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $(LIB_OBJS)
 
 $(O)/corral: $(CLI_OBJS) $(O)/libcorral.a
 	$(msg) LD $@
@@ -194,9 +204,9 @@ $(O)/bpf/opencount.o: | $(SKELS)
 
 # --- tests -----------------------------------------------------------------------------------
 
-$(O)/tests/unit: $(UNIT_OBJS) $(O)/libcorral.a
+$(O)/tests/unit: $(UNIT_OBJS) $(O)/libcorral.a $(O)/tests/unit.list
 	$(msg) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcriterion $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(O)/libcorral.a -lcriterion $(LIBS)
 
 export CORRAL_BUILD = $(abspath $(O))
 export CORRAL_SANITIZE = $(SANITIZE)

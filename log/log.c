@@ -576,9 +576,10 @@ static int list_segments(struct cr_log *log, uint64_t **ret, size_t *ret_n, stru
 		}
 	for (size_t i = 1; i < n; i++)
 		if (nums[i] != nums[i - 1] + 1) {
+			unsigned long long missing = nums[i - 1] + 1;
 			free(nums);
 			return cr_error_set(err, EUCLEAN, "log %s: segment %08llu is missing",
-					    log->dir, (unsigned long long)(nums[i - 1] + 1));
+					    log->dir, missing);
 		}
 	*ret = nums;
 	*ret_n = n;
