@@ -387,15 +387,24 @@ static int segs_push(struct cr_log *log, uint64_t segno, int fd)
 	return 0;
 }
 
+/* fallocate, again when a signal interrupts it (tmpfs returns EINTR then). */
+static int fallocate_retry(int fd, int mode, uint64_t off, uint64_t len)
+{
+	int r;
+	do
+		r = fallocate(fd, mode, (off_t)off, (off_t)len);
+	while (r < 0 && errno == EINTR);
+	return r;
+}
+
 /* Makes [off, size) of fd read as zeros, durably. */
 static int zero_range(int fd, uint64_t off, uint64_t size)
 {
 	if (off >= size)
 		return 0;
-	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-		      (off_t)(size - off)) == 0) {
+	if (fallocate_retry(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, size - off) == 0) {
 		/* reserve the space again, so the next writes cannot hit ENOSPC */
-		if (fallocate(fd, 0, (off_t)off, (off_t)(size - off)) < 0 && errno != EOPNOTSUPP)
+		if (fallocate_retry(fd, 0, off, size - off) < 0 && errno != EOPNOTSUPP)
 			return -errno;
 	} else {
 		static const uint8_t zeros[65536];
@@ -410,7 +419,11 @@ static int zero_range(int fd, uint64_t off, uint64_t size)
 			o += (uint64_t)w;
 		}
 	}
-	return fdatasync(fd) < 0 ? -errno : 0;
+	int r;
+	do
+		r = fdatasync(fd);
+	while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
 }
 
 /* Makes a new segment with room for need bytes of frames and makes it the active one. */
@@ -428,7 +441,7 @@ static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
 	if (fd < 0)
 		return cr_error_errno(err, errno, "create segment %s/%s", log->dir, name);
 	int r = 0;
-	if (fallocate(fd, 0, 0, (off_t)size) < 0) {
+	if (fallocate_retry(fd, 0, 0, size) < 0) {
 		if (errno != EOPNOTSUPP)
 			r = cr_error_errno(err, errno, "preallocate %llu bytes for segment %s/%s",
 					   (unsigned long long)size, log->dir, name);
@@ -806,9 +819,19 @@ static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len
 		}
 #else
 		(void)log;
-		ssize_t w = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+		ssize_t w;
+		do
+			w = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+		while (w < 0 && errno == EINTR);
 		wres = w < 0 ? -errno : (int)w;
-		sres = wres == (int)(len - done) ? (fdatasync(fd) < 0 ? -errno : 0) : -ECANCELED;
+		sres = -ECANCELED;
+		if (wres == (int)(len - done)) {
+			int r;
+			do
+				r = fdatasync(fd);
+			while (r < 0 && errno == EINTR);
+			sres = r < 0 ? -errno : 0;
+		}
 #endif
 		if (wres < 0)
 			return cr_error_errno(err, -wres,
