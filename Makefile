@@ -92,7 +92,7 @@ endif
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c
-CLI_SRCS := cli/main.c cli/doctor.c
+CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c bench/log.c
 CORRALD_SRCS := daemon/corrald.c
 INIT_SRCS := init/corral-init.c
 UNIT_SRCS := $(sort $(wildcard tests/test_*.c)) tests/helpers.c
@@ -230,7 +230,7 @@ vmtest: all $(TEST_BINS)
 
 # --- housekeeping ----------------------------------------------------------------------------
 
-FORMAT_DIRS := util cgroups bpf runtime log vault cli daemon init include/corral tests
+FORMAT_DIRS := util cgroups bpf bench runtime log vault cli daemon init include/corral tests
 .PHONY: format check-format install clean distclean deps help
 format:
 	find $(FORMAT_DIRS) -name '*.[ch]' -print0 | xargs -0r $(CLANG_FORMAT) -i

@@ -9,5 +9,6 @@
 #define CR_EXIT_USAGE 2
 
 int cr_cli_doctor(int argc, char **argv);
+int cr_cli_bench(int argc, char **argv);
 
 #endif

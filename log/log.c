@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -129,6 +130,8 @@ struct cr_log {
 	bool writer_started;
 	uint8_t *buf;
 	size_t buf_cap;
+	uint8_t rand_pool[4096]; /* event ids, drawn 16 bytes at a time (writer only) */
+	size_t rand_used;
 #ifdef CONFIG_CORRAL_IO_URING
 	struct io_uring ring;
 	bool ring_ready;
@@ -865,6 +868,26 @@ static void complete(struct req *r)
 	free(r);
 }
 
+/* 16 random bytes for an event id, from a pool refilled by one getrandom() per 256 ids. */
+static int draw_id(struct cr_log *log, uint8_t out[CR_ID_RAW], struct cr_error *err)
+{
+	if (log->rand_used == 0 || log->rand_used + CR_ID_RAW > sizeof(log->rand_pool)) {
+		for (size_t got = 0; got < sizeof(log->rand_pool);) {
+			ssize_t n =
+				getrandom(log->rand_pool + got, sizeof(log->rand_pool) - got, 0);
+			if (n < 0 && errno != EINTR)
+				return cr_error_errno(err, errno, "getrandom");
+			if (n > 0)
+				got += (size_t)n;
+		}
+		log->rand_used = 0;
+	}
+	memcpy(out, log->rand_pool + log->rand_used, CR_ID_RAW);
+	explicit_bzero(log->rand_pool + log->rand_used, CR_ID_RAW); /* used once */
+	log->rand_used += CR_ID_RAW;
+	return 0;
+}
+
 /* Checks r against the session state and assigns what it gets; log->lock held. */
 static int assign(struct cr_log *log, struct req *r)
 {
@@ -885,7 +908,7 @@ static int assign(struct cr_log *log, struct req *r)
 		return -ENOENT;
 	r->s = s;
 	/* everything that can fail comes before the first change of state */
-	if (r->kind != REQ_MARK && cr_id_random(r->event_id, &r->err) < 0)
+	if (r->kind != REQ_MARK && draw_id(log, r->event_id, &r->err) < 0)
 		return -r->err.code;
 	if (r->kind == REQ_ACQUIRE) {
 		char payload[64];
@@ -1000,15 +1023,81 @@ static void catalog_note(struct cr_log *log, struct session *s)
 }
 
 /* Writes one batch: requests in order; completes each. */
-static void write_batch(struct cr_log *log, struct req *batch)
+/* A batch from its submission to its completion. */
+struct batch {
+	struct req *reqs;
+	size_t used;
+	uint32_t nframes;
+	bool submitted;
+	int fd;
+	uint64_t off;
+	int r;
+	struct cr_error err;
+};
+
+#ifdef CONFIG_CORRAL_IO_URING
+/* Queues the batch's write linked to an fdatasync, without waiting. */
+static int submit_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len,
+			     uint64_t off, struct cr_error *err)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&log->ring);
+	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe->user_data = 1;
+	sqe = io_uring_get_sqe(&log->ring);
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	sqe->user_data = 2;
+	int r;
+	do
+		r = io_uring_submit(&log->ring);
+	while (r == -EINTR);
+	return r < 0 ? cr_error_errno(err, -r, "io_uring submit") : 0;
+}
+
+/* Waits for a submitted write and sync; finishes a short write synchronously. */
+static int reap_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
+			   unsigned *ret_syncs, struct cr_error *err)
+{
+	int wres = -ECANCELED, sres = -ECANCELED;
+	*ret_syncs = 0;
+	for (int k = 0; k < 2; k++) {
+		struct io_uring_cqe *cqe;
+		int r;
+		do
+			r = io_uring_wait_cqe(&log->ring, &cqe);
+		while (r == -EINTR);
+		if (r < 0)
+			return cr_error_errno(err, -r, "io_uring wait");
+		if (cqe->user_data == 1)
+			wres = cqe->res;
+		else
+			sres = cqe->res;
+		io_uring_cqe_seen(&log->ring, cqe);
+	}
+	if (wres < 0)
+		return cr_error_errno(err, -wres, "write %zu bytes to the log at offset %llu", len,
+				      (unsigned long long)off);
+	if ((size_t)wres == len) {
+		if (sres < 0)
+			return cr_error_errno(err, -sres, "fdatasync of the log");
+		*ret_syncs = 1;
+		return 0;
+	}
+	/* short write: the linked sync was cancelled; the rest goes the slow way */
+	return write_sync(log, fd, buf + wres, len - (size_t)wres, off + (uint64_t)wres, ret_syncs,
+			  err);
+}
+#endif
+
+/* Checks and numbers the batch's requests, encodes them and submits the write. */
+static void start_batch(struct cr_log *log, struct batch *b)
 {
 	size_t used = BATCH_HEADER_SIZE;
 	uint32_t nframes = 0;
-	int failed;
 
 	pthread_mutex_lock(&log->lock);
-	failed = log->failed;
-	for (struct req *r = batch; r; r = r->next) {
+	int failed = log->failed;
+	for (struct req *r = b->reqs; r; r = r->next) {
 		if (failed) {
 			r->result = -failed;
 			r->err = log->fail_err;
@@ -1025,79 +1114,98 @@ static void write_batch(struct cr_log *log, struct req *batch)
 		nframes++;
 	}
 	pthread_mutex_unlock(&log->lock);
+	b->used = used;
+	b->nframes = nframes;
+	if (!nframes)
+		return;
 
-	int r = 0;
+	if (buf_reserve(log, used) < 0) {
+		b->r = cr_error_errno(&b->err, ENOMEM, "log write buffer");
+		return;
+	}
+	struct log_frame f = { .kind = LOG_BATCH,
+			       .batch_no = log->next_batch,
+			       .batch_bytes = (uint32_t)(used - BATCH_HEADER_SIZE),
+			       .batch_frames = nframes };
+	log_frame_encode(&f, log->buf);
+	for (struct req *q = b->reqs; q; q = q->next) {
+		if (q->result < 0)
+			continue;
+		frame_of(q, &f);
+		log_frame_encode(&f, log->buf + q->batch_off);
+	}
+	if (!log->nsegs || log->cur_off + used > log->cur_size) {
+		b->r = rotate(log, used, &b->err);
+		if (b->r < 0)
+			return;
+	}
+	b->fd = log->segs[log->nsegs - 1].fd;
+	b->off = log->cur_off;
+#ifdef CONFIG_CORRAL_IO_URING
+	b->r = submit_write_sync(log, b->fd, log->buf, used, b->off, &b->err);
+#endif
+	b->submitted = b->r == 0;
+}
+
+/* Waits for the batch to be durable, then publishes it; or fails and undoes it. */
+static void finish_batch(struct cr_log *log, struct batch *b)
+{
 	unsigned syncs = 0;
-	struct cr_error err = { 0 };
-	if (nframes) {
-		if (buf_reserve(log, used) < 0) {
-			r = cr_error_errno(&err, ENOMEM, "log write buffer");
-		} else {
-			struct log_frame f = { .kind = LOG_BATCH,
-					       .batch_no = log->next_batch,
-					       .batch_bytes = (uint32_t)(used - BATCH_HEADER_SIZE),
-					       .batch_frames = nframes };
-			log_frame_encode(&f, log->buf);
-			for (struct req *q = batch; q; q = q->next) {
-				if (q->result < 0)
-					continue;
-				frame_of(q, &f);
-				log_frame_encode(&f, log->buf + q->batch_off);
-			}
-			if (!log->nsegs || log->cur_off + used > log->cur_size)
-				r = rotate(log, used, &err);
-			if (r == 0) {
-				r = write_sync(log, log->segs[log->nsegs - 1].fd, log->buf, used,
-					       log->cur_off, &syncs, &err);
-				if (r < 0) {
-					/* fsyncgate: the page cache can no longer be trusted to
-					 * match the disk; nothing more is written until reopen. */
-					pthread_mutex_lock(&log->lock);
-					log->failed = -r;
-					log->fail_err = err;
-					cr_error_prefix(
-						&log->fail_err,
-						"the log failed earlier and refuses appends "
-						"until reopened");
-					pthread_mutex_unlock(&log->lock);
-				}
-			}
+	if (b->submitted) {
+#ifdef CONFIG_CORRAL_IO_URING
+		b->r = reap_write_sync(log, b->fd, log->buf, b->used, b->off, &syncs, &b->err);
+#else
+		b->r = write_sync(log, b->fd, log->buf, b->used, b->off, &syncs, &b->err);
+#endif
+		if (b->r < 0) {
+			/* fsyncgate: the page cache can no longer be trusted to match the disk;
+			 * nothing more is written until the log is reopened. */
+			pthread_mutex_lock(&log->lock);
+			log->failed = -b->r;
+			log->fail_err = b->err;
+			cr_error_prefix(
+				&log->fail_err,
+				"the log failed earlier and refuses appends until reopened");
+			pthread_mutex_unlock(&log->lock);
 		}
 	}
 
 	pthread_mutex_lock(&log->lock);
 	uint32_t seg = log->nsegs ? (uint32_t)(log->nsegs - 1) : 0;
 	log->stats.syncs += syncs;
-	for (struct req *q = batch; q; q = q->next) {
+	for (struct req *q = b->reqs; q; q = q->next) {
 		if (q->result < 0)
 			continue;
-		if (r < 0) {
-			q->result = r;
-			q->err = err;
+		if (b->r < 0) {
+			q->result = b->r;
+			q->err = b->err;
 			undo(q);
 			continue;
 		}
 		struct log_frame f;
 		frame_of(q, &f);
-		f.len = (uint32_t)(q->frame_size); /* apply() pads it again: same value */
+		f.len = q->frame_size; /* apply() pads it again: same value */
 		struct cr_error aerr;
-		if (apply(log, &f, seg, log->cur_off + q->batch_off, &aerr) < 0) {
-			/* only ENOMEM can get here; the event is durable all the same */
-			q->err = aerr;
-		}
+		if (apply(log, &f, seg, b->off + q->batch_off, &aerr) < 0)
+			q->err =
+				aerr; /* only ENOMEM gets here; the event is durable all the same */
 		if (q->kind == REQ_EVENT || q->kind == REQ_ACQUIRE)
 			log->stats.appends++;
 	}
-	if (nframes && r == 0) {
-		log->cur_off += used;
+	if (b->nframes && b->r == 0) {
+		log->cur_off += b->used;
 		log->next_batch++;
 		log->stats.batches++;
-		log->stats.bytes += used;
+		log->stats.bytes += b->used;
 		pthread_cond_broadcast(&log->durable);
 	}
 	pthread_mutex_unlock(&log->lock);
+}
 
-	for (struct req *q = batch, *next; q; q = next) {
+/* Tells every request of a finished batch its result. */
+static void complete_batch(struct cr_log *log, struct req *reqs)
+{
+	for (struct req *q = reqs, *next; q; q = next) {
 		next = q->next;
 		if (q->result == 0 && (q->kind == REQ_CREATE || q->kind == REQ_ACQUIRE))
 			catalog_note(log, q->s);
@@ -1105,28 +1213,43 @@ static void write_batch(struct cr_log *log, struct req *batch)
 	}
 }
 
+/* The writer. Batch n+1 is formed only once batch n is durable (so a failure is undone
+ * exactly), but it is submitted before batch n's appenders are woken: waking dozens of threads
+ * costs more CPU than a sync takes, and here it overlaps the next batch's I/O. */
 static void *writer_main(void *arg)
 {
 	struct cr_log *log = arg;
+	struct req *done = NULL;
 	pthread_mutex_lock(&log->qlock);
 	for (;;) {
-		while (!log->head && !log->stopping)
+		while (!log->head && !log->stopping && !done)
 			pthread_cond_wait(&log->work, &log->qlock);
-		if (!log->head)
+		if (!log->head && !done)
 			break;
 		/* everything queued while the last batch was being written, up to a bound */
-		struct req *batch = log->head, *last = batch;
-		size_t bytes = last->payload_len;
-		while (last->next && bytes < BATCH_MAX_BYTES) {
-			last = last->next;
-			bytes += last->payload_len + 128;
+		struct batch b = { .reqs = log->head };
+		if (b.reqs) {
+			struct req *last = b.reqs;
+			size_t bytes = last->payload_len;
+			while (last->next && bytes < BATCH_MAX_BYTES) {
+				last = last->next;
+				bytes += last->payload_len + 128;
+			}
+			log->head = last->next;
+			if (!log->head)
+				log->tail = NULL;
+			last->next = NULL;
 		}
-		log->head = last->next;
-		if (!log->head)
-			log->tail = NULL;
-		last->next = NULL;
 		pthread_mutex_unlock(&log->qlock);
-		write_batch(log, batch);
+		if (b.reqs)
+			start_batch(log, &b);
+		if (done)
+			complete_batch(log, done);
+		done = NULL;
+		if (b.reqs) {
+			finish_batch(log, &b);
+			done = b.reqs;
+		}
 		pthread_mutex_lock(&log->qlock);
 	}
 	pthread_mutex_unlock(&log->qlock);

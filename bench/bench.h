@@ -1,0 +1,46 @@
+/* bench: corral's benchmarks, internal to the corral command (cli/bench.c is their front
+ * end). A benchmark measures and returns its figures as JSON, with its baselines measured in
+ * the same run on the same file system; it never prints its results (only progress lines) and
+ * never exits. Whatever it creates on disk it removes again, also on failure. */
+#ifndef CORRAL_BENCH_H
+#define CORRAL_BENCH_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "corral/error.h"
+
+#define CR_BENCH_LOG_APPENDERS_DEFAULT 64
+#define CR_BENCH_LOG_APPENDERS_MAX 4096
+#define CR_BENCH_LOG_SECONDS_DEFAULT 5.0
+#define CR_BENCH_LOG_SECONDS_MAX 3600.0
+#define CR_BENCH_LOG_DIR_DEFAULT "/var/tmp"
+
+struct cr_bench_log_opts {
+	unsigned appenders; /* threads, each appending to its own session: 1 to 4096 */
+	double seconds; /* length of each timed run (log, sqlite, write+fdatasync, 1 appender) */
+	const char *dir; /* an existing directory; the benchmark works in a fresh one inside */
+	bool quick; /* a 32 MiB recovery log instead of 256 MiB */
+	FILE *progress; /* progress lines go here; NULL: none */
+	/* Polled while running; once true the benchmark stops, cleans up and fails with
+	 * -ECANCELED. NULL: never. */
+	const atomic_bool *cancel;
+};
+
+/* Fills the defaults (64 appenders, 5 s, /var/tmp, the full recovery log, no progress). */
+void cr_bench_log_opts_init(struct cr_bench_log_opts *opts);
+
+/* corral bench log: the session event log (cr_log_append with opts->appenders appenders and
+ * with one; replay of 10,000 events after a cold open; the recovery scan rate) against SQLite
+ * (WAL, synchronous=FULL, one transaction per event) and a plain write+fdatasync per event.
+ * On success *ret is a new JSON object owned by the caller: the figures (latencies in
+ * microseconds as *_p50_us, *_p99_us, *_max_us; rates per second; MB = 10^6 bytes), and a
+ * "targets" object with, per target of the issue, its measured value, its bound ("at_least"
+ * or "at_most") and "met". -EINVAL for bad options, -ECANCELED when cancelled, else what
+ * failed. */
+int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_error *err);
+
+#endif

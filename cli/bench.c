@@ -1,0 +1,380 @@
+/* cli/bench: corral bench BENCHMARK [OPTIONS]. Parses options, turns SIGINT/SIGTERM/SIGHUP
+ * into a cancel request (so the benchmark can remove its files), and prints the figures the
+ * benchmark returns, as a table or as JSON. No measuring here: that is bench/. */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../bench/bench.h"
+#include "cli.h"
+#include "corral/cleanup.h"
+
+static void bench_usage(FILE *f)
+{
+	fprintf(f, "usage: corral bench BENCHMARK [OPTIONS]\n\n"
+		   "benchmarks:\n"
+		   "  log        the session event log against SQLite and write+fdatasync\n"
+		   "             (corral bench log --help)\n");
+}
+
+static void bench_log_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corral bench log [--json] [--appenders N] [--seconds S] [--dir DIR]\n"
+		"                        [--quick]\n"
+		"\n"
+		"Measures the session event log with N appender threads (default %u), each\n"
+		"appending 200-byte events to its own session with cr_log_append, for S\n"
+		"seconds (default %g); and in the same run, on the same file system: SQLite\n"
+		"(WAL, synchronous=FULL, one transaction per event, N connections), a plain\n"
+		"write+fdatasync per event (one thread), the log with one appender, the replay\n"
+		"of 10,000 events after a cold open (page cache dropped), and the recovery\n"
+		"scan rate of a 256 MiB log on reopen. Works in a fresh directory inside DIR\n"
+		"(default %s) and removes it afterwards. Latencies are in microseconds\n"
+		"(p50, p99, max); MB is 10^6 bytes. Progress goes to stderr.\n"
+		"\n"
+		"  --json          print one JSON object instead of the table\n"
+		"  --appenders N   appender threads and SQLite connections, 1 to %u\n"
+		"  --seconds S     length of each timed run, more than 0 and at most %g\n"
+		"  --dir DIR       an existing writable directory to work in\n"
+		"  --quick         a 32 MiB recovery log instead of 256 MiB (for tests)\n"
+		"\n"
+		"Targets (reported, not enforced by the exit status): at N appenders at least\n"
+		"10x SQLite's appends/s; ack p99 at most 3x the median single fdatasync; with\n"
+		"one appender, ack p50 at most 1.5x the write+fdatasync p50; recovery at least\n"
+		"1000 MB/s. Exits 0 when the benchmark ran, 1 when it failed, 2 on bad usage.\n",
+		CR_BENCH_LOG_APPENDERS_DEFAULT, CR_BENCH_LOG_SECONDS_DEFAULT,
+		CR_BENCH_LOG_DIR_DEFAULT, CR_BENCH_LOG_APPENDERS_MAX, CR_BENCH_LOG_SECONDS_MAX);
+}
+
+/* Digits only, 1 to CR_BENCH_LOG_APPENDERS_MAX. */
+static int parse_appenders(const char *arg, unsigned *ret)
+{
+	unsigned long v = 0;
+
+	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || strlen(arg) > 9) {
+		fprintf(stderr, "corral bench log: --appenders \"%s\": not a number from 1 to %u\n",
+			arg, CR_BENCH_LOG_APPENDERS_MAX);
+		return -1;
+	}
+	v = strtoul(arg, NULL, 10);
+	if (v < 1 || v > CR_BENCH_LOG_APPENDERS_MAX) {
+		fprintf(stderr, "corral bench log: --appenders %s: out of range (1 to %u)\n", arg,
+			CR_BENCH_LOG_APPENDERS_MAX);
+		return -1;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* A plain decimal ("5", "0.5"): no sign, exponent, hex, inf or nan. */
+static int parse_seconds(const char *arg, double *ret)
+{
+	size_t len = strlen(arg);
+	const char *dot = strchr(arg, '.');
+	char *end = NULL;
+	double v = 0;
+
+	if (len > 0 && strspn(arg, "0123456789.") == len && !(dot && strchr(dot + 1, '.')) &&
+	    strspn(arg, ".") != len)
+		v = strtod(arg, &end);
+	if (!end || end != arg + len || !(v > 0)) {
+		fprintf(stderr,
+			"corral bench log: --seconds \"%s\": not a positive number of seconds "
+			"(like 5 or 0.5)\n",
+			arg);
+		return -1;
+	}
+	if (v > CR_BENCH_LOG_SECONDS_MAX) {
+		fprintf(stderr, "corral bench log: --seconds %s: at most %g\n", arg,
+			CR_BENCH_LOG_SECONDS_MAX);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static int check_dir(const char *dir)
+{
+	struct stat st;
+
+	if (!*dir) {
+		fprintf(stderr, "corral bench log: --dir: empty\n");
+		return -1;
+	}
+	if (stat(dir, &st) < 0) {
+		fprintf(stderr, "corral bench log: --dir %s: %m\n", dir);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "corral bench log: --dir %s: not a directory\n", dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		fprintf(stderr, "corral bench log: --dir %s: not writable: %m\n", dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* --- cancelling on a signal ---------------------------------------------------------------- */
+
+static atomic_bool cancel_requested;
+
+struct sigwatch {
+	sigset_t set, old;
+	pthread_t thread;
+	atomic_bool stopping;
+	bool running;
+};
+
+/* The first signal asks the benchmark to stop and clean up; a second one quits at once. The
+ * signals are blocked in every thread (the log's writer included) and only waited for here,
+ * so no system call of the log or of SQLite is interrupted by them. The thread ends by
+ * returning (woken by a signal of its own), not by pthread_cancel, which ASan misreports. */
+static void *sigwatch_main(void *arg)
+{
+	struct sigwatch *w = arg;
+
+	for (;;) {
+		int sig = 0;
+		if (sigwait(&w->set, &sig) != 0)
+			continue;
+		if (atomic_load(&w->stopping))
+			return NULL;
+		if (atomic_exchange(&cancel_requested, true)) {
+			fprintf(stderr, "corral bench: %s again: quitting without cleaning up\n",
+				strsignal(sig));
+			_exit(128 + sig);
+		}
+		fprintf(stderr,
+			"corral bench: %s: stopping and removing the benchmark's files "
+			"(again to quit at once)\n",
+			strsignal(sig));
+	}
+}
+
+static int sigwatch_start(struct sigwatch *w)
+{
+	sigemptyset(&w->set);
+	sigaddset(&w->set, SIGINT);
+	sigaddset(&w->set, SIGTERM);
+	sigaddset(&w->set, SIGHUP);
+	int e = pthread_sigmask(SIG_BLOCK, &w->set, &w->old);
+	if (e) {
+		fprintf(stderr, "corral bench: pthread_sigmask: %s\n", strerror(e));
+		return -1;
+	}
+	e = pthread_create(&w->thread, NULL, sigwatch_main, w);
+	if (e) {
+		fprintf(stderr, "corral bench: cannot start the signal thread: %s\n", strerror(e));
+		pthread_sigmask(SIG_SETMASK, &w->old, NULL);
+		return -1;
+	}
+	w->running = true;
+	return 0;
+}
+
+static void sigwatch_stop(struct sigwatch *w)
+{
+	if (!w->running)
+		return;
+	atomic_store(&w->stopping, true);
+	int e = pthread_kill(w->thread, SIGHUP);
+	if (e == 0)
+		pthread_join(w->thread, NULL);
+	else
+		pthread_detach(w->thread);
+	pthread_sigmask(SIG_SETMASK, &w->old, NULL);
+	w->running = false;
+}
+
+/* --- printing ------------------------------------------------------------------------------ */
+
+static double num(const json_t *o, const char *key)
+{
+	return json_number_value(json_object_get(o, key));
+}
+
+/* A row of the table: label, rate (per_s key), then prefix's p50, p99 and max. */
+static void print_row(const json_t *j, const char *label, const char *per_s, const char *prefix)
+{
+	char key[64];
+
+	printf("  %-40s %11.1f", label, num(j, per_s));
+	static const char *const tails[] = { "p50_us", "p99_us", "max_us" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(tails); i++) {
+		snprintf(key, sizeof(key), "%s_%s", prefix, tails[i]);
+		printf(" %10.1f", num(j, key));
+	}
+	printf("\n");
+}
+
+static void print_target(const json_t *targets, const char *key, const char *label,
+			 const char *unit)
+{
+	const json_t *t = json_object_get(targets, key);
+	const json_t *least = json_object_get(t, "at_least");
+	double limit = json_number_value(least ? least : json_object_get(t, "at_most"));
+	char want[32], got[32];
+
+	snprintf(want, sizeof(want), "%s %g%s", least ? ">=" : "<=", limit, unit);
+	snprintf(got, sizeof(got), "%.2f%s", num(t, "value"), unit);
+	printf("  %-48s %-12s %-12s %s\n", label, want, got,
+	       json_is_true(json_object_get(t, "met")) ? "PASS" : "MISS");
+}
+
+static void print_table(const json_t *j)
+{
+	const json_t *targets = json_object_get(j, "targets");
+	char label[64];
+	unsigned n = (unsigned)num(j, "appenders");
+
+	printf("corral bench log: %u appenders, %g s per timed run, in %s (%s), %g-byte events\n\n",
+	       n, num(j, "seconds"), json_string_value(json_object_get(j, "dir")),
+	       json_string_value(json_object_get(j, "fs")), num(j, "event_bytes"));
+	printf("  %-40s %11s %10s %10s %10s\n", "durable appends", "appends/s", "p50 us", "p99 us",
+	       "max us");
+	snprintf(label, sizeof(label), "log, %u async appender%s", n, n == 1 ? "" : "s");
+	printf("  %-40s %11.1f %10.1f %10.1f %10.1f\n", label, num(j, "appends_per_s"),
+	       num(j, "ack_p50_us"), num(j, "ack_p99_us"), num(j, "ack_max_us"));
+	snprintf(label, sizeof(label), "log, %u appender thread%s", n, n == 1 ? "" : "s");
+	print_row(j, label, "threads_appends_per_s", "threads_ack");
+	print_row(j, "log, 1 appender", "single_appender_appends_per_s", "single_appender");
+	snprintf(label, sizeof(label), "sqlite WAL sync=FULL, %u connection%s", n,
+		 n == 1 ? "" : "s");
+	print_row(j, label, "sqlite_appends_per_s", "sqlite");
+	print_row(j, "write+fdatasync, 1 thread", "write_fdatasync_per_s", "write_fdatasync");
+	printf("  %-40s %11s %10.1f %10.1f %10.1f\n", "  of which the fdatasync", "",
+	       num(j, "fdatasync_p50_us"), num(j, "fdatasync_p99_us"), num(j, "fdatasync_max_us"));
+	printf("\n");
+	printf("  log, %u async appenders: %.0f appends, %.0f syncs, %.1f events per sync\n", n,
+	       num(j, "appends"), num(j, "syncs"), num(j, "events_per_sync"));
+	printf("  log, %u appender threads: %.0f appends, %.0f syncs, %.1f events per sync; ack "
+	       "p99 %.2fx the fdatasync p50 (thread wake-ups on %ld cores included)\n",
+	       n, num(j, "threads_appends"), num(j, "threads_syncs"),
+	       num(j, "threads_events_per_sync"), num(j, "threads_ack_p99_vs_fdatasync_p50"),
+	       sysconf(_SC_NPROCESSORS_ONLN));
+	printf("  sqlite: %.0f busy retries\n", num(j, "sqlite_busy_retries"));
+	printf("  replay of %.0f events after a cold open: %.1f ms (of which cr_log_open %.1f "
+	       "ms)\n",
+	       num(j, "replay_events"), num(j, "replay_10k_ms"), num(j, "replay_open_ms"));
+	printf("  recovery scan: %.0f bytes in %.1f ms = %.1f MB/s (MB = 10^6 bytes; page cache "
+	       "%s)\n",
+	       num(j, "recovered_bytes"), num(j, "recovery_ms"), num(j, "recovery_mb_per_s"),
+	       json_string_value(json_object_get(j, "recovery_cache")));
+	printf("\n  %-48s %-12s %s\n", "target", "want", "measured");
+	snprintf(label, sizeof(label), "appends/s at %u appenders vs sqlite", n);
+	print_target(targets, "appends_vs_sqlite", label, "x");
+	print_target(targets, "ack_p99_vs_fdatasync_p50", "ack p99 vs median single fdatasync",
+		     "x");
+	print_target(targets, "single_p50_vs_write_fdatasync_p50",
+		     "1-appender ack p50 vs write+fdatasync p50", "x");
+	print_target(targets, "recovery_mb_per_s", "recovery scan rate (MB/s)", "");
+}
+
+/* --- corral bench log ---------------------------------------------------------------------- */
+
+static int bench_log(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "appenders", required_argument, NULL, 'a' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "quick", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct cr_bench_log_opts o;
+	bool json = false;
+	int c;
+
+	cr_bench_log_opts_init(&o);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'a':
+			if (parse_appenders(optarg, &o.appenders) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 's':
+			if (parse_seconds(optarg, &o.seconds) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'd':
+			if (check_dir(optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.dir = optarg;
+			break;
+		case 'q':
+			o.quick = true;
+			break;
+		case 'h':
+			bench_log_usage(stdout);
+			return CR_EXIT_OK;
+		default:
+			fprintf(stderr, "corral bench log: unknown or incomplete option \"%s\"\n",
+				argv[optind - 1]);
+			bench_log_usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "corral bench log: unexpected argument \"%s\"\n", argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+
+	_cleanup_(sigwatch_stop) struct sigwatch watch = { 0 };
+	if (sigwatch_start(&watch) < 0)
+		return CR_EXIT_FAIL;
+	o.progress = stderr;
+	o.cancel = &cancel_requested;
+
+	_cleanup_(json_decrefp) json_t *j = NULL;
+	struct cr_error err;
+	if (cr_bench_log(&o, &j, &err) < 0) {
+		fprintf(stderr, "corral bench log: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	if (json) {
+		if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) < 0) {
+			fprintf(stderr, "corral bench log: cannot write JSON\n");
+			return CR_EXIT_FAIL;
+		}
+		putchar('\n');
+	} else {
+		print_table(j);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "corral bench log: cannot write the results: %m\n");
+		return CR_EXIT_FAIL;
+	}
+	return CR_EXIT_OK;
+}
+
+int cr_cli_bench(int argc, char **argv)
+{
+	if (argc < 2) {
+		bench_usage(stderr);
+		return CR_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		bench_usage(stdout);
+		return CR_EXIT_OK;
+	}
+	if (strcmp(argv[1], "log") == 0)
+		return bench_log(argc - 1, argv + 1);
+	fprintf(stderr, "corral bench: unknown benchmark \"%s\" (benchmarks: log)\n", argv[1]);
+	return CR_EXIT_USAGE;
+}
