@@ -381,6 +381,40 @@ Test(log, bad_input_is_refused_and_writes_nothing)
 	cr_test_rmrf(dir);
 }
 
+static const char *second_dir;
+
+static int open_in_other_process(void *arg)
+{
+	(void)arg;
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	struct cr_log *log = NULL;
+	struct cr_error err;
+	int r = cr_log_open(second_dir, &o, &log, &err);
+	char want[64];
+	snprintf(want, sizeof(want), "(pid %d)", (int)getppid());
+	if (r == -EBUSY && strstr(err.msg, "in use by another process") && strstr(err.msg, want))
+		return 0;
+	fprintf(stderr, "second process: open gave %d: %s\n", r, err.msg);
+	return 1;
+}
+
+Test(log, a_second_process_is_refused_naming_the_holder)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	second_dir = dir;
+	cr_assert_eq(cr_test_run_in_cgroup(NULL, open_in_other_process, NULL), 0);
+	cr_log_close(log);
+	/* once closed, another process may open it */
+	struct cr_error err;
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	cr_assert_eq(cr_log_open(dir, &o, &log, &err), 0, "%s", err.msg);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
 Test(log, a_directory_that_is_not_a_log_is_refused)
 {
 	_cleanup_free_ char *dir = cr_test_tmpdir("notlog");
