@@ -1158,6 +1158,11 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 		b->r = write_sync(log, b->fd, log->buf, b->used, b->off, &syncs, &b->err);
 #endif
 		if (b->r < 0) {
+			/* Whatever the kernel said (a loop device over a full file system gives
+			 * ENOSPC here), the batch may be partly on disk: that is -EIO, never the
+			 * "nothing was written" -ENOSPC of a failed preallocation. */
+			b->r = -EIO;
+			b->err.code = EIO;
 			/* fsyncgate: the page cache can no longer be trusted to match the disk;
 			 * nothing more is written until the log is reopened. */
 			pthread_mutex_lock(&log->lock);

@@ -19,7 +19,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build=${CORRAL_BUILD:-$top/build}
 cache=${CORRAL_VM_CACHE:-$top/.cache/vm}
 timeout_s=${CORRAL_VM_TIMEOUT:-600}
-modules=${CORRAL_VM_MODULES-veth}
+modules=${CORRAL_VM_MODULES-veth loop crc32c_generic ext4}
 mem=${CORRAL_VM_MEM:-2G}
 
 say() { printf 'vm: %s\n' "$*"; }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -820,6 +822,153 @@ Test(log_faults, disk_full_fails_appends_until_space_is_freed, .timeout = 60)
 	int r = cr_test_run_in_cgroup(NULL, enospc_child, NULL);
 	cr_test_need(r != 77, "mount namespaces or tmpfs unavailable");
 	cr_assert_eq(r, 0, "ENOSPC scenario failed at step %d", r);
+}
+
+/* In a child with a private mount namespace: an ext2 file system on a loop device whose backing
+ * file lives on a 16 MiB tmpfs. Once that tmpfs is full, writeback to the loop device fails and
+ * so does fdatasync: a real kernel I/O error. The append fails with EIO, every later append is
+ * refused (also after space is back: the failure is never retried over), acknowledged events
+ * survive a reopen. Returns 77 when loop devices or mke2fs are not to be had. */
+static int sync_error_child(void *arg)
+{
+	(void)arg;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 77;
+	char top[] = "/tmp/corral-test-eio-XXXXXX";
+	if (!mkdtemp(top))
+		return 77;
+	char back[64], mnt[64], disk[80], filler[80], logdir[80], dev[32];
+	snprintf(back, sizeof(back), "%s/back", top);
+	snprintf(mnt, sizeof(mnt), "%s/mnt", top);
+	snprintf(disk, sizeof(disk), "%s/disk", back);
+	snprintf(filler, sizeof(filler), "%s/filler", back);
+	snprintf(logdir, sizeof(logdir), "%s/log", mnt);
+	int step = 77, lfd = -1;
+	if (mkdir(back, 0700) < 0 || mkdir(mnt, 0700) < 0 ||
+	    mount("tmpfs", back, "tmpfs", 0, "size=16m") < 0) {
+		fprintf(stderr, "skip: tmpfs for the backing file: %s\n", strerror(errno));
+		goto out_dirs;
+	}
+	int dfd = open(disk, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	int n = ctl >= 0 ? ioctl(ctl, LOOP_CTL_GET_FREE) : -1;
+	if (ctl >= 0)
+		close(ctl);
+	snprintf(dev, sizeof(dev), "/dev/loop%d", n);
+	if (dfd < 0 || n < 0 || ftruncate(dfd, 32 << 20) < 0 ||
+	    (lfd = open(dev, O_RDWR | O_CLOEXEC)) < 0 || ioctl(lfd, LOOP_SET_FD, dfd) < 0) {
+		fprintf(stderr, "skip: loop device %s: %s\n", dev, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		goto out_back;
+	}
+	close(dfd);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "mke2fs -F -N 128 -m 0 %s >/dev/null 2>&1", dev);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "skip: %s failed\n", cmd);
+		goto out_loop;
+	}
+	if (mount(dev, mnt, "ext2", 0, "errors=continue") < 0) {
+		int e2 = errno;
+		if (mount(dev, mnt, "ext4", 0, "errors=continue") < 0) {
+			fprintf(stderr, "skip: mount %s as ext2: %s; as ext4: %s\n", dev,
+				strerror(e2), strerror(errno));
+			goto out_loop;
+		}
+	}
+
+	step = 1;
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	o.segment_size = 1 << 20;
+	struct cr_log *log;
+	struct cr_error err;
+	if (cr_log_open(logdir, &o, &log, &err) < 0 || cr_log_session_create(log, "s", NULL, &err))
+		goto out_mnt;
+	struct cr_log_append a = { .session = "s",
+				   .type = "agent.message",
+				   .payload = "{\"ok\":true}",
+				   .payload_len = 11 };
+	step = 2;
+	for (int i = 0; i < 5; i++)
+		if (cr_log_append(log, &a, NULL, &err) < 0)
+			goto out_log;
+	int fill = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	char block[65536];
+	memset(block, 'f', sizeof(block));
+	while (fill >= 0 && write(fill, block, sizeof(block)) > 0)
+		;
+	if (fill >= 0)
+		close(fill);
+	/* The backing store is full. A batch whose blocks land in pages the backing file already
+	 * has may still get through; one that needs new pages cannot reach the disk. */
+	step = 3;
+	static char big[65536];
+	memset(big, ' ', sizeof(big));
+	big[0] = '{';
+	big[sizeof(big) - 1] = '}';
+	a.payload = big;
+	a.payload_len = sizeof(big);
+	int r = 0, acked = 5;
+	for (int i = 0; i < 64 && r == 0; i++) {
+		r = cr_log_append(log, &a, NULL, &err);
+		acked += r == 0;
+	}
+	if (r != -EIO) {
+		fprintf(stderr, "append on a failing disk: %d (%s), want EIO\n", r, err.msg);
+		goto out_log;
+	}
+	step = 4;
+	if (cr_log_append(log, &a, NULL, &err) != -EIO || !strstr(err.msg, "until reopened")) {
+		fprintf(stderr, "second append: %s\n", err.msg);
+		goto out_log;
+	}
+	step = 5;
+	unlink(filler);
+	if (cr_log_append(log, &a, NULL, &err) != -EIO)
+		goto out_log; /* space is back, but the failure is not retried over */
+	if (last_seq(log, "s") != (uint64_t)acked)
+		goto out_log; /* nothing of the failed batches was published */
+	cr_log_close(log);
+	step = 6;
+	o.create = false;
+	if (cr_log_open(logdir, &o, &log, &err) < 0) {
+		fprintf(stderr, "reopen: %s\n", err.msg);
+		goto out_mnt;
+	}
+	struct cr_log_event *ev;
+	size_t got;
+	if (cr_log_get_events(log, "s", 0, (size_t)acked, &ev, &got, &err) < 0 ||
+	    got != (size_t)acked)
+		goto out_log; /* every acknowledged event is there */
+	for (size_t i = 0; i < got; i++)
+		if (strcmp(ev[i].payload, i < 5 ? "{\"ok\":true}" : big) != 0)
+			goto out_log;
+	cr_log_events_free(ev, got);
+	step = 0;
+out_log:
+	cr_log_close(log);
+out_mnt:
+	umount2(mnt, MNT_DETACH);
+out_loop:
+	ioctl(lfd, LOOP_CLR_FD, 0);
+	close(lfd);
+out_back:
+	umount2(back, MNT_DETACH);
+out_dirs:
+	rmdir(mnt);
+	rmdir(back);
+	rmdir(top);
+	return step;
+}
+
+Test(log_faults, fdatasync_error_fails_the_batch_and_every_later_append, .timeout = 60)
+{
+	int r = cr_test_run_in_cgroup(NULL, sync_error_child, NULL);
+	cr_test_need(r != 77, "loop devices, tmpfs or mke2fs unavailable");
+	cr_assert_eq(r, 0, "I/O error scenario failed at step %d", r);
 }
 
 /* --- crash test ---------------------------------------------------------------------------- */

@@ -73,6 +73,10 @@ step doctor doctor
 step unit unit
 step no-leaked-cgroups no_leaked_cgroups
 
+if [ $fail -gt 0 ]; then
+	echo "vm: the kernel's last messages:"
+	dmesg | tail -n 25 | sed 's/^/vm: dmesg: /'
+fi
 echo "vm: $pass passed, $fail failed"
 echo "CORRAL-VM-EXIT=$fail"
 sync
