@@ -7,6 +7,7 @@ bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
 before=$(ls -d /tmp/corral-test-* 2>/dev/null)
+loops_before=$(losetup -a 2>/dev/null | cut -d: -f1)
 log=$(mktemp /tmp/corral-unit.XXXXXX)
 trap 'rm -f "$log"' EXIT
 # Criterion's runner itself leaks 48 bytes when it runs tests in parallel (libcriterion 2.4.1);
@@ -44,6 +45,12 @@ for d in /tmp/corral-test-*; do
 	grep -qxF "$d" <<<"$before" && continue
 	echo "unit: leaked temporary file $d"
 	rm -rf "$d"
+	rc=1
+done
+for l in $(losetup -a 2>/dev/null | cut -d: -f1); do
+	grep -qxF "$l" <<<"$loops_before" && continue
+	echo "unit: leaked loop device $l"
+	losetup -d "$l"
 	rc=1
 done
 exit $rc
