@@ -1306,6 +1306,25 @@ static void waiter_done(void *arg, int result, const struct cr_log_appended *ev,
 	pthread_mutex_unlock(&w->m);
 }
 
+/* Blocks until waiter_done() has run for w; its result, ev into ret, error into err. */
+static int waiter_wait(struct waiter *w, struct cr_log_appended *ret, struct cr_error *err)
+{
+	pthread_mutex_lock(&w->m);
+	while (!w->done)
+		pthread_cond_wait(&w->c, &w->m);
+	pthread_mutex_unlock(&w->m);
+	pthread_mutex_destroy(&w->m);
+	pthread_cond_destroy(&w->c);
+	if (w->result < 0) {
+		if (err)
+			*err = w->err;
+		return w->result;
+	}
+	if (ret)
+		*ret = w->ev;
+	return 0;
+}
+
 static int submit_and_wait(struct cr_log *log, struct req *r, struct cr_log_appended *ret,
 			   struct cr_error *err)
 {
@@ -1313,22 +1332,7 @@ static int submit_and_wait(struct cr_log *log, struct req *r, struct cr_log_appe
 	r->done = waiter_done;
 	r->arg = &w;
 	int res = enqueue(log, r, err);
-	if (res < 0)
-		return res;
-	pthread_mutex_lock(&w.m);
-	while (!w.done)
-		pthread_cond_wait(&w.c, &w.m);
-	pthread_mutex_unlock(&w.m);
-	pthread_mutex_destroy(&w.m);
-	pthread_cond_destroy(&w.c);
-	if (w.result < 0) {
-		if (err)
-			*err = w.err;
-		return w.result;
-	}
-	if (ret)
-		*ret = w.ev;
-	return 0;
+	return res < 0 ? res : waiter_wait(&w, ret, err);
 }
 
 static bool valid_chars(const char *s, const char *extra, size_t max)
@@ -1409,22 +1413,7 @@ int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_l
 {
 	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
 	int res = cr_log_append_async(log, a, waiter_done, &w, err);
-	if (res < 0)
-		return res;
-	pthread_mutex_lock(&w.m);
-	while (!w.done)
-		pthread_cond_wait(&w.c, &w.m);
-	pthread_mutex_unlock(&w.m);
-	pthread_mutex_destroy(&w.m);
-	pthread_cond_destroy(&w.c);
-	if (w.result < 0) {
-		if (err)
-			*err = w.err;
-		return w.result;
-	}
-	if (ret)
-		*ret = w.ev;
-	return 0;
+	return res < 0 ? res : waiter_wait(&w, ret, err);
 }
 
 int cr_log_session_create(struct cr_log *log, const char *id, char ret_id[CR_LOG_ID_MAX],
