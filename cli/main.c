@@ -26,9 +26,8 @@ static void usage(FILE *f)
 	fprintf(f, "usage: corral VERB [OPTIONS]\n\nverbs:\n");
 	for (size_t i = 0; i < CR_ARRAY_SIZE(verbs); i++)
 		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
-	fprintf(f,
-		"\nAgent sessions (run, sessions, sandbox, vault, oci) are not built yet;\n"
-		"see the status table in README.md.\n");
+	fprintf(f, "\nAgent sessions (run, sessions, sandbox, vault, oci) are not built yet;\n"
+		   "see the status table in README.md.\n");
 }
 
 static int cmd_version(int argc, char **argv)
