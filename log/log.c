@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,7 @@ struct cr_log {
 #ifdef CONFIG_CORRAL_IO_URING
 	struct io_uring ring;
 	bool ring_ready;
+	bool ring_disabled; /* until the writer thread enables it */
 #endif
 };
 
@@ -1225,6 +1227,22 @@ static void *writer_main(void *arg)
 {
 	struct cr_log *log = arg;
 	struct req *done = NULL;
+#ifdef CONFIG_CORRAL_IO_URING
+	if (log->ring_disabled) {
+		/* (liburing 2.3 declares io_uring_enable_rings() but does not export it) */
+		int r = (int)syscall(__NR_io_uring_register, log->ring.ring_fd,
+				     IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+		if (r < 0)
+			r = -errno;
+		if (r < 0) {
+			/* no ring: every batch fails with this error, and open's caller sees it */
+			pthread_mutex_lock(&log->lock);
+			log->failed = -r;
+			cr_error_errno(&log->fail_err, -r, "enable the log writer's io_uring");
+			pthread_mutex_unlock(&log->lock);
+		}
+	}
+#endif
 	pthread_mutex_lock(&log->qlock);
 	for (;;) {
 		while (!log->head && !log->stopping && !done)
@@ -1884,7 +1902,16 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	if ((r = catalog_open(path, &log->catalog, err)) < 0 || (r = repair_catalog(log, err)) < 0)
 		goto fail;
 #ifdef CONFIG_CORRAL_IO_URING
-	if ((r = io_uring_queue_init(8, &log->ring, 0)) < 0) {
+	/* Completions are run only when the writer waits for them (DEFER_TASKRUN), which saves
+	 * an interrupt and a wake-up per completion. That needs a single issuer: the ring starts
+	 * disabled and the writer thread enables it, becoming that issuer. Kernels before 6.1
+	 * refuse the flags; they get a plain ring. */
+	struct io_uring_params p = { .flags = IORING_SETUP_SINGLE_ISSUER |
+					      IORING_SETUP_DEFER_TASKRUN |
+					      IORING_SETUP_R_DISABLED };
+	if ((r = io_uring_queue_init_params(8, &log->ring, &p)) == 0) {
+		log->ring_disabled = true;
+	} else if ((r = io_uring_queue_init(8, &log->ring, 0)) < 0) {
 		r = cr_error_errno(err, -r, "io_uring for the log writer");
 		goto fail;
 	}
