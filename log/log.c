@@ -786,6 +786,48 @@ out:
 
 /* --- writing ------------------------------------------------------------------------------- */
 
+#ifdef CONFIG_CORRAL_IO_URING
+/* Queues the batch's write linked to an fdatasync, without waiting. */
+static int submit_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len,
+			     uint64_t off, struct cr_error *err)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&log->ring);
+	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe->user_data = 1;
+	sqe = io_uring_get_sqe(&log->ring);
+	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
+	sqe->user_data = 2;
+	int r;
+	do
+		r = io_uring_submit(&log->ring);
+	while (r == -EINTR);
+	return r < 0 ? cr_error_errno(err, -r, "io_uring submit") : 0;
+}
+
+/* Waits for the two completions of submit_write_sync(). */
+static int wait_write_sync(struct cr_log *log, int *ret_wres, int *ret_sres, struct cr_error *err)
+{
+	*ret_wres = *ret_sres = -ECANCELED;
+	for (int k = 0; k < 2; k++) {
+		struct io_uring_cqe *cqe;
+		int r;
+		do
+			r = io_uring_wait_cqe(&log->ring, &cqe);
+		while (r == -EINTR);
+		if (r < 0)
+			return cr_error_errno(err, -r, "io_uring wait");
+		if (cqe->user_data == 1)
+			*ret_wres = cqe->res;
+		else
+			*ret_sres = cqe->res;
+		io_uring_cqe_seen(&log->ring, cqe);
+	}
+	return 0;
+}
+
+#endif
+
 static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
 		      unsigned *ret_syncs, struct cr_error *err)
 {
@@ -794,34 +836,11 @@ static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len
 	while (done < len) {
 		int wres, sres;
 #ifdef CONFIG_CORRAL_IO_URING
-		(void)log;
-		struct io_uring_sqe *sqe = io_uring_get_sqe(&log->ring);
-		io_uring_prep_write(sqe, fd, buf + done, (unsigned)(len - done), off + done);
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe->user_data = 1;
-		sqe = io_uring_get_sqe(&log->ring);
-		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-		sqe->user_data = 2;
-		int r;
-		do
-			r = io_uring_submit_and_wait(&log->ring, 2);
-		while (r == -EINTR);
+		int r = submit_write_sync(log, fd, buf + done, len - done, off + done, err);
+		if (r == 0)
+			r = wait_write_sync(log, &wres, &sres, err);
 		if (r < 0)
-			return cr_error_errno(err, -r, "io_uring submit");
-		wres = sres = -ECANCELED;
-		for (int k = 0; k < 2; k++) {
-			struct io_uring_cqe *cqe;
-			do
-				r = io_uring_wait_cqe(&log->ring, &cqe);
-			while (r == -EINTR);
-			if (r < 0)
-				return cr_error_errno(err, -r, "io_uring wait");
-			if (cqe->user_data == 1)
-				wres = cqe->res;
-			else
-				sres = cqe->res;
-			io_uring_cqe_seen(&log->ring, cqe);
-		}
+			return r;
 #else
 		(void)log;
 		ssize_t w;
@@ -852,6 +871,31 @@ static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len
 	}
 	return 0;
 }
+
+#ifdef CONFIG_CORRAL_IO_URING
+/* Waits for a submitted write and sync; finishes a short write synchronously. */
+static int reap_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
+			   unsigned *ret_syncs, struct cr_error *err)
+{
+	int wres, sres;
+	*ret_syncs = 0;
+	int r = wait_write_sync(log, &wres, &sres, err);
+	if (r < 0)
+		return r;
+	if (wres < 0)
+		return cr_error_errno(err, -wres, "write %zu bytes to the log at offset %llu", len,
+				      (unsigned long long)off);
+	if ((size_t)wres == len) {
+		if (sres < 0)
+			return cr_error_errno(err, -sres, "fdatasync of the log");
+		*ret_syncs = 1;
+		return 0;
+	}
+	/* short write: the linked sync was cancelled; the rest goes the slow way */
+	return write_sync(log, fd, buf + wres, len - (size_t)wres, off + (uint64_t)wres, ret_syncs,
+			  err);
+}
+#endif
 
 static void complete(struct req *r)
 {
@@ -1036,60 +1080,6 @@ struct batch {
 	int r;
 	struct cr_error err;
 };
-
-#ifdef CONFIG_CORRAL_IO_URING
-/* Queues the batch's write linked to an fdatasync, without waiting. */
-static int submit_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len,
-			     uint64_t off, struct cr_error *err)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&log->ring);
-	io_uring_prep_write(sqe, fd, buf, (unsigned)len, off);
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe->user_data = 1;
-	sqe = io_uring_get_sqe(&log->ring);
-	io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-	sqe->user_data = 2;
-	int r;
-	do
-		r = io_uring_submit(&log->ring);
-	while (r == -EINTR);
-	return r < 0 ? cr_error_errno(err, -r, "io_uring submit") : 0;
-}
-
-/* Waits for a submitted write and sync; finishes a short write synchronously. */
-static int reap_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
-			   unsigned *ret_syncs, struct cr_error *err)
-{
-	int wres = -ECANCELED, sres = -ECANCELED;
-	*ret_syncs = 0;
-	for (int k = 0; k < 2; k++) {
-		struct io_uring_cqe *cqe;
-		int r;
-		do
-			r = io_uring_wait_cqe(&log->ring, &cqe);
-		while (r == -EINTR);
-		if (r < 0)
-			return cr_error_errno(err, -r, "io_uring wait");
-		if (cqe->user_data == 1)
-			wres = cqe->res;
-		else
-			sres = cqe->res;
-		io_uring_cqe_seen(&log->ring, cqe);
-	}
-	if (wres < 0)
-		return cr_error_errno(err, -wres, "write %zu bytes to the log at offset %llu", len,
-				      (unsigned long long)off);
-	if ((size_t)wres == len) {
-		if (sres < 0)
-			return cr_error_errno(err, -sres, "fdatasync of the log");
-		*ret_syncs = 1;
-		return 0;
-	}
-	/* short write: the linked sync was cancelled; the rest goes the slow way */
-	return write_sync(log, fd, buf + wres, len - (size_t)wres, off + (uint64_t)wres, ret_syncs,
-			  err);
-}
-#endif
 
 /* Checks and numbers the batch's requests, encodes them and submits the write. */
 static void start_batch(struct cr_log *log, struct batch *b)
