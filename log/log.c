@@ -899,15 +899,9 @@ static int reap_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_
 
 static void complete(struct req *r)
 {
-	struct cr_log_appended ev = { 0 };
-	if (r->result == 0 && (r->kind == REQ_EVENT || r->kind == REQ_ACQUIRE)) {
-		ev.seq = r->seq;
-		ev.time_ns = r->time_ns;
+	struct cr_log_appended ev = { .seq = r->seq, .time_ns = r->time_ns, .epoch = r->epoch };
+	if (r->result == 0 && (r->kind == REQ_EVENT || r->kind == REQ_ACQUIRE))
 		cr_id_format("sevt_", r->event_id, ev.id, sizeof(ev.id));
-	} else if (r->result == 0) {
-		ev.seq = r->seq;
-		ev.time_ns = r->time_ns;
-	}
 	if (r->done)
 		r->done(r->arg, r->result, r->result == 0 ? &ev : NULL, &r->err);
 	free(r->payload);
@@ -1458,12 +1452,10 @@ int cr_log_acquire(struct cr_log *log, const char *session, uint64_t *ret_epoch,
 		return cr_error_errno(err, ENOMEM, "acquire");
 	struct cr_log_appended ev;
 	int res = submit_and_wait(log, r, &ev, err);
-	if (res < 0)
-		return res;
-	struct cr_log_session_info info;
-	res = cr_log_session_info(log, session, &info, err);
+	/* the epoch this lease event was written under, not a later look at the session: another
+	 * worker may have taken the lease again since */
 	if (res == 0 && ret_epoch)
-		*ret_epoch = info.epoch;
+		*ret_epoch = ev.epoch;
 	return res;
 }
 

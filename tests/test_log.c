@@ -286,6 +286,50 @@ Test(log, fencing_refuses_stale_epoch_and_unexpected_seq)
 	cr_test_rmrf(dir);
 }
 
+struct acquirer {
+	struct cr_log *log;
+	uint64_t epochs[50];
+};
+
+static void *acquire_many(void *arg)
+{
+	struct acquirer *a = arg;
+	for (int i = 0; i < 50; i++) {
+		struct cr_error err;
+		if (cr_log_acquire(a->log, "s", &a->epochs[i], &err) < 0)
+			a->epochs[i] = 0;
+	}
+	return NULL;
+}
+
+/* Two workers taking the lease at once must each be told the epoch they got, never the
+ * other's: otherwise both believe they hold it. */
+Test(log, concurrent_acquires_each_get_their_own_epoch, .timeout = 60)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	create(log, "s");
+	struct acquirer a[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		a[i].log = log;
+		pthread_create(&t[i], NULL, acquire_many, &a[i]);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	bool seen[201] = { false };
+	for (int i = 0; i < 4; i++)
+		for (int k = 0; k < 50; k++) {
+			uint64_t e = a[i].epochs[k];
+			cr_assert(e >= 1 && e <= 200, "epoch %llu", (unsigned long long)e);
+			cr_assert_not(seen[e], "epoch %llu handed to two acquirers",
+				      (unsigned long long)e);
+			seen[e] = true;
+		}
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
 Test(log, pending_events_until_marked)
 {
 	_cleanup_free_ char *dir = cr_test_tmpdir("log");

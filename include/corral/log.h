@@ -89,6 +89,7 @@ struct cr_log_appended {
 	uint64_t seq;
 	char id[CR_LOG_ID_MAX]; /* "sevt_..." */
 	uint64_t time_ns;
+	uint64_t epoch; /* the epoch it was written under (a lease's new epoch) */
 };
 
 /* Called once per accepted append, on the writer thread, after the append is durable (result
