@@ -60,13 +60,21 @@ Test(bpf, opencount_counts_opens_inside_the_watched_cgroup_only, .timeout = 60)
 	cr_expect_eq(count, 0, "opens counted for a cgroup with no processes: %llu",
 		     (unsigned long long)count);
 
-	/* after detaching, opens are no longer counted */
+	/* a fresh instance (the first one detached and freed) counts from zero, and only the
+	 * opens made while it is attached */
 	cr_bpf_opencount_free(oc);
 	oc = NULL;
+	cr_assert_eq(cr_test_run_in_cgroup(inside, open_files, &inside_opens), 0);
 	cr_assert_eq(cr_bpf_opencount_new(&oc, &err), 0, "%s", err.msg);
 	cr_assert_eq(cr_bpf_opencount_watch(oc, in_id, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_bpf_opencount_read(oc, in_id, &count, &err), 0, "%s", err.msg);
+	cr_expect_eq(count, 0, "a new instance starts at 0, not %llu", (unsigned long long)count);
+	int few = 7;
+	cr_assert_eq(cr_test_run_in_cgroup(inside, open_files, &few), 0);
+	cr_assert_eq(cr_bpf_opencount_read(oc, in_id, &count, &err), 0, "%s", err.msg);
+	cr_expect(count >= 7 && count < 12, "opens counted by the new instance: %llu",
+		  (unsigned long long)count);
 	cr_bpf_opencount_free(oc);
-	cr_assert_eq(cr_test_run_in_cgroup(inside, open_files, &inside_opens), 0);
 
 	cr_assert_eq(cr_cgroup_destroy(inside, 5000, &err), 0, "%s", err.msg);
 	cr_assert_eq(cr_cgroup_destroy(empty, 5000, &err), 0, "%s", err.msg);
