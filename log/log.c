@@ -911,7 +911,7 @@ static void complete(struct req *r)
 /* 16 random bytes for an event id, from a pool refilled by one getrandom() per 256 ids. */
 static int draw_id(struct cr_log *log, uint8_t out[CR_ID_RAW], struct cr_error *err)
 {
-	if (log->rand_used == 0 || log->rand_used + CR_ID_RAW > sizeof(log->rand_pool)) {
+	if (log->rand_used + CR_ID_RAW > sizeof(log->rand_pool)) {
 		for (size_t got = 0; got < sizeof(log->rand_pool);) {
 			ssize_t n =
 				getrandom(log->rand_pool + got, sizeof(log->rand_pool) - got, 0);
@@ -1852,6 +1852,7 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	if (!log)
 		return cr_error_errno(err, ENOMEM, "open log %s", dir);
 	log->dirfd = log->lockfd = -1;
+	log->rand_used = sizeof(log->rand_pool); /* empty: the first id fills it */
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->qlock, NULL);
 	pthread_cond_init(&log->work, NULL);
