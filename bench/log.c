@@ -232,32 +232,39 @@ static void latency_of(uint64_t *v, size_t n, struct latency *ret)
 
 /* --- the work directory -------------------------------------------------------------------- */
 
-static int remove_at(int at, const char *name, const char *top, unsigned depth,
-		     struct cr_error *err)
+/* A post-order walk of a directory tree that never follows symbolic links: file() for each
+ * entry that is not a directory, dir() for each directory once its entries are done. */
+struct walk {
+	const char *top; /* for messages */
+	bool missing_ok; /* an entry gone before it is looked at is skipped */
+	int (*file)(struct walk *w, int at, const char *name, const struct stat *st,
+		    struct cr_error *err);
+	int (*dir)(struct walk *w, int at, const char *name, int fd, struct cr_error *err);
+	size_t files; /* counted by the actions that want to */
+};
+
+static int walk_at(struct walk *w, int at, const char *name, unsigned depth, struct cr_error *err)
 {
 	struct stat st;
 
 	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && w->missing_ok)
 			return 0;
-		return cr_error_errno(err, errno, "stat %s in %s", name, top);
+		return cr_error_errno(err, errno, "stat %s in %s", name, w->top);
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
-			return cr_error_errno(err, errno, "remove %s in %s", name, top);
-		return 0;
-	}
+	if (!S_ISDIR(st.st_mode))
+		return w->file(w, at, name, &st, err);
 	if (depth >= TREE_DEPTH_MAX)
-		return cr_error_set(err, ELOOP, "%s: directories nested deeper than %u", top,
+		return cr_error_set(err, ELOOP, "%s: directories nested deeper than %u", w->top,
 				    TREE_DEPTH_MAX);
 	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return cr_error_errno(err, errno, "open directory %s in %s", name, top);
+		return cr_error_errno(err, errno, "open directory %s in %s", name, w->top);
 	_cleanup_closedir_ DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
 		close(fd);
-		return cr_error_errno(err, e, "read directory %s in %s", name, top);
+		return cr_error_errno(err, e, "read directory %s in %s", name, w->top);
 	}
 	for (;;) {
 		errno = 0;
@@ -265,18 +272,40 @@ static int remove_at(int at, const char *name, const char *top, unsigned depth,
 		if (!de) {
 			if (errno)
 				return cr_error_errno(err, errno, "read directory %s in %s", name,
-						      top);
+						      w->top);
 			break;
 		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		int r = remove_at(dirfd(d), de->d_name, top, depth + 1, err);
+		int r = walk_at(w, dirfd(d), de->d_name, depth + 1, err);
 		if (r < 0)
 			return r;
 	}
-	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return cr_error_errno(err, errno, "remove directory %s in %s", name, top);
+	return w->dir(w, at, name, dirfd(d), err);
+}
+
+static int remove_file(struct walk *w, int at, const char *name, const struct stat *st,
+		       struct cr_error *err)
+{
+	(void)st;
+	if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove %s in %s", name, w->top);
 	return 0;
+}
+
+static int remove_dir(struct walk *w, int at, const char *name, int fd, struct cr_error *err)
+{
+	(void)fd;
+	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove directory %s in %s", name, w->top);
+	return 0;
+}
+
+/* Removes path and everything below it. */
+static int remove_tree(const char *path, struct cr_error *err)
+{
+	struct walk w = { .top = path, .missing_ok = true, .file = remove_file, .dir = remove_dir };
+	return walk_at(&w, AT_FDCWD, path, 0, err);
 }
 
 struct workdir {
@@ -299,7 +328,7 @@ static int workdir_remove(struct workdir *w, struct cr_error *err)
 {
 	if (!w->made)
 		return 0;
-	int r = remove_at(AT_FDCWD, w->path, w->path, 0, err);
+	int r = remove_tree(w->path, err);
 	if (r < 0)
 		return r;
 	w->made = false;
@@ -316,58 +345,30 @@ static void workdir_cleanup(struct workdir *w)
 		fprintf(stderr, "bench log: could not remove %s: %s\n", w->path, e.msg);
 }
 
-/* fsyncs every regular file under dir and drops its pages from the page cache (and fsyncs
- * the directories), so the next open reads from the disk. Counts the files in *files. */
-static int evict_at(int at, const char *name, const char *top, unsigned depth, size_t *files,
-		    struct cr_error *err)
+/* Eviction: every regular file is fsynced and its pages dropped from the page cache, every
+ * directory fsynced, so the next open reads from the disk. */
+static int evict_file(struct walk *w, int at, const char *name, const struct stat *st,
+		      struct cr_error *err)
 {
-	struct stat st;
-
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return cr_error_errno(err, errno, "stat %s in %s", name, top);
-	if (S_ISREG(st.st_mode)) {
-		_cleanup_close_ int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0)
-			return cr_error_errno(err, errno, "open %s in %s", name, top);
-		if (fsync(fd) < 0)
-			return cr_error_errno(err, errno, "fsync %s in %s", name, top);
-		int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
-		if (e)
-			return cr_error_errno(err, e, "posix_fadvise DONTNEED %s in %s", name, top);
-		(*files)++;
+	if (!S_ISREG(st->st_mode))
 		return 0;
-	}
-	if (!S_ISDIR(st.st_mode))
-		return 0;
-	if (depth >= TREE_DEPTH_MAX)
-		return cr_error_set(err, ELOOP, "%s: directories nested deeper than %u", top,
-				    TREE_DEPTH_MAX);
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd = openat(at, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
-		return cr_error_errno(err, errno, "open directory %s in %s", name, top);
-	_cleanup_closedir_ DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return cr_error_errno(err, e, "read directory %s in %s", name, top);
-	}
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			if (errno)
-				return cr_error_errno(err, errno, "read directory %s in %s", name,
-						      top);
-			break;
-		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		int r = evict_at(dirfd(d), de->d_name, top, depth + 1, files, err);
-		if (r < 0)
-			return r;
-	}
-	if (fsync(dirfd(d)) < 0)
-		return cr_error_errno(err, errno, "fsync directory %s in %s", name, top);
+		return cr_error_errno(err, errno, "open %s in %s", name, w->top);
+	if (fsync(fd) < 0)
+		return cr_error_errno(err, errno, "fsync %s in %s", name, w->top);
+	int e = posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	if (e)
+		return cr_error_errno(err, e, "posix_fadvise DONTNEED %s in %s", name, w->top);
+	w->files++;
+	return 0;
+}
+
+static int evict_dir(struct walk *w, int at, const char *name, int fd, struct cr_error *err)
+{
+	(void)at;
+	if (fsync(fd) < 0)
+		return cr_error_errno(err, errno, "fsync directory %s in %s", name, w->top);
 	return 0;
 }
 
@@ -1149,7 +1150,7 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 	char session[1][CR_LOG_ID_MAX] = { "replay" };
 	_cleanup_(log_closep) struct cr_log *log = NULL;
 	struct cr_log_options lo;
-	size_t files = 0, total = 0;
+	size_t total = 0;
 	int r;
 
 	cr_log_options_init(&lo);
@@ -1166,7 +1167,8 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 		return r;
 	cr_log_close(TAKE_PTR(log));
 
-	r = evict_at(AT_FDCWD, dir, dir, 0, &files, err);
+	struct walk evict = { .top = dir, .file = evict_file, .dir = evict_dir };
+	r = walk_at(&evict, AT_FDCWD, dir, 0, err);
 	if (r < 0)
 		return r;
 	if (cancelled(opts->cancel))
@@ -1214,7 +1216,7 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 	ret->open_ms = (double)(t1 - t0) / 1e6;
 	ret->total_ms = (double)(t2 - t0) / 1e6;
 	ret->events = total;
-	ret->files_evicted = files;
+	ret->files_evicted = evict.files;
 	return 0;
 }
 
