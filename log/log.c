@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,6 +131,16 @@ struct cr_log {
 
 	pthread_t writer;
 	bool writer_started;
+
+	pthread_mutex_t spare_lock; /* the spare segment (see spare_main) */
+	pthread_cond_t spare_cond;
+	pthread_t spare_thread;
+	bool spare_started, spare_busy;
+	atomic_bool spare_stop;
+	uint64_t spare_want; /* segment number to prepare next; 0: none asked for */
+	int spare_fd; /* prepared segment, or -1 */
+	uint64_t spare_segno, spare_size;
+
 	uint8_t *buf;
 	size_t buf_cap;
 	uint8_t rand_pool[4096]; /* event ids, drawn 16 bytes at a time (writer only) */
@@ -402,27 +414,34 @@ static int fallocate_retry(int fd, int mode, uint64_t off, uint64_t len)
 	return r;
 }
 
-/* Makes [off, size) of fd read as zeros, durably. */
-static int zero_range(int fd, uint64_t off, uint64_t size)
+/* Writes zeros over [off, end) of fd, then syncs it. Writing them, rather than punching a hole
+ * or preallocating, leaves the extents written: a later overwrite then syncs its data alone,
+ * while a first write into preallocated (unwritten) space must also commit the file system's
+ * journal, which on ext4 here made each sync of a 20 KB batch take twice as long. Stops early
+ * with -ECANCELED once *stop is set (stop may be NULL). */
+static int write_zeros(int fd, uint64_t off, uint64_t end, const atomic_bool *stop)
 {
-	if (off >= size)
-		return 0;
-	if (fallocate_retry(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, size - off) == 0) {
-		/* reserve the space again, so the next writes cannot hit ENOSPC */
-		if (fallocate_retry(fd, 0, off, size - off) < 0 && errno != EOPNOTSUPP)
-			return -errno;
-	} else {
-		static const uint8_t zeros[65536];
-		for (uint64_t o = off; o < size;) {
-			size_t n = size - o < sizeof(zeros) ? (size_t)(size - o) : sizeof(zeros);
-			ssize_t w = pwrite(fd, zeros, n, (off_t)o);
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return -errno;
-			}
-			o += (uint64_t)w;
+	static const uint8_t zeros[65536];
+	struct iovec iov[16];
+	for (size_t i = 0; i < sizeof(iov) / sizeof(iov[0]); i++)
+		iov[i] = (struct iovec){ .iov_base = (void *)zeros, .iov_len = sizeof(zeros) };
+	while (off < end) {
+		if (stop && atomic_load(stop))
+			return -ECANCELED;
+		uint64_t left = end - off;
+		int n = 0;
+		for (; n < 16 && left; n++) {
+			iov[n].iov_len = left < sizeof(zeros) ? (size_t)left : sizeof(zeros);
+			left -= iov[n].iov_len;
 		}
+		ssize_t w = pwritev(fd, iov, n, (off_t)off);
+		for (int i = 0; i < n; i++)
+			iov[i].iov_len = sizeof(zeros);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		off += (uint64_t)w;
 	}
 	int r;
 	do
@@ -431,18 +450,22 @@ static int zero_range(int fd, uint64_t off, uint64_t size)
 	return r < 0 ? -errno : 0;
 }
 
-/* Makes a new segment with room for need bytes of frames and makes it the active one. */
-static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
+static void spare_name(uint64_t segno, char *buf, size_t size)
 {
-	uint64_t segno = log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1;
-	uint64_t size = log->opts.segment_size;
-	if (size < LOG_SEG_HEADER + need)
-		size = LOG_SEG_HEADER + need;
-	size = (size + 4095) & ~(uint64_t)4095;
-	char name[32];
-	segment_name(segno, name, sizeof(name));
+	snprintf(buf, size, "%08llu.seg.tmp", (unsigned long long)segno);
+}
 
-	int fd = openat(log->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+/* Makes the file of segment segno, size bytes (rounded up to 4 KiB), under its temporary name:
+ * space reserved (so a full disk shows here, not in a later write), header written, the rest
+ * zeros, all durable. Its fd in *ret_fd. */
+static int segment_prepare(struct cr_log *log, uint64_t segno, uint64_t size,
+			   const atomic_bool *stop, int *ret_fd, uint64_t *ret_size,
+			   struct cr_error *err)
+{
+	char name[32];
+	spare_name(segno, name, sizeof(name));
+	size = (size + 4095) & ~(uint64_t)4095;
+	int fd = openat(log->dirfd, name, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return cr_error_errno(err, errno, "create segment %s/%s", log->dir, name);
 	int r = 0;
@@ -458,9 +481,112 @@ static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
 	if (r == 0 && pwrite(fd, hdr, sizeof(hdr), 0) != (ssize_t)sizeof(hdr))
 		r = cr_error_errno(err, errno ? errno : EIO, "write segment header %s/%s", log->dir,
 				   name);
-	if (r == 0 && (fdatasync(fd) < 0 || fsync(log->dirfd) < 0))
-		r = cr_error_errno(err, errno, "sync new segment %s/%s", log->dir, name);
+	if (r == 0 && (r = write_zeros(fd, sizeof(hdr), size, stop)) < 0)
+		r = cr_error_errno(err, -r, "fill segment %s/%s with zeros", log->dir, name);
 	if (r < 0) {
+		close(fd);
+		unlinkat(log->dirfd, name, 0);
+		return r;
+	}
+	*ret_fd = fd;
+	*ret_size = size;
+	return 0;
+}
+
+/* The spare-segment thread: keeps the next segment prepared while the writer fills the active
+ * one, so that rotation costs a rename and a directory sync instead of writing a whole
+ * segment. A failure (a full disk) is not reported here: the writer then prepares the segment
+ * itself, and its batch gets the error. */
+static void *spare_main(void *arg)
+{
+	struct cr_log *log = arg;
+	pthread_mutex_lock(&log->spare_lock);
+	for (;;) {
+		while (!log->spare_want && !atomic_load(&log->spare_stop))
+			pthread_cond_wait(&log->spare_cond, &log->spare_lock);
+		if (atomic_load(&log->spare_stop))
+			break;
+		uint64_t segno = log->spare_want;
+		log->spare_want = 0;
+		log->spare_busy = true;
+		pthread_mutex_unlock(&log->spare_lock);
+		int fd = -1;
+		uint64_t size = 0;
+		struct cr_error e;
+		int r = segment_prepare(log, segno, log->opts.segment_size, &log->spare_stop, &fd,
+					&size, &e);
+		pthread_mutex_lock(&log->spare_lock);
+		log->spare_busy = false;
+		if (r == 0) {
+			log->spare_fd = fd;
+			log->spare_segno = segno;
+			log->spare_size = size;
+		}
+		pthread_cond_broadcast(&log->spare_cond);
+	}
+	pthread_mutex_unlock(&log->spare_lock);
+	return NULL;
+}
+
+/* Asks for segment segno to be prepared ahead (writer, or open before the writer starts). */
+static void spare_request(struct cr_log *log, uint64_t segno)
+{
+	pthread_mutex_lock(&log->spare_lock);
+	log->spare_want = segno;
+	pthread_cond_signal(&log->spare_cond);
+	pthread_mutex_unlock(&log->spare_lock);
+}
+
+/* Drops a prepared segment nobody will use (closing, or too small for a batch). */
+static void spare_discard(struct cr_log *log)
+{
+	if (log->spare_fd < 0)
+		return;
+	char name[32];
+	spare_name(log->spare_segno, name, sizeof(name));
+	close(log->spare_fd);
+	unlinkat(log->dirfd, name, 0);
+	log->spare_fd = -1;
+}
+
+/* Makes a new segment with room for need bytes of frames and makes it the active one: the
+ * spare if it is ready and big enough, else one prepared here. */
+static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
+{
+	uint64_t segno = log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1;
+	uint64_t size = log->opts.segment_size;
+	if (size < LOG_SEG_HEADER + need)
+		size = LOG_SEG_HEADER + need;
+	int fd = -1;
+	pthread_mutex_lock(&log->spare_lock);
+	while (log->spare_busy)
+		pthread_cond_wait(&log->spare_cond, &log->spare_lock);
+	log->spare_want = 0; /* from here on this segment is ours to make, not the thread's */
+	if (log->spare_fd >= 0 && (log->spare_segno != segno || log->spare_size < size))
+		spare_discard(log);
+	if (log->spare_fd >= 0) {
+		fd = log->spare_fd;
+		size = log->spare_size;
+		log->spare_fd = -1;
+	}
+	pthread_mutex_unlock(&log->spare_lock);
+	int r = 0;
+	if (fd < 0 && (r = segment_prepare(log, segno, size, NULL, &fd, &size, err)) < 0)
+		return r;
+
+	char tmp[32], name[32];
+	spare_name(segno, tmp, sizeof(tmp));
+	segment_name(segno, name, sizeof(name));
+	if (renameat2(log->dirfd, tmp, log->dirfd, name, RENAME_NOREPLACE) < 0) {
+		/* (EEXIST would mean a segment this log does not know of: never replace it) */
+		r = cr_error_errno(err, errno, "make segment %s/%s", log->dir, name);
+		close(fd);
+		unlinkat(log->dirfd, tmp, 0);
+		return r;
+	}
+	if (fsync(log->dirfd) < 0) {
+		r = cr_error_errno(err, errno, "sync log directory %s for segment %s", log->dir,
+				   name);
 		close(fd);
 		unlinkat(log->dirfd, name, 0);
 		return r;
@@ -475,6 +601,7 @@ static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
 	}
 	log->cur_off = LOG_SEG_HEADER;
 	log->cur_size = size;
+	spare_request(log, segno + 1);
 	return 0;
 }
 
@@ -571,6 +698,16 @@ static int list_segments(struct cr_log *log, uint64_t **ret, size_t *ret_n, stru
 	while ((de = readdir(d))) {
 		char *end;
 		unsigned long long v = strtoull(de->d_name, &end, 10);
+		if (end != de->d_name && strcmp(end, ".seg.tmp") == 0 && end - de->d_name == 8) {
+			/* a spare segment from before: never part of the log */
+			if (unlinkat(log->dirfd, de->d_name, 0) < 0 && errno != ENOENT) {
+				free(nums);
+				closedir(d);
+				return cr_error_errno(err, errno, "remove %s/%s", log->dir,
+						      de->d_name);
+			}
+			continue;
+		}
 		if (end == de->d_name || strcmp(end, ".seg") != 0 || end - de->d_name != 8)
 			continue;
 		if (n == cap) {
@@ -737,6 +874,8 @@ static int recover(struct cr_log *log, struct cr_error *err)
 				log->stats.truncated_bytes = o - torn_off;
 				break;
 			}
+		/* (past the last nonzero byte the segment already reads as zeros) */
+		uint64_t dirty_end = torn_off + log->stats.truncated_bytes;
 		for (size_t k = n; k-- > torn_seg + (torn_off ? 1 : 0);) {
 			char name[32];
 			segment_name(log->segs[k].segno, name, sizeof(name));
@@ -757,7 +896,7 @@ static int recover(struct cr_log *log, struct cr_error *err)
 			goto out;
 		}
 		if (torn_off) {
-			r = zero_range(log->segs[torn_seg].fd, torn_off, sizes[torn_seg]);
+			r = write_zeros(log->segs[torn_seg].fd, torn_off, dirty_end, NULL);
 			if (r < 0) {
 				r = cr_error_errno(err, -r, "erase torn tail of segment %08llu",
 						   (unsigned long long)log->segs[torn_seg].segno);
@@ -1069,11 +1208,24 @@ struct batch {
 	size_t used;
 	uint32_t nframes;
 	bool submitted;
+	uint64_t start_ns; /* when its write was submitted */
 	int fd;
 	uint64_t off;
 	int r;
 	struct cr_error err;
 };
+
+/* fsyncgate: after a failed write or sync the page cache can no longer be trusted to match the
+ * disk, so nothing more is written until the log is reopened. */
+static void poison(struct cr_log *log, const struct cr_error *why)
+{
+	pthread_mutex_lock(&log->lock);
+	log->failed = EIO;
+	log->fail_err = *why;
+	cr_error_prefix(&log->fail_err,
+			"the log failed earlier and refuses appends until reopened");
+	pthread_mutex_unlock(&log->lock);
+}
 
 /* Checks and numbers the batch's requests, encodes them and submits the write. */
 static void start_batch(struct cr_log *log, struct batch *b)
@@ -1122,11 +1274,14 @@ static void start_batch(struct cr_log *log, struct batch *b)
 	}
 	if (!log->nsegs || log->cur_off + used > log->cur_size) {
 		b->r = rotate(log, used, &b->err);
+		if (b->r == -EIO)
+			poison(log, &b->err); /* an I/O error on the log's disk: no more writes */
 		if (b->r < 0)
 			return;
 	}
 	b->fd = log->segs[log->nsegs - 1].fd;
 	b->off = log->cur_off;
+	b->start_ns = now_ns(CLOCK_MONOTONIC);
 #ifdef CONFIG_CORRAL_IO_URING
 	b->r = submit_write_sync(log, b->fd, log->buf, used, b->off, &b->err);
 #endif
@@ -1149,21 +1304,19 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 			 * "nothing was written" -ENOSPC of a failed preallocation. */
 			b->r = -EIO;
 			b->err.code = EIO;
-			/* fsyncgate: the page cache can no longer be trusted to match the disk;
-			 * nothing more is written until the log is reopened. */
-			pthread_mutex_lock(&log->lock);
-			log->failed = -b->r;
-			log->fail_err = b->err;
-			cr_error_prefix(
-				&log->fail_err,
-				"the log failed earlier and refuses appends until reopened");
-			pthread_mutex_unlock(&log->lock);
+			/* After a failed writeback the page cache keeps the batch as if it were
+			 * on disk, and a reopen in this boot would recover events whose appends
+			 * failed. Overwrite it there (the write may reach the disk or not). */
+			write_zeros(b->fd, b->off, b->off + b->used, NULL);
+			poison(log, &b->err);
 		}
 	}
 
 	pthread_mutex_lock(&log->lock);
 	uint32_t seg = log->nsegs ? (uint32_t)(log->nsegs - 1) : 0;
 	log->stats.syncs += syncs;
+	if (b->submitted && b->r == 0)
+		log->stats.write_sync_ns += now_ns(CLOCK_MONOTONIC) - b->start_ns;
 	for (struct req *q = b->reqs; q; q = q->next) {
 		if (q->result < 0)
 			continue;
@@ -1193,20 +1346,56 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 	pthread_mutex_unlock(&log->lock);
 }
 
-/* Tells every request of a finished batch its result. */
-static void complete_batch(struct cr_log *log, struct req *reqs)
+static void waiter_done(void *arg, int result, const struct cr_log_appended *ev,
+			const struct cr_error *err);
+
+/* Tells requests of a finished batch their result: with blocking false, those that have an
+ * asynchronous callback, returning the rest (blocked threads) to be woken later. */
+static struct req *complete_batch(struct cr_log *log, struct req *reqs, bool blocking)
 {
+	struct req *rest = NULL, **tail = &rest;
 	for (struct req *q = reqs, *next; q; q = next) {
 		next = q->next;
+		if (!blocking && q->done == waiter_done) {
+			*tail = q;
+			tail = &q->next;
+			continue;
+		}
 		if (q->result == 0 && (q->kind == REQ_CREATE || q->kind == REQ_ACQUIRE))
 			catalog_note(log, q->s);
 		complete(q);
 	}
+	*tail = NULL;
+	return rest;
+}
+
+/* Takes everything queued while the last batch was being written, up to a bound. */
+static struct req *take_batch(struct cr_log *log)
+{
+	pthread_mutex_lock(&log->qlock);
+	struct req *first = log->head;
+	if (first) {
+		struct req *last = first;
+		size_t bytes = last->payload_len;
+		while (last->next && bytes < BATCH_MAX_BYTES) {
+			last = last->next;
+			bytes += last->payload_len + 128;
+		}
+		log->head = last->next;
+		if (!log->head)
+			log->tail = NULL;
+		last->next = NULL;
+	}
+	pthread_mutex_unlock(&log->qlock);
+	return first;
 }
 
 /* The writer. Batch n+1 is formed only once batch n is durable (so a failure is undone
- * exactly), but it is submitted before batch n's appenders are woken: waking dozens of threads
- * costs more CPU than a sync takes, and here it overlaps the next batch's I/O. */
+ * exactly). Between the two, batch n's asynchronous callbacks run first, so that the appends
+ * they make at once join batch n+1 rather than wait a whole sync for batch n+2 (closed-loop
+ * callers would otherwise settle into two groups taking turns, each waiting two syncs). Threads
+ * blocked in cr_log_append are woken only after batch n+1 is submitted: waking dozens of
+ * threads costs more CPU than a sync takes, and this way it overlaps the next batch's I/O. */
 static void *writer_main(void *arg)
 {
 	struct cr_log *log = arg;
@@ -1227,39 +1416,27 @@ static void *writer_main(void *arg)
 		}
 	}
 #endif
-	pthread_mutex_lock(&log->qlock);
 	for (;;) {
+		pthread_mutex_lock(&log->qlock);
 		while (!log->head && !log->stopping && !done)
 			pthread_cond_wait(&log->work, &log->qlock);
-		if (!log->head && !done)
-			break;
-		/* everything queued while the last batch was being written, up to a bound */
-		struct batch b = { .reqs = log->head };
-		if (b.reqs) {
-			struct req *last = b.reqs;
-			size_t bytes = last->payload_len;
-			while (last->next && bytes < BATCH_MAX_BYTES) {
-				last = last->next;
-				bytes += last->payload_len + 128;
-			}
-			log->head = last->next;
-			if (!log->head)
-				log->tail = NULL;
-			last->next = NULL;
-		}
+		bool idle = !log->head && !done;
 		pthread_mutex_unlock(&log->qlock);
+		if (idle)
+			break;
+		if (done)
+			done = complete_batch(log, done, false);
+		struct batch b = { .reqs = take_batch(log) };
 		if (b.reqs)
 			start_batch(log, &b);
 		if (done)
-			complete_batch(log, done);
+			complete_batch(log, done, true);
 		done = NULL;
 		if (b.reqs) {
 			finish_batch(log, &b);
 			done = b.reqs;
 		}
-		pthread_mutex_lock(&log->qlock);
 	}
-	pthread_mutex_unlock(&log->qlock);
 	return NULL;
 }
 
@@ -1816,6 +1993,14 @@ void cr_log_close(struct cr_log *log)
 		pthread_mutex_unlock(&log->qlock);
 		pthread_join(log->writer, NULL);
 	}
+	if (log->spare_started) {
+		pthread_mutex_lock(&log->spare_lock);
+		atomic_store(&log->spare_stop, true);
+		pthread_cond_signal(&log->spare_cond);
+		pthread_mutex_unlock(&log->spare_lock);
+		pthread_join(log->spare_thread, NULL);
+	}
+	spare_discard(log);
 	pthread_mutex_lock(&log->lock);
 	log->closed = true;
 	pthread_cond_broadcast(&log->durable);
@@ -1841,6 +2026,8 @@ void cr_log_close(struct cr_log *log)
 	pthread_mutex_destroy(&log->qlock);
 	pthread_cond_destroy(&log->work);
 	pthread_cond_destroy(&log->durable);
+	pthread_mutex_destroy(&log->spare_lock);
+	pthread_cond_destroy(&log->spare_cond);
 	free(log->dir);
 	free(log);
 }
@@ -1851,7 +2038,9 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	struct cr_log *log = calloc(1, sizeof(*log));
 	if (!log)
 		return cr_error_errno(err, ENOMEM, "open log %s", dir);
-	log->dirfd = log->lockfd = -1;
+	log->dirfd = log->lockfd = log->spare_fd = -1;
+	pthread_mutex_init(&log->spare_lock, NULL);
+	pthread_cond_init(&log->spare_cond, NULL);
 	log->rand_used = sizeof(log->rand_pool); /* empty: the first id fills it */
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->qlock, NULL);
@@ -1900,6 +2089,12 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	}
 	log->ring_ready = true;
 #endif
+	if ((r = pthread_create(&log->spare_thread, NULL, spare_main, log)) != 0) {
+		r = cr_error_errno(err, r, "start the log's segment preparer");
+		goto fail;
+	}
+	log->spare_started = true;
+	spare_request(log, log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1);
 	if ((r = pthread_create(&log->writer, NULL, writer_main, log)) != 0) {
 		r = cr_error_errno(err, r, "start the log writer");
 		goto fail;

@@ -153,6 +153,7 @@ struct cr_log_stats {
 	uint64_t appends; /* acknowledged appends since open */
 	uint64_t batches; /* batches written */
 	uint64_t syncs; /* fdatasync calls completed */
+	uint64_t write_sync_ns; /* time from submitting batches to their sync completing */
 	uint64_t bytes; /* bytes written since open */
 	uint64_t recovered_bytes; /* log bytes scanned at open */
 	uint64_t recovery_ns; /* time the open's recovery scan took */
