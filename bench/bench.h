@@ -18,10 +18,12 @@
 #define CR_BENCH_LOG_SECONDS_DEFAULT 5.0
 #define CR_BENCH_LOG_SECONDS_MAX 3600.0
 #define CR_BENCH_LOG_DIR_DEFAULT "/var/tmp"
+#define CR_BENCH_LOG_LATENCY_ROUNDS 5 /* interleaved slices of the latency comparison */
 
 struct cr_bench_log_opts {
-	unsigned appenders; /* threads, each appending to its own session: 1 to 4096 */
-	double seconds; /* length of each timed run (log, sqlite, write+fdatasync, 1 appender) */
+	unsigned appenders; /* appenders, each to a session of its own: 1 to 4096 */
+	double seconds; /* length of each timed run (log, sqlite, write+fdatasync, 1 appender);
+			 * the latency comparison takes it in CR_BENCH_LOG_LATENCY_ROUNDS slices */
 	const char *dir; /* an existing directory; the benchmark works in a fresh one inside */
 	bool quick; /* a 32 MiB recovery log instead of 256 MiB */
 	FILE *progress; /* progress lines go here; NULL: none */
