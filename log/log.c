@@ -140,6 +140,7 @@ struct cr_log {
 	uint64_t spare_want; /* segment number to prepare next; 0: none asked for */
 	int spare_fd; /* prepared segment, or -1 */
 	uint64_t spare_segno, spare_size;
+	uint64_t spare_requested; /* last segment number asked for (writer only) */
 
 	uint8_t *buf;
 	size_t buf_cap;
@@ -528,11 +529,19 @@ static void *spare_main(void *arg)
 	return NULL;
 }
 
-/* Asks for segment segno to be prepared ahead (writer, or open before the writer starts). */
-static void spare_request(struct cr_log *log, uint64_t segno)
+/* Asks for the segment after the active one to be prepared ahead, once the active one is half
+ * full (or there is none): a log that is only opened to be read, or that grows slowly, never
+ * writes a segment of zeros it does not need yet. Writer only (or open, before it starts). */
+static void spare_maybe_request(struct cr_log *log)
 {
+	uint64_t next = log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1;
+	if (log->nsegs && log->cur_off < log->cur_size / 2)
+		return;
+	if (log->spare_requested == next)
+		return;
+	log->spare_requested = next;
 	pthread_mutex_lock(&log->spare_lock);
-	log->spare_want = segno;
+	log->spare_want = next;
 	pthread_cond_signal(&log->spare_cond);
 	pthread_mutex_unlock(&log->spare_lock);
 }
@@ -601,7 +610,6 @@ static int rotate(struct cr_log *log, size_t need, struct cr_error *err)
 	}
 	log->cur_off = LOG_SEG_HEADER;
 	log->cur_size = size;
-	spare_request(log, segno + 1);
 	return 0;
 }
 
@@ -1338,6 +1346,7 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 	}
 	if (b->nframes && b->r == 0) {
 		log->cur_off += b->used;
+		spare_maybe_request(log);
 		log->next_batch++;
 		log->stats.batches++;
 		log->stats.bytes += b->used;
@@ -2094,7 +2103,7 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 		goto fail;
 	}
 	log->spare_started = true;
-	spare_request(log, log->nsegs ? log->segs[log->nsegs - 1].segno + 1 : 1);
+	spare_maybe_request(log);
 	if ((r = pthread_create(&log->writer, NULL, writer_main, log)) != 0) {
 		r = cr_error_errno(err, r, "start the log writer");
 		goto fail;
