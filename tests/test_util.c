@@ -1,7 +1,10 @@
 /* Unit tests of util/: errors and small-file I/O. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "corral/cleanup.h"
@@ -107,6 +110,49 @@ Test(fileio, write_reports_the_kernels_refusal)
 	int r = cr_write_file("/proc/self/oom_score_adj", "5000", &err);
 	cr_assert_eq(r, -EINVAL);
 	cr_assert(strstr(err.msg, "write \"5000\" to /proc/self/oom_score_adj"), "%s", err.msg);
+}
+
+static void touch(const char *dir, const char *name)
+{
+	char p[4096];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0, "create %s", p);
+	close(fd);
+}
+
+Test(fileio, remove_tree_removes_everything_and_follows_no_link)
+{
+	_cleanup_free_ char *top = cr_test_tmpdir("rmtree");
+	char tree[2048], outside[2048], p[4096];
+	snprintf(tree, sizeof(tree), "%s/tree", top);
+	snprintf(outside, sizeof(outside), "%s/outside", top);
+	cr_assert_eq(mkdir(tree, 0700), 0);
+	cr_assert_eq(mkdir(outside, 0700), 0);
+	touch(outside, "precious");
+	snprintf(p, sizeof(p), "%s/a", tree);
+	cr_assert_eq(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/a/b", tree);
+	cr_assert_eq(mkdir(p, 0000), 0); /* unreadable to others: root removes it all the same */
+	touch(tree, "f");
+	snprintf(p, sizeof(p), "%s/a/link-to-outside", tree);
+	cr_assert_eq(symlink(outside, p), 0);
+	snprintf(p, sizeof(p), "%s/link-to-root", tree);
+	cr_assert_eq(symlink("/", p), 0);
+
+	struct cr_error err;
+	cr_assert_eq(cr_remove_tree(tree, &err), 0, "%s", err.msg);
+	cr_assert_eq(access(tree, F_OK), -1, "the tree is still there");
+	snprintf(p, sizeof(p), "%s/precious", outside);
+	cr_assert_eq(access(p, F_OK), 0, "a link was followed: %s is gone", p);
+	cr_assert_eq(cr_remove_tree(tree, &err), 0, "a missing tree is not an error");
+	/* a link given as the top is removed, not followed */
+	snprintf(p, sizeof(p), "%s/toplink", top);
+	cr_assert_eq(symlink(outside, p), 0);
+	cr_assert_eq(cr_remove_tree(p, &err), 0, "%s", err.msg);
+	snprintf(p, sizeof(p), "%s/precious", outside);
+	cr_assert_eq(access(p, F_OK), 0);
+	cr_test_rmrf(top);
 }
 
 Test(strutil, word_in_matches_whole_words_in_space_and_comma_lists)

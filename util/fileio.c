@@ -1,5 +1,7 @@
 /* util/fileio: small whole-file reads and single-write stores. Every fd is O_CLOEXEC. */
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -78,4 +80,61 @@ int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_e
 int cr_write_file(const char *path, const char *value, struct cr_error *err)
 {
 	return cr_write_file_at(AT_FDCWD, path, value, err);
+}
+
+/* Empties the directory fd (which it closes); depth bounds the recursion. */
+static int empty_dir(int fd, const char *path, int depth, struct cr_error *err)
+{
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int e = errno;
+		close(fd);
+		return cr_error_errno(err, e, "read %s", path);
+	}
+	_cleanup_closedir_ DIR *dp = d;
+	struct dirent *de;
+	while ((errno = 0, de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
+			continue;
+		if (errno != EISDIR && errno != EPERM)
+			return cr_error_errno(err, errno, "remove %s/%s", path, de->d_name);
+		if (depth > 256)
+			return cr_error_set(err, ELOOP, "remove %s: nested too deep", path);
+		int sub = openat(fd, de->d_name,
+				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (sub < 0)
+			return cr_error_errno(err, errno, "open %s/%s", path, de->d_name);
+		char subpath[PATH_MAX];
+		snprintf(subpath, sizeof(subpath), "%s/%s", path, de->d_name);
+		int r = empty_dir(sub, subpath, depth + 1, err);
+		if (r < 0)
+			return r;
+		if (unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+			return cr_error_errno(err, errno, "remove %s", subpath);
+	}
+	if (errno)
+		return cr_error_errno(err, errno, "read %s", path);
+	return 0;
+}
+
+int cr_remove_tree(const char *path, struct cr_error *err)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		if (errno == ENOTDIR || errno == ELOOP)
+			return unlink(path) < 0 && errno != ENOENT
+				       ? cr_error_errno(err, errno, "remove %s", path)
+				       : 0;
+		return cr_error_errno(err, errno, "open %s", path);
+	}
+	int r = empty_dir(fd, path, 0, err);
+	if (r < 0)
+		return r;
+	if (rmdir(path) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove %s", path);
+	return 0;
 }

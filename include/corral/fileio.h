@@ -17,4 +17,8 @@ int cr_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
 int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_error *err);
 int cr_write_file(const char *path, const char *value, struct cr_error *err);
 
+/* Removes path and everything below it without following a symbolic link anywhere (a tree a
+ * sandbox wrote may hold links to anything). A missing path is not an error. */
+int cr_remove_tree(const char *path, struct cr_error *err);
+
 #endif
