@@ -1,0 +1,114 @@
+/* runtime/sandbox: the hands. Creates a sandbox (clone3 into new user, mount, pid, net, uts,
+ * ipc and cgroup namespaces and straight into a fresh cgroup), builds its private root from a
+ * mount plan (read-only host binds or a rootfs directory, a writable /workspace kept on the
+ * host, tmpfs /tmp, fresh /proc with masked paths, a minimal /dev), drops every capability,
+ * sets no_new_privs and the seccomp filter, and execs corral-init as its PID 1. Destroys it with
+ * cgroup.kill. Never mounts anything in the host's mount namespace, never maps a sandbox uid to
+ * host root, and never lets a host fd or environment variable into the sandbox. */
+#ifndef CORRAL_SANDBOX_H
+#define CORRAL_SANDBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "corral/error.h"
+
+#define CR_SANDBOX_ID_MAX 40 /* "sbx_" + 26 base32 characters + NUL, with room */
+#define CR_SANDBOX_UIDS 65536 /* uids (and gids) mapped into each sandbox */
+
+struct cr_sandbox_config {
+	const char *state_dir; /* sandboxes live in <state_dir>/sandboxes/<id>/ (required) */
+	const char *init_path; /* corral-init on the host (required) */
+	const char *rootfs; /* NULL: read-only binds of the host's /usr, /bin, /lib*, ... */
+	const char *hostname; /* NULL: "sandbox" */
+	/* cgroup under which the sandbox's own is made; NULL: <cgroup2 mount>/<the configured
+	 * subtree, "corral" by default> */
+	const char *cgroup_parent;
+	uint32_t uid_base; /* uid and gid 0 inside are this on the host; never 0 */
+	/* Limits, 0 for none; applied where the cgroup controllers can be enabled. */
+	uint64_t memory_max; /* bytes; memory.swap.max is set to 0 with it */
+	uint64_t pids_max;
+	uint32_t cpu_max_pct; /* percent of one CPU */
+	const char *const *env; /* extra "KEY=VALUE" entries, NULL-terminated; may be NULL */
+	/* What PID 1 runs: NULL serves tool requests (corral-init --listen on the sandbox's
+	 * control socket); else corral-init runs this program (argv, NULL-terminated) with
+	 * the fds below as its stdin, stdout and stderr (-1: /dev/null) and exits with it. */
+	const char *const *argv;
+	int stdio[3];
+};
+
+void cr_sandbox_config_init(struct cr_sandbox_config *cfg);
+
+struct cr_sandbox;
+
+/* Creates and starts a sandbox; *ret is owned by the caller (cr_sandbox_free). The error
+ * names the step that failed, inside or outside. limits_applied (may be NULL) tells whether
+ * the cgroup limits could be set: on hosts without the controllers they are not, and the
+ * sandbox runs without them. */
+int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **ret,
+		      bool *limits_applied, struct cr_error *err);
+
+const char *cr_sandbox_id(const struct cr_sandbox *sb);
+pid_t cr_sandbox_pid(const struct cr_sandbox *sb); /* PID 1's pid on the host */
+const char *cr_sandbox_cgroup(const struct cr_sandbox *sb);
+const char *cr_sandbox_dir(const struct cr_sandbox *sb); /* <state>/sandboxes/<id> */
+/* The host path of the sandbox's /workspace. */
+const char *cr_sandbox_workspace(const struct cr_sandbox *sb);
+
+/* How many times the kernel's OOM killer struck inside the sandbox (memory.events oom_kill);
+ * 0 where the memory controller is not enabled. */
+int cr_sandbox_oom_kills(const struct cr_sandbox *sb, uint64_t *ret, struct cr_error *err);
+
+/* Waits up to timeout_ms (-1: forever) for PID 1 to exit; its wait status in *ret_status.
+ * -ETIMEDOUT if it is still running. */
+int cr_sandbox_wait(struct cr_sandbox *sb, int timeout_ms, int *ret_status, struct cr_error *err);
+
+/* Kills every process of the sandbox (cgroup.kill), removes its cgroup and, unless
+ * keep_workspace, its directory. Safe to call on a sandbox that already died. */
+int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_error *err);
+
+/* Frees the handle (closes its fds); does not stop the sandbox. NULL is fine. */
+void cr_sandbox_free(struct cr_sandbox *sb);
+
+/* --- the mount plan (exposed for tests and `corral sandbox create --print-plan`) ------------ */
+
+enum cr_mount_op {
+	CR_MNT_TMPFS, /* dst: a tmpfs with data as options */
+	CR_MNT_BIND_RO, /* src (host) on dst, read-only, nosuid, nodev */
+	CR_MNT_BIND_RW, /* src (host) on dst, nosuid, nodev */
+	CR_MNT_DEV_BIND, /* a host device node src on dst (a file) */
+	CR_MNT_SYMLINK, /* dst -> src */
+	CR_MNT_DIR, /* mkdir dst */
+	CR_MNT_FILE, /* dst holds data (mode 0644) */
+	CR_MNT_PROC, /* proc on dst */
+	CR_MNT_DEVPTS, /* a new devpts instance on dst */
+	CR_MNT_MASK, /* /dev/null bound over dst (a file), or an empty read-only tmpfs (a dir) */
+	CR_MNT_RO, /* dst (already mounted) made read-only */
+	CR_MNT_REMOUNT_RO, /* the root tmpfs itself made read-only (last) */
+};
+
+struct cr_mount {
+	enum cr_mount_op op;
+	const char *src;
+	const char *dst; /* inside the new root, absolute */
+	const char *data;
+	bool optional; /* skipped when src or dst does not exist */
+};
+
+struct cr_mount_plan {
+	struct cr_mount *ops;
+	size_t n, cap;
+	char **owned; /* strings the plan allocated */
+	size_t nowned, owned_cap;
+};
+
+/* The plan for cfg's root: what the sandbox sees and where it comes from. workspace is the
+ * host directory bound on /workspace. Owned by the caller (cr_mount_plan_free). */
+int cr_mount_plan_build(const struct cr_sandbox_config *cfg, const char *workspace,
+			struct cr_mount_plan *ret, struct cr_error *err);
+void cr_mount_plan_free(struct cr_mount_plan *plan);
+const char *cr_mount_op_name(enum cr_mount_op op);
+
+#endif

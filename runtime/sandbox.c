@@ -1,0 +1,975 @@
+/* runtime/sandbox: creates, watches and destroys sandboxes (see include/corral/sandbox.h).
+ *
+ * The parent prepares everything (directories, the cgroup, the mount plan, file contents, the
+ * environment), then clone3()s the child straight into new namespaces and the cgroup. The child
+ * only makes system calls on what the parent prepared (no malloc: the parent may be threaded),
+ * reports a failure as text on a close-on-exec pipe, and otherwise ends in execve() of
+ * corral-init. It must never touch the host's mount namespace (everything it mounts is in its
+ * own, made a slave of the host's first) and never keep a capability, host uid or host fd. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "corral/cgroup.h"
+#include "corral/cleanup.h"
+#include "corral/fileio.h"
+#include "corral/id.h"
+#include "corral/kconfig.h"
+#include "corral/sandbox.h"
+#include "corral/seccomp.h"
+
+#define INIT_IN_SANDBOX "/.corral/init"
+#define SANDBOX_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define ENV_MAX 64
+
+void cr_sandbox_config_init(struct cr_sandbox_config *cfg)
+{
+	*cfg = (struct cr_sandbox_config){ .stdio = { -1, -1, -1 } };
+}
+
+struct cr_sandbox {
+	char id[CR_SANDBOX_ID_MAX];
+	char *dir, *workspace, *cgroup;
+	pid_t pid;
+	int pidfd;
+	bool reaped;
+	int status;
+};
+
+const char *cr_sandbox_id(const struct cr_sandbox *sb)
+{
+	return sb->id;
+}
+
+pid_t cr_sandbox_pid(const struct cr_sandbox *sb)
+{
+	return sb->pid;
+}
+
+const char *cr_sandbox_cgroup(const struct cr_sandbox *sb)
+{
+	return sb->cgroup;
+}
+
+const char *cr_sandbox_dir(const struct cr_sandbox *sb)
+{
+	return sb->dir;
+}
+
+const char *cr_sandbox_workspace(const struct cr_sandbox *sb)
+{
+	return sb->workspace;
+}
+
+/* --- the mount plan ------------------------------------------------------------------------ */
+
+static const char *const op_names[] = {
+	[CR_MNT_TMPFS] = "tmpfs",     [CR_MNT_BIND_RO] = "ro-bind",
+	[CR_MNT_BIND_RW] = "bind",    [CR_MNT_DEV_BIND] = "dev-bind",
+	[CR_MNT_SYMLINK] = "symlink", [CR_MNT_DIR] = "dir",
+	[CR_MNT_FILE] = "file",	      [CR_MNT_PROC] = "proc",
+	[CR_MNT_DEVPTS] = "devpts",   [CR_MNT_MASK] = "mask",
+	[CR_MNT_RO] = "remount-ro",   [CR_MNT_REMOUNT_RO] = "root-ro",
+};
+
+const char *cr_mount_op_name(enum cr_mount_op op)
+{
+	return (size_t)op < CR_ARRAY_SIZE(op_names) ? op_names[op] : "?";
+}
+
+void cr_mount_plan_free(struct cr_mount_plan *plan)
+{
+	for (size_t i = 0; i < plan->nowned; i++)
+		free(plan->owned[i]);
+	free(plan->owned);
+	free(plan->ops);
+	*plan = (struct cr_mount_plan){ 0 };
+}
+
+static const char *keep(struct cr_mount_plan *p, char *s)
+{
+	if (!s)
+		return NULL;
+	if (p->nowned == p->owned_cap) {
+		size_t cap = p->owned_cap ? p->owned_cap * 2 : 16;
+		char **o = reallocarray(p->owned, cap, sizeof(*o));
+		if (!o) {
+			free(s);
+			return NULL;
+		}
+		p->owned = o;
+		p->owned_cap = cap;
+	}
+	p->owned[p->nowned++] = s;
+	return s;
+}
+
+static int add(struct cr_mount_plan *p, enum cr_mount_op op, const char *src, const char *dst,
+	       const char *data, bool optional)
+{
+	if (!dst)
+		return -ENOMEM;
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 64;
+		struct cr_mount *o = reallocarray(p->ops, cap, sizeof(*o));
+		if (!o)
+			return -ENOMEM;
+		p->ops = o;
+		p->cap = cap;
+	}
+	p->ops[p->n++] = (struct cr_mount){ op, src, dst, data, optional };
+	return 0;
+}
+
+/* The host's top-level system directories: symlinks stay symlinks (merged /usr), directories
+ * are bound read-only. */
+static int add_host_system(struct cr_mount_plan *p)
+{
+	static const char *const dirs[] = { "/usr",   "/bin",	"/sbin",  "/lib",
+					    "/lib32", "/lib64", "/libx32" };
+	int r = 0;
+	for (size_t i = 0; i < CR_ARRAY_SIZE(dirs) && r == 0; i++) {
+		struct stat st;
+		if (lstat(dirs[i], &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlink(dirs[i], target, sizeof(target) - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			r = add(p, CR_MNT_SYMLINK, keep(p, strdup(target)), dirs[i], NULL, false);
+		} else if (S_ISDIR(st.st_mode)) {
+			r = add(p, CR_MNT_BIND_RO, dirs[i], dirs[i], NULL, false);
+		}
+	}
+	return r;
+}
+
+/* A generated /etc: who is who, where names resolve, and a few harmless host files the
+ * dynamic loader and common tools need. Nothing else of the host's /etc (secrets) is there. */
+static int add_etc(struct cr_mount_plan *p, const char *hostname)
+{
+	static const char *const host_files[] = {
+		"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+		"/etc/localtime",   "/etc/ssl/certs",  "/etc/bash.bashrc",  "/etc/mime.types",
+	};
+	char *hosts = NULL;
+	if (asprintf(&hosts, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+		     hostname) < 0)
+		return -ENOMEM;
+	int r = add(p, CR_MNT_DIR, NULL, "/etc", NULL, false);
+	r = r
+		    ?: add(p, CR_MNT_FILE, NULL, "/etc/passwd",
+			   "root:x:0:0:root:/workspace:/bin/bash\n"
+			   "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+			   false);
+	r = r ?: add(p, CR_MNT_FILE, NULL, "/etc/group", "root:x:0:\nnogroup:x:65534:\n", false);
+	r = r ?: add(p, CR_MNT_FILE, NULL, "/etc/hosts", keep(p, hosts), false);
+	r = r ?: add(p, CR_MNT_FILE, NULL, "/etc/hostname", keep(p, strdup(hostname)), false);
+	r = r
+		    ?: add(p, CR_MNT_FILE, NULL, "/etc/resolv.conf",
+			   "# corral: names resolve only through /etc/hosts unless the platform "
+			   "says\n"
+			   "options timeout:1 attempts:1\n",
+			   false);
+	r = r
+		    ?: add(p, CR_MNT_FILE, NULL, "/etc/nsswitch.conf",
+			   "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
+			   "networks: files\nprotocols: files\nservices: files\n",
+			   false);
+	r = r ?: add(p, CR_MNT_DIR, NULL, "/etc/ssl", NULL, false);
+	for (size_t i = 0; i < CR_ARRAY_SIZE(host_files) && r == 0; i++)
+		r = add(p, CR_MNT_BIND_RO, host_files[i], host_files[i], NULL, true);
+	return r;
+}
+
+/* An OCI-style rootfs directory: each of its top-level entries bound read-only, except the
+ * ones the sandbox makes itself. */
+static int add_rootfs(struct cr_mount_plan *p, const char *rootfs)
+{
+	static const char *const own[] = { "proc", "dev", "sys", "tmp", "workspace", ".corral" };
+	_cleanup_closedir_ DIR *d = opendir(rootfs);
+	if (!d)
+		return -errno;
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		bool skip = false;
+		for (size_t i = 0; i < CR_ARRAY_SIZE(own); i++)
+			skip |= strcmp(de->d_name, own[i]) == 0;
+		if (skip)
+			continue;
+		char *src = NULL, *dst = NULL;
+		if (asprintf(&src, "%s/%s", rootfs, de->d_name) < 0 ||
+		    asprintf(&dst, "/%s", de->d_name) < 0) {
+			free(src);
+			return -ENOMEM;
+		}
+		const char *s = keep(p, src), *t = keep(p, dst);
+		if (!s || !t)
+			return -ENOMEM;
+		struct stat st;
+		if (lstat(s, &st) < 0)
+			return -errno;
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t n = readlink(s, target, sizeof(target) - 1);
+			if (n < 0)
+				return -errno;
+			target[n] = '\0';
+			r = add(p, CR_MNT_SYMLINK, keep(p, strdup(target)), t, NULL, false);
+		} else {
+			r = add(p, CR_MNT_BIND_RO, s, t, NULL, false);
+		}
+	}
+	return r;
+}
+
+int cr_mount_plan_build(const struct cr_sandbox_config *cfg, const char *workspace,
+			struct cr_mount_plan *ret, struct cr_error *err)
+{
+	struct cr_mount_plan p = { 0 };
+	const char *hostname = cfg->hostname ? cfg->hostname : "sandbox";
+	int r;
+
+	if (cfg->rootfs) {
+		r = add_rootfs(&p, cfg->rootfs);
+		if (r < 0) {
+			cr_mount_plan_free(&p);
+			return cr_error_errno(err, -r, "rootfs %s", cfg->rootfs);
+		}
+	} else {
+		r = add_host_system(&p);
+		r = r ?: add_etc(&p, hostname);
+	}
+	/* the workspace, scratch space, and the sandbox's PID 1 */
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/workspace", NULL, false);
+	r = r ?: add(&p, CR_MNT_BIND_RW, workspace, "/workspace", NULL, false);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/tmp", NULL, false);
+	r = r ?: add(&p, CR_MNT_TMPFS, NULL, "/tmp", "mode=1777,size=1g", false);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/var", NULL, true);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "/tmp", "/var/tmp", NULL, true);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/run", NULL, true);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/sys", NULL, true); /* empty: sysfs is not mounted */
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/.corral", NULL, false);
+	r = r ?: add(&p, CR_MNT_BIND_RO, cfg->init_path, INIT_IN_SANDBOX, NULL, false);
+	/* a fresh /proc of the sandbox's pid namespace, with what a container runtime masks */
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/proc", NULL, false);
+	r = r ?: add(&p, CR_MNT_PROC, NULL, "/proc", NULL, false);
+	static const char *const masked[] = { "/proc/kcore",	     "/proc/keys",
+					      "/proc/timer_list",    "/proc/sched_debug",
+					      "/proc/latency_stats", "/proc/acpi",
+					      "/proc/scsi",	     "/proc/kallsyms" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(masked) && r == 0; i++)
+		r = add(&p, CR_MNT_MASK, NULL, masked[i], NULL, true);
+	static const char *const ro[] = { "/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+					  "/proc/bus", "/proc/fs" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(ro) && r == 0; i++)
+		r = add(&p, CR_MNT_RO, NULL, ro[i], NULL, true);
+	/* a minimal /dev: host nodes bound (a user namespace cannot make device nodes) */
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/dev", NULL, false);
+	r = r ?: add(&p, CR_MNT_TMPFS, NULL, "/dev", "mode=0755,size=64k", false);
+	static const char *const devs[] = { "/dev/null",   "/dev/zero",	   "/dev/full",
+					    "/dev/random", "/dev/urandom", "/dev/tty" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(devs) && r == 0; i++)
+		r = add(&p, CR_MNT_DEV_BIND, devs[i], devs[i], NULL, false);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/dev/pts", NULL, false);
+	r = r
+		    ?: add(&p, CR_MNT_DEVPTS, NULL, "/dev/pts",
+			   "newinstance,ptmxmode=0666,mode=0620", false);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "pts/ptmx", "/dev/ptmx", NULL, false);
+	r = r ?: add(&p, CR_MNT_DIR, NULL, "/dev/shm", NULL, false);
+	r = r ?: add(&p, CR_MNT_TMPFS, NULL, "/dev/shm", "mode=1777,size=256m", false);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "/proc/self/fd", "/dev/fd", NULL, false);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "/proc/self/fd/0", "/dev/stdin", NULL, false);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "/proc/self/fd/1", "/dev/stdout", NULL, false);
+	r = r ?: add(&p, CR_MNT_SYMLINK, "/proc/self/fd/2", "/dev/stderr", NULL, false);
+	r = r ?: add(&p, CR_MNT_REMOUNT_RO, NULL, "/", NULL, false);
+	if (r < 0) {
+		cr_mount_plan_free(&p);
+		return cr_error_errno(err, -r, "mount plan");
+	}
+	*ret = p;
+	return 0;
+}
+
+/* --- the child ----------------------------------------------------------------------------- */
+
+struct child {
+	const struct cr_mount_plan *plan;
+	const char *root; /* host path of the staging directory for the new root */
+	const char *hostname;
+	char *const *argv; /* for execve of corral-init */
+	char *const *envp;
+	int sync_fd; /* read: the parent has written the id maps */
+	int err_fd; /* write: why the set-up failed (close-on-exec) */
+	int control_fd; /* becomes fd 3, or -1 */
+	int stdio[3];
+	int *src_fds; /* per plan op: its source opened O_PATH before leaving host uid 0, or -1 */
+};
+
+/* Reports "what: strerror(e)" to the parent and exits. Async-signal-safe only. */
+static _Noreturn void child_fail(const struct child *c, const char *what, const char *arg, int e)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "%s%s%s: %s", what, arg ? " " : "", arg ? arg : "",
+			 strerror(e));
+	if (n > 0)
+		(void)!write(c->err_fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	_exit(127);
+}
+
+static int mount_setattr_rec(const char *path, uint64_t set, unsigned flags)
+{
+	struct mount_attr attr = { .attr_set = set };
+	return (int)syscall(SYS_mount_setattr, AT_FDCWD, path, flags, &attr, sizeof(attr));
+}
+
+/* An empty file to bind a file (or device node) on. */
+static int mknod_file(const char *dst)
+{
+	int fd = open(dst, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? 0 : -1;
+	close(fd);
+	return 0;
+}
+
+/* The source of op i as a path the kernel resolves to what was opened as host uid 0
+ * (the state directory need not be reachable by the sandbox's uid). */
+static const char *src_path(const struct child *c, size_t i, char *buf, size_t size)
+{
+	snprintf(buf, size, "/proc/self/fd/%d", c->src_fds[i]);
+	return buf;
+}
+
+/* Runs op i with the new root as the working directory (dst relative to it). */
+static void run_op(const struct child *c, size_t i)
+{
+	const struct cr_mount *m = &c->plan->ops[i];
+	const char *dst = m->dst[1] ? m->dst + 1 : ".";
+	char srcbuf[64];
+	const char *src = m->src;
+	struct stat st;
+
+	if (m->op == CR_MNT_BIND_RO || m->op == CR_MNT_BIND_RW || m->op == CR_MNT_DEV_BIND) {
+		if (c->src_fds[i] < 0) {
+			if (m->optional)
+				return;
+			child_fail(c, "open", m->src, ENOENT);
+		}
+		src = src_path(c, i, srcbuf, sizeof(srcbuf));
+	}
+	if (m->optional) {
+		if ((m->op == CR_MNT_MASK || m->op == CR_MNT_RO) && lstat(dst, &st) < 0)
+			return;
+		if (m->op == CR_MNT_SYMLINK || m->op == CR_MNT_DIR) {
+			char parent[PATH_MAX];
+			snprintf(parent, sizeof(parent), "%s", dst);
+			char *slash = strrchr(parent, '/');
+			if (slash && stat(slash == parent ? "." : (*slash = '\0', parent), &st) < 0)
+				return;
+		}
+	}
+	switch (m->op) {
+	case CR_MNT_DIR:
+		if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+			child_fail(c, "mkdir", m->dst, errno);
+		break;
+	case CR_MNT_SYMLINK:
+		if (symlink(m->src, dst) < 0 && errno != EEXIST)
+			child_fail(c, "symlink", m->dst, errno);
+		break;
+	case CR_MNT_FILE: {
+		int fd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			child_fail(c, "create", m->dst, errno);
+		size_t len = strlen(m->data);
+		if (write(fd, m->data, len) != (ssize_t)len)
+			child_fail(c, "write", m->dst, errno ? errno : EIO);
+		close(fd);
+		break;
+	}
+	case CR_MNT_TMPFS:
+		if (mount("tmpfs", dst, "tmpfs", MS_NOSUID | MS_NODEV, m->data) < 0)
+			child_fail(c, "mount tmpfs on", m->dst, errno);
+		break;
+	case CR_MNT_BIND_RO:
+	case CR_MNT_BIND_RW:
+	case CR_MNT_DEV_BIND:
+		if (fstat(c->src_fds[i], &st) < 0)
+			child_fail(c, "stat", m->src, errno);
+		if (S_ISDIR(st.st_mode) ? mkdir(dst, 0755) < 0 && errno != EEXIST
+					: mknod_file(dst) < 0)
+			child_fail(c, "make mount point", m->dst, errno);
+		if (mount(src, dst, NULL, m->op == CR_MNT_DEV_BIND ? MS_BIND : MS_BIND | MS_REC,
+			  NULL) < 0)
+			child_fail(c, "bind", m->src, errno);
+		if (m->op == CR_MNT_DEV_BIND)
+			break;
+		if (m->op == CR_MNT_BIND_RW) {
+			if (mount_setattr_rec(dst, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+					      AT_RECURSIVE) < 0)
+				child_fail(c, "nosuid,nodev on", m->dst, errno);
+			break;
+		}
+		/* read-only through every submount, so none of them is a way to write */
+		if (mount_setattr_rec(dst, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+				      AT_RECURSIVE) < 0)
+			child_fail(c, "make read-only", m->dst, errno);
+		break;
+	case CR_MNT_PROC:
+		if (mount("proc", dst, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			child_fail(c, "mount proc on", m->dst, errno);
+		break;
+	case CR_MNT_DEVPTS:
+		if (mount("devpts", dst, "devpts", MS_NOSUID | MS_NOEXEC, m->data) < 0)
+			child_fail(c, "mount devpts on", m->dst, errno);
+		break;
+	case CR_MNT_MASK:
+		if (lstat(dst, &st) == 0 && S_ISDIR(st.st_mode)) {
+			if (mount("tmpfs", dst, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+				  "size=0") < 0)
+				child_fail(c, "mask", m->dst, errno);
+		} else if (mount("/dev/null", dst, NULL, MS_BIND, NULL) < 0) {
+			child_fail(c, "mask", m->dst, errno);
+		}
+		break;
+	case CR_MNT_RO:
+		if (mount(dst, dst, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+		    mount_setattr_rec(dst, MOUNT_ATTR_RDONLY, AT_RECURSIVE) < 0)
+			child_fail(c, "make read-only", m->dst, errno);
+		break;
+	case CR_MNT_REMOUNT_RO:
+		break; /* done after pivot_root, see child_main */
+	}
+}
+
+static void drop_capabilities(const struct child *c)
+{
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		child_fail(c, "clear ambient capabilities", NULL, errno);
+	for (int cap = 0; cap <= 63; cap++)
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
+			child_fail(c, "drop capability from the bounding set", NULL, errno);
+	/* With empty bounding and inheritable sets, execve gives even uid 0 no capability. */
+	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+	struct __user_cap_data_struct d[2] = { 0 };
+	if (syscall(SYS_capget, &h, d) < 0)
+		child_fail(c, "capget", NULL, errno);
+	d[0].inheritable = d[1].inheritable = 0;
+	if (syscall(SYS_capset, &h, d) < 0)
+		child_fail(c, "capset", NULL, errno);
+}
+
+/* Brings up lo in the sandbox's network namespace: loopback is all it has by default. */
+static void loopback_up(const struct child *c)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		child_fail(c, "socket for lo", NULL, errno);
+	struct ifreq ifr = { 0 };
+	memcpy(ifr.ifr_name, "lo", 3);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+		child_fail(c, "read the flags of", "lo", errno);
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+		child_fail(c, "bring up", "lo", errno);
+	close(fd);
+}
+
+static _Noreturn void child_main(struct child *c)
+{
+	char b;
+	/* the parent writes the uid and gid maps, then one byte (or closes: it failed) */
+	if (read(c->sync_fd, &b, 1) != 1)
+		_exit(127);
+	close(c->sync_fd);
+	if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+		child_fail(c, "sethostname", NULL, errno);
+	loopback_up(c);
+	/* nothing mounted here may ever reach the host */
+	if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+		child_fail(c, "make / a slave mount", NULL, errno);
+	/* Still host uid 0 (unmapped here): open every source and enter the new root, since
+	 * the state directory is closed to the sandbox's uid. uid=0 makes the root tmpfs the
+	 * sandbox root's. */
+	for (size_t i = 0; i < c->plan->n; i++) {
+		const struct cr_mount *m = &c->plan->ops[i];
+		c->src_fds[i] = -1;
+		if (m->op == CR_MNT_BIND_RO || m->op == CR_MNT_BIND_RW ||
+		    m->op == CR_MNT_DEV_BIND) {
+			c->src_fds[i] = open(m->src, O_PATH | O_CLOEXEC);
+			if (c->src_fds[i] < 0 && !(m->optional && errno == ENOENT))
+				child_fail(c, "open", m->src, errno);
+		}
+	}
+	if (mount("tmpfs", c->root, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "mode=0755,size=16m,uid=0,gid=0") < 0)
+		child_fail(c, "mount the root tmpfs on", c->root, errno);
+	if (chdir(c->root) < 0)
+		child_fail(c, "chdir", c->root, errno);
+	/* uid and gid 0 of the sandbox (uid_base on the host), no supplementary groups */
+	if (setgroups(0, NULL) < 0)
+		child_fail(c, "setgroups", NULL, errno);
+	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+		child_fail(c, "become uid 0 of the sandbox", NULL, errno);
+	for (size_t i = 0; i < c->plan->n; i++)
+		run_op(c, i);
+	for (size_t i = 0; i < c->plan->n; i++)
+		if (c->src_fds[i] >= 0)
+			close(c->src_fds[i]);
+
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			child_fail(c, "detach the old root", NULL, errno);
+	} else if (errno == EINVAL) {
+		/* The host runs from its initramfs (rootfs cannot be pivoted away from): move the
+		 * new root over / and chroot into it, as runc does there. The old root stays
+		 * below, out of reach: the sandbox has no capability and seccomp denies chroot,
+		 * mount and pivot_root. */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+			child_fail(c, "move the new root over /", NULL, errno);
+	} else {
+		child_fail(c, "pivot_root", c->root, errno);
+	}
+	if (chdir("/") < 0)
+		child_fail(c, "chdir /", NULL, errno);
+	if (mount_setattr_rec("/", MOUNT_ATTR_RDONLY, 0) < 0)
+		child_fail(c, "make the root read-only", NULL, errno);
+
+	drop_capabilities(c);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(c, "no_new_privs", NULL, errno);
+
+	for (int i = 0; i < 3; i++) {
+		int fd = c->stdio[i];
+		if (fd < 0)
+			fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (fd < 0 || dup2(fd, i) < 0)
+			child_fail(c, "set up stdio", NULL, errno);
+	}
+	if (c->control_fd >= 0 && dup2(c->control_fd, 3) < 0)
+		child_fail(c, "control socket", NULL, errno);
+	int first = c->control_fd >= 0 ? 4 : 3;
+	/* nothing of the host survives but the error pipe, which closes on exec */
+	if (c->err_fd >= first) {
+		if (dup2(c->err_fd, 100) < 0 || fcntl(100, F_SETFD, FD_CLOEXEC) < 0)
+			child_fail(c, "move the error pipe", NULL, errno);
+		((struct child *)c)->err_fd = 100;
+		if (syscall(SYS_close_range, first, 99, 0) < 0 ||
+		    syscall(SYS_close_range, 101, ~0U, 0) < 0)
+			child_fail(c, "close_range", NULL, errno);
+	} else if (syscall(SYS_close_range, first, ~0U, 0) < 0) {
+		child_fail(c, "close_range", NULL, errno);
+	}
+	if (setsid() < 0)
+		child_fail(c, "setsid", NULL, errno);
+	if (chdir("/workspace") < 0)
+		child_fail(c, "chdir /workspace", NULL, errno);
+	struct cr_error serr;
+	if (cr_seccomp_load_sandbox(&serr) < 0)
+		child_fail(c, "seccomp:", serr.msg, serr.code);
+	execve(INIT_IN_SANDBOX, c->argv, c->envp);
+	child_fail(c, "execve", INIT_IN_SANDBOX, errno);
+}
+
+/* --- the parent ---------------------------------------------------------------------------- */
+
+static bool valid_env_entry(const char *s)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq || eq == s)
+		return false;
+	for (const char *p = s; p < eq; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || *p == '_' ||
+		      (p > s && *p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+/* Makes the state directories; the workspace belongs to the sandbox's uid 0. */
+static int make_dirs(struct cr_sandbox *sb, const char *state_dir, uint32_t uid_base,
+		     struct cr_error *err)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return cr_error_errno(err, errno, "create %s", path);
+	if (asprintf(&sb->dir, "%s/%s", path, sb->id) < 0 ||
+	    asprintf(&sb->workspace, "%s/workspace", sb->dir) < 0)
+		return cr_error_errno(err, ENOMEM, "sandbox paths");
+	if (mkdir(sb->dir, 0700) < 0)
+		return cr_error_errno(err, errno, "create %s", sb->dir);
+	snprintf(path, sizeof(path), "%s/root", sb->dir);
+	if (mkdir(path, 0700) < 0)
+		return cr_error_errno(err, errno, "create %s", path);
+	if (mkdir(sb->workspace, 0755) < 0 ||
+	    chown(sb->workspace, (uid_t)uid_base, (gid_t)uid_base) < 0)
+		return cr_error_errno(err, errno, "create %s", sb->workspace);
+	return 0;
+}
+
+/* Enables controllers in mount's subtree_control and in each group on the way down to (and
+ * including) parent, which lies below mount. */
+static int enable_down(const char *mount, const char *parent, const char *controllers,
+		       struct cr_error *err)
+{
+	size_t ml = strlen(mount);
+	if (strncmp(parent, mount, ml) != 0 || (parent[ml] && parent[ml] != '/'))
+		return cr_error_set(err, EINVAL, "cgroup %s is not under %s", parent, mount);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", parent);
+	for (size_t i = ml;; i++) {
+		if (path[i] == '/' || path[i] == '\0') {
+			char saved = path[i];
+			path[i] = '\0';
+			int r = cr_cgroup_enable(path, controllers, err);
+			path[i] = saved;
+			if (r < 0)
+				return r;
+			if (!saved)
+				return 0;
+		}
+	}
+}
+
+/* The sandbox's cgroup under the corral subtree, with limits where controllers allow. */
+static int make_cgroup(struct cr_sandbox *sb, const struct cr_sandbox_config *cfg, bool *ret_limits,
+		       struct cr_error *err)
+{
+	_cleanup_free_ char *mount = NULL;
+	int r = cr_cgroup2_mount(&mount, err);
+	if (r < 0)
+		return r;
+	char subtree[PATH_MAX];
+	if (cfg->cgroup_parent)
+		snprintf(subtree, sizeof(subtree), "%s", cfg->cgroup_parent);
+	else
+		snprintf(subtree, sizeof(subtree), "%s/%s", mount, CONFIG_CORRAL_CGROUP_SUBTREE);
+	if (mkdir(subtree, 0755) < 0 && errno != EEXIST)
+		return cr_error_errno(err, errno, "create cgroup %s", subtree);
+	r = cr_cgroup_create(subtree, sb->id, &sb->cgroup, err);
+	if (r < 0)
+		return r;
+
+	bool want = cfg->memory_max || cfg->pids_max || cfg->cpu_max_pct;
+	struct cr_error e;
+	*ret_limits = false;
+	if (!want)
+		return 0;
+	/* the controllers must be enabled in every group from the root down to the parent */
+	if (enable_down(mount, subtree, "memory pids cpu", &e) < 0)
+		return 0; /* limits unavailable on this host: the caller says so */
+	char v[64];
+	if (cfg->memory_max) {
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)cfg->memory_max);
+		if ((r = cr_cgroup_write(sb->cgroup, "memory.max", v, err)) < 0 ||
+		    (r = cr_cgroup_write(sb->cgroup, "memory.swap.max", "0", err)) < 0)
+			return r;
+	}
+	if (cfg->pids_max) {
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)cfg->pids_max);
+		if ((r = cr_cgroup_write(sb->cgroup, "pids.max", v, err)) < 0)
+			return r;
+	}
+	if (cfg->cpu_max_pct) {
+		snprintf(v, sizeof(v), "%u 100000", cfg->cpu_max_pct * 1000);
+		if ((r = cr_cgroup_write(sb->cgroup, "cpu.max", v, err)) < 0)
+			return r;
+	}
+	*ret_limits = true;
+	return 0;
+}
+
+static int write_id_maps(pid_t pid, uint32_t base, struct cr_error *err)
+{
+	char path[64], map[64];
+	snprintf(map, sizeof(map), "0 %u %u\n", base, CR_SANDBOX_UIDS);
+	snprintf(path, sizeof(path), "/proc/%d/uid_map", (int)pid);
+	int r = cr_write_file(path, map, err);
+	snprintf(path, sizeof(path), "/proc/%d/gid_map", (int)pid);
+	return r < 0 ? r : cr_write_file(path, map, err);
+}
+
+static void sandbox_cleanup(struct cr_sandbox *sb)
+{
+	struct cr_error e;
+	if (sb->cgroup)
+		cr_cgroup_destroy(sb->cgroup, 5000, &e);
+	if (sb->pid > 0 && !sb->reaped)
+		waitpid(sb->pid, NULL, 0);
+	sb->reaped = true;
+	if (sb->dir)
+		cr_remove_tree(sb->dir, &e);
+}
+
+int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **ret,
+		      bool *limits_applied, struct cr_error *err)
+{
+	if (!cfg->state_dir || !cfg->init_path)
+		return cr_error_set(err, EINVAL, "sandbox: state_dir and init_path are required");
+	if (cfg->uid_base == 0 || cfg->uid_base > UINT32_MAX - CR_SANDBOX_UIDS)
+		return cr_error_set(err, EINVAL,
+				    "sandbox: uid_base %u: must map to unprivileged host uids "
+				    "(not 0)",
+				    cfg->uid_base);
+	if (access(cfg->init_path, X_OK) < 0)
+		return cr_error_errno(err, errno, "sandbox init %s", cfg->init_path);
+	const char *hostname = cfg->hostname ? cfg->hostname : "sandbox";
+	if (strlen(hostname) > 64 || !*hostname)
+		return cr_error_set(err, EINVAL, "sandbox: hostname must be 1 to 64 bytes");
+
+	/* the environment: an allowlist, nothing of ours */
+	char *envp[ENV_MAX + 1];
+	size_t nenv = 0;
+	static char *const base_env[] = { "PATH=" SANDBOX_PATH, "HOME=/workspace",
+					  "LANG=C.UTF-8",	"USER=root",
+					  "LOGNAME=root",	"SHELL=/bin/bash",
+					  "TERM=dumb" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(base_env); i++)
+		envp[nenv++] = base_env[i];
+	for (size_t i = 0; cfg->env && cfg->env[i]; i++) {
+		if (!valid_env_entry(cfg->env[i]))
+			return cr_error_set(err, EINVAL,
+					    "sandbox environment entry \"%s\": not KEY=VALUE",
+					    cfg->env[i]);
+		if (nenv == ENV_MAX)
+			return cr_error_set(err, E2BIG, "sandbox environment: more than %d entries",
+					    ENV_MAX);
+		envp[nenv++] = (char *)cfg->env[i];
+	}
+	envp[nenv] = NULL;
+
+	char *argv[64];
+	size_t na = 0;
+	argv[na++] = "corral-init";
+	if (cfg->argv) {
+		argv[na++] = "--";
+		for (size_t i = 0; cfg->argv[i]; i++) {
+			if (na == CR_ARRAY_SIZE(argv) - 1)
+				return cr_error_set(err, E2BIG,
+						    "sandbox program: too many arguments");
+			argv[na++] = (char *)cfg->argv[i];
+		}
+	} else {
+		argv[na++] = "--listen";
+		argv[na++] = "3";
+	}
+	argv[na] = NULL;
+
+	struct cr_sandbox *sb = calloc(1, sizeof(*sb));
+	if (!sb)
+		return cr_error_errno(err, ENOMEM, "sandbox");
+	sb->pidfd = -1;
+	uint8_t raw[CR_ID_RAW];
+	int r = cr_id_random(raw, err);
+	if (r == 0)
+		cr_id_format("sbx_", raw, sb->id, sizeof(sb->id));
+	bool limits = false;
+	struct cr_mount_plan plan = { 0 };
+	_cleanup_free_ int *src_fds = NULL;
+	_cleanup_close_ int cgfd = -1, control = -1;
+	int sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	char root[PATH_MAX];
+
+	r = r ?: make_dirs(sb, cfg->state_dir, cfg->uid_base, err);
+	r = r ?: make_cgroup(sb, cfg, &limits, err);
+	r = r ?: cr_mount_plan_build(cfg, sb->workspace, &plan, err);
+	if (r < 0)
+		goto fail;
+	snprintf(root, sizeof(root), "%s/root", sb->dir);
+	cgfd = open(sb->cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		r = cr_error_errno(err, errno, "open cgroup %s", sb->cgroup);
+		goto fail;
+	}
+	if (!cfg->argv) {
+		/* the control socket PID 1 listens on; only host root reaches it */
+		r = cr_error_set(err, EOPNOTSUPP,
+				 "sandbox: serving tool requests needs corral-init --listen");
+		goto fail;
+	}
+	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		r = cr_error_errno(err, errno, "pipe");
+		goto fail;
+	}
+
+	src_fds = calloc(plan.n ? plan.n : 1, sizeof(int));
+	if (!src_fds) {
+		r = cr_error_errno(err, ENOMEM, "sandbox");
+		goto fail;
+	}
+	struct child c = { .plan = &plan,
+			   .src_fds = src_fds,
+			   .root = root,
+			   .hostname = hostname,
+			   .argv = argv,
+			   .envp = envp,
+			   .sync_fd = sync[0],
+			   .err_fd = errp[1],
+			   .control_fd = control,
+			   .stdio = { cfg->stdio[0], cfg->stdio[1], cfg->stdio[2] } };
+	struct clone_args ca = {
+		.flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWUTS |
+			 CLONE_NEWIPC | CLONE_NEWCGROUP | CLONE_INTO_CGROUP | CLONE_PIDFD,
+		.pidfd = (uint64_t)(uintptr_t)&sb->pidfd,
+		.exit_signal = SIGCHLD,
+		.cgroup = (uint64_t)cgfd,
+	};
+	long pid = syscall(SYS_clone3, &ca, sizeof(ca));
+	if (pid == 0) {
+		close(sync[1]);
+		close(errp[0]);
+		child_main(&c);
+	}
+	if (pid < 0) {
+		r = cr_error_errno(err, errno, "clone3 into new namespaces and cgroup %s",
+				   sb->cgroup);
+		goto fail;
+	}
+	sb->pid = (pid_t)pid;
+	close(sync[0]);
+	close(errp[1]);
+	sync[0] = errp[1] = -1;
+
+	r = write_id_maps(sb->pid, cfg->uid_base, err);
+	if (r < 0) {
+		cr_error_prefix(err, "sandbox %s: uid/gid map", sb->id);
+		goto fail; /* closing sync ends the child */
+	}
+	if (write(sync[1], "x", 1) != 1) {
+		r = cr_error_errno(err, errno, "start sandbox %s", sb->id);
+		goto fail;
+	}
+	close(sync[1]);
+	sync[1] = -1;
+	/* EOF: execve succeeded (the pipe is close-on-exec); text: the child's error */
+	char msg[512];
+	ssize_t n;
+	do
+		n = read(errp[0], msg, sizeof(msg) - 1);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		msg[n] = '\0';
+		r = cr_error_set(err, EPERM, "sandbox %s set-up: %s", sb->id, msg);
+		goto fail;
+	}
+	close(errp[0]);
+	cr_mount_plan_free(&plan);
+	if (limits_applied)
+		*limits_applied = limits;
+	*ret = sb;
+	return 0;
+
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (sync[i] >= 0)
+			close(sync[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	cr_mount_plan_free(&plan);
+	sandbox_cleanup(sb);
+	cr_sandbox_free(sb);
+	return r < 0 ? r : -EIO;
+}
+
+int cr_sandbox_oom_kills(const struct cr_sandbox *sb, uint64_t *ret, struct cr_error *err)
+{
+	_cleanup_free_ char *events = NULL;
+	struct cr_error e;
+	int r = cr_cgroup_read(sb->cgroup, "memory.events", &events, &e);
+	if (r == -ENOENT) {
+		*ret = 0;
+		return 0;
+	}
+	if (r < 0) {
+		if (err)
+			*err = e;
+		return r;
+	}
+	const char *p = strstr(events, "oom_kill ");
+	*ret = p ? strtoull(p + 9, NULL, 10) : 0;
+	return 0;
+}
+
+int cr_sandbox_wait(struct cr_sandbox *sb, int timeout_ms, int *ret_status, struct cr_error *err)
+{
+	if (!sb->reaped) {
+		struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
+		int r;
+		do
+			r = poll(&p, 1, timeout_ms);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return cr_error_errno(err, errno, "wait for sandbox %s", sb->id);
+		if (r == 0)
+			return cr_error_set(err, ETIMEDOUT, "sandbox %s is still running", sb->id);
+		if (waitpid(sb->pid, &sb->status, 0) < 0)
+			return cr_error_errno(err, errno, "reap sandbox %s", sb->id);
+		sb->reaped = true;
+	}
+	*ret_status = sb->status;
+	return 0;
+}
+
+int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_error *err)
+{
+	int r = 0;
+	if (sb->cgroup) {
+		r = cr_cgroup_destroy(sb->cgroup, 5000, err);
+		if (r < 0)
+			return r;
+		free(sb->cgroup);
+		sb->cgroup = NULL;
+	}
+	if (!sb->reaped && sb->pid > 0) {
+		if (waitpid(sb->pid, &sb->status, 0) < 0 && errno != ECHILD)
+			return cr_error_errno(err, errno, "reap sandbox %s", sb->id);
+		sb->reaped = true;
+	}
+	if (!sb->dir)
+		return 0;
+	if (keep_workspace) {
+		char root[PATH_MAX];
+		snprintf(root, sizeof(root), "%s/root", sb->dir);
+		if (rmdir(root) < 0 && errno != ENOENT)
+			return cr_error_errno(err, errno, "remove %s", root);
+		return 0;
+	}
+	return cr_remove_tree(sb->dir, err);
+}
+
+void cr_sandbox_free(struct cr_sandbox *sb)
+{
+	if (!sb)
+		return;
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	free(sb->dir);
+	free(sb->workspace);
+	free(sb->cgroup);
+	free(sb);
+}

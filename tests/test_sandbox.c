@@ -1,0 +1,349 @@
+/* Unit tests for runtime/sandbox: identity, namespaces, the private root, the environment,
+ * capabilities and clean-up, each tried from inside a real sandbox as an agent would. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "corral/cgroup.h"
+#include "corral/cleanup.h"
+#include "corral/sandbox.h"
+#include "helpers.h"
+
+#define UID_BASE 200000
+
+struct run {
+	char *dir; /* state directory */
+	char *cgroup; /* parent cgroup of the sandbox's, made for the test */
+	struct cr_sandbox *sb;
+	char out[65536];
+	size_t len;
+	int status;
+};
+
+static char *init_path(void)
+{
+	const char *b = getenv("CORRAL_BUILD");
+	char *p = NULL;
+	cr_assert(asprintf(&p, "%s/corral-init", b ? b : "build") > 0);
+	return p;
+}
+
+/* Whether this host can make the namespaces at all (the VM must). */
+static void need_namespaces(void)
+{
+	struct stat st;
+	cr_test_need(stat("/proc/self/ns/user", &st) == 0, "no user namespaces");
+}
+
+static void cfg_defaults(struct cr_sandbox_config *cfg, const char *state, const char *init)
+{
+	cr_sandbox_config_init(cfg);
+	cfg->state_dir = state;
+	cfg->init_path = init;
+	cfg->uid_base = UID_BASE;
+	cfg->hostname = "box";
+}
+
+/* The test's own cgroup as the sandboxes' parent, so none is left on the host. */
+static void cfg_cgroup(struct run *r, struct cr_sandbox_config *cfg)
+{
+	r->cgroup = cr_test_cgroup("sbx", NULL);
+	cfg->cgroup_parent = r->cgroup;
+}
+
+/* Runs script with /bin/sh -c in a new sandbox, collects its stdout and stderr and exit
+ * status; the sandbox is left for the caller to inspect and destroy. */
+static void run_in(struct run *r, struct cr_sandbox_config *cfg, const char *script)
+{
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	cfg->argv = argv;
+	cfg->stdio[1] = cfg->stdio[2] = p[1];
+	struct cr_error err;
+	int rc = cr_sandbox_create(cfg, &r->sb, NULL, &err);
+	close(p[1]);
+	cr_assert_eq(rc, 0, "create: %s", err.msg);
+	r->len = 0;
+	for (;;) {
+		ssize_t n = read(p[0], r->out + r->len, sizeof(r->out) - 1 - r->len);
+		if (n <= 0)
+			break;
+		r->len += (size_t)n;
+	}
+	close(p[0]);
+	r->out[r->len] = '\0';
+	if (getenv("CORRAL_TEST_VERBOSE"))
+		fprintf(stderr, "--- sandbox output of: %s\n%s---\n", script, r->out);
+	cr_assert_eq(cr_sandbox_wait(r->sb, 30000, &r->status, &err), 0, "%s", err.msg);
+}
+
+static void done(struct run *r);
+
+static void run_limited(struct run *r, const char *script, uint64_t memory_max, uint64_t pids_max)
+{
+	need_namespaces();
+	r->dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, r->dir, init);
+	cfg_cgroup(r, &cfg);
+	cfg.memory_max = memory_max;
+	cfg.pids_max = pids_max;
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	cfg.argv = argv;
+	cfg.stdio[1] = cfg.stdio[2] = p[1];
+	struct cr_error err;
+	bool limits = false;
+	int rc = cr_sandbox_create(&cfg, &r->sb, &limits, &err);
+	close(p[1]);
+	cr_assert_eq(rc, 0, "create: %s", err.msg);
+	if (!limits) {
+		close(p[0]);
+		done(r);
+	}
+	cr_test_need(limits, "cgroup limits unavailable (controllers cannot be enabled)");
+	ssize_t n;
+	r->len = 0;
+	while ((n = read(p[0], r->out + r->len, sizeof(r->out) - 1 - r->len)) > 0)
+		r->len += (size_t)n;
+	close(p[0]);
+	r->out[r->len] = '\0';
+	cr_assert_eq(cr_sandbox_wait(r->sb, 60000, &r->status, &err), 0, "%s", err.msg);
+}
+
+static void run(struct run *r, const char *script)
+{
+	need_namespaces();
+	r->dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, r->dir, init);
+	cfg_cgroup(r, &cfg);
+	run_in(r, &cfg, script);
+}
+
+static void done(struct run *r)
+{
+	struct cr_error err;
+	if (r->sb) {
+		char cg[4096];
+		snprintf(cg, sizeof(cg), "%s", cr_sandbox_cgroup(r->sb));
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s", cr_sandbox_dir(r->sb));
+		cr_assert_eq(cr_sandbox_destroy(r->sb, false, &err), 0, "%s", err.msg);
+		struct stat st;
+		cr_assert_neq(stat(cg, &st), 0, "cgroup %s left after destroy", cg);
+		cr_assert_neq(stat(dir, &st), 0, "%s left after destroy", dir);
+		cr_sandbox_free(r->sb);
+	}
+	cr_test_rmrf(r->dir);
+	free(r->dir);
+	if (r->cgroup) {
+		struct cr_error e;
+		cr_assert_eq(cr_cgroup_destroy(r->cgroup, 5000, &e), 0, "%s", e.msg);
+		free(r->cgroup);
+	}
+}
+
+static bool exited_zero(const struct run *r)
+{
+	return WIFEXITED(r->status) && WEXITSTATUS(r->status) == 0;
+}
+
+Test(sandbox, uid_0_inside_is_an_unprivileged_host_uid, .timeout = 30)
+{
+	struct run r = { 0 };
+	run(&r, "id -u; id -g; id -G; cat /proc/self/uid_map /proc/self/gid_map; "
+		"echo x > /workspace/owned");
+	cr_assert(exited_zero(&r), "status %d: %s", r.status, r.out);
+	unsigned a, b, c;
+	char line[4][64];
+	cr_assert_eq(
+		sscanf(r.out, "%63s %63s %63s %u %u %u", line[0], line[1], line[2], &a, &b, &c), 6,
+		"%s", r.out);
+	cr_assert_str_eq(line[0], "0");
+	cr_assert_str_eq(line[1], "0");
+	cr_assert_str_eq(line[2], "0", "no supplementary host groups: %s", r.out);
+	cr_assert(a == 0 && b == UID_BASE && c == 65536, "uid_map %u %u %u", a, b, c);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/owned", cr_sandbox_workspace(r.sb));
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0, "the workspace is the host's %s", path);
+	cr_assert_eq(st.st_uid, UID_BASE, "root inside writes as host uid %u", st.st_uid);
+	done(&r);
+}
+
+Test(sandbox, sees_only_its_own_processes_and_hostname, .timeout = 30)
+{
+	struct run r = { 0 };
+	run(&r, "hostname; ls /proc | grep -c '^[0-9]'; tr '\\0' ' ' < /proc/1/cmdline");
+	cr_assert(exited_zero(&r), "%s", r.out);
+	char host[64], init[256];
+	int procs;
+	cr_assert_eq(sscanf(r.out, "%63s %d %255[^\n]", host, &procs, init), 3, "%s", r.out);
+	cr_assert_str_eq(host, "box");
+	cr_assert_leq(procs, 5, "%d processes visible: host processes leak in", procs);
+	cr_assert(strstr(init, "corral-init"), "PID 1 is %s", init);
+	done(&r);
+}
+
+Test(sandbox, root_and_system_binds_are_read_only_workspace_and_tmp_are_not, .timeout = 30)
+{
+	struct run r = { 0 };
+	run(&r, "for f in /usr/x /x /etc/x /proc/sys/kernel/hostname; do"
+		"  if echo 1 > $f; then echo WROTE $f; fi 2>/dev/null; done;"
+		"echo hi > /workspace/f && echo hi > /tmp/f && echo WS-OK;"
+		"mount -o remount,rw /usr 2>/dev/null && echo REMOUNTED; true");
+	cr_assert(strstr(r.out, "WS-OK"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "WROTE"), "%s", r.out);
+	cr_assert_null(strstr(r.out, "REMOUNTED"), "%s", r.out);
+	done(&r);
+}
+
+Test(sandbox, environment_is_the_allowlist_only, .timeout = 30)
+{
+	setenv("CORRAL_TEST_SECRET", "s3cret", 1);
+	struct run r = { 0 };
+	run(&r, "env | sort");
+	unsetenv("CORRAL_TEST_SECRET");
+	cr_assert(exited_zero(&r), "%s", r.out);
+	cr_assert_null(strstr(r.out, "s3cret"), "%s", r.out);
+	cr_assert(strstr(r.out, "HOME=/workspace\n"), "%s", r.out);
+	cr_assert(strstr(r.out, "PATH=/usr/local/sbin:"), "%s", r.out);
+	/* nothing but the allowlist (sh adds PWD itself) */
+	for (char *line = r.out; *line;) {
+		char *nl = strchr(line, '\n');
+		size_t n = nl ? (size_t)(nl - line) : strlen(line);
+		static const char *const ok[] = { "PATH=",    "HOME=",	 "LANG=", "USER=",
+						  "LOGNAME=", "SHELL=",	 "TERM=", "PWD=",
+						  "SHLVL=",   "OLDPWD=", "_=" };
+		bool found = false;
+		for (size_t i = 0; i < CR_ARRAY_SIZE(ok); i++)
+			found |= strncmp(line, ok[i], strlen(ok[i])) == 0;
+		cr_assert(found, "unexpected variable: %.*s", (int)n, line);
+		line = nl ? nl + 1 : line + n;
+	}
+	done(&r);
+}
+
+Test(sandbox, no_host_fd_no_capability_no_network_no_secrets, .timeout = 30)
+{
+	struct run r = { 0 };
+	run(&r, "for fd in /proc/self/fd/*; do readlink $fd; done;"
+		"grep -E '^Cap(Prm|Eff|Bnd|Amb)' /proc/self/status;"
+		"grep -E '^NoNewPrivs' /proc/self/status;"
+		"tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ';"
+		"ls /etc; test -e /etc/shadow && echo SHADOW; true");
+	cr_assert(exited_zero(&r), "%s", r.out);
+	for (char *line = r.out; *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		if (strncmp(line, "/", 1) == 0 || strncmp(line, "pipe:", 5) == 0)
+			cr_assert(strcmp(line, "/dev/null") == 0 ||
+					  strncmp(line, "pipe:", 5) == 0 ||
+					  strncmp(line, "/proc/", 6) == 0,
+				  "fd open on %s", line);
+		if (strncmp(line, "Cap", 3) == 0)
+			cr_assert(strstr(line, "0000000000000000"), "%s", line);
+		if (strncmp(line, "NoNewPrivs", 10) == 0)
+			cr_assert(strstr(line, "1"), "%s", line);
+		if (strcmp(line, "eth0") == 0 || strncmp(line, "veth", 4) == 0)
+			cr_assert_fail("interface %s visible", line);
+		cr_assert_str_neq(line, "SHADOW");
+		line = nl ? nl + 1 : line + strlen(line);
+	}
+	done(&r);
+}
+
+Test(sandbox, bad_configuration_is_refused_and_leaves_nothing, .timeout = 30)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	struct cr_sandbox *sb = NULL;
+	struct cr_error err;
+	const char *argv[] = { "/bin/true", NULL };
+
+	cfg_defaults(&cfg, dir, init);
+	cfg.argv = argv;
+	cfg.uid_base = 0;
+	cr_assert_eq(cr_sandbox_create(&cfg, &sb, NULL, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "uid_base"), "%s", err.msg);
+
+	cfg_defaults(&cfg, dir, "/nonexistent/corral-init");
+	cfg.argv = argv;
+	cr_assert_eq(cr_sandbox_create(&cfg, &sb, NULL, &err), -ENOENT);
+
+	const char *env[] = { "1BAD=x", NULL };
+	cfg_defaults(&cfg, dir, init);
+	cfg.argv = argv;
+	cfg.env = env;
+	cr_assert_eq(cr_sandbox_create(&cfg, &sb, NULL, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "1BAD"), "%s", err.msg);
+
+	/* a rootfs that is not there fails before anything runs, and cleans up */
+	need_namespaces();
+	cfg_defaults(&cfg, dir, init);
+	cfg.argv = argv;
+	cfg.rootfs = "/nonexistent-rootfs";
+	cr_assert_lt(cr_sandbox_create(&cfg, &sb, NULL, &err), 0);
+	cr_assert(strstr(err.msg, "/nonexistent-rootfs"), "%s", err.msg);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/sandboxes", dir);
+	int n = 0;
+	DIR *d = opendir(path);
+	for (struct dirent *de; d && (de = readdir(d));)
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	cr_assert_eq(n, 0, "a failed create left %d sandbox directories", n);
+	cr_test_rmrf(dir);
+}
+
+Test(sandbox, a_fork_bomb_stops_at_pids_max, .timeout = 60)
+{
+	struct run r = { 0 };
+	/* 200 sleepers wanted, pids.max 40. A shell that cannot fork gives up, so the loop runs
+	 * in a subshell that notes each sleeper it started; the count is taken with builtins
+	 * only, as nothing can fork any more. */
+	run_limited(&r,
+		    "( i=0; while [ $i -lt 200 ]; do sleep 5 & echo x >> /tmp/n; i=$((i+1)); "
+		    "done ) 2>/dev/null; n=0; while read l; do n=$((n+1)); done < /tmp/n; "
+		    "echo started $n",
+		    0, 40);
+	const char *p = strstr(r.out, "started ");
+	cr_assert_not_null(p, "%s", r.out);
+	int n = atoi(p + 8);
+	cr_assert(n > 0 && n < 40, "%d sleepers under pids.max 40", n);
+	_cleanup_free_ char *events = NULL;
+	struct cr_error err;
+	cr_assert_eq(cr_cgroup_read(cr_sandbox_cgroup(r.sb), "pids.events", &events, &err), 0, "%s",
+		     err.msg);
+	cr_assert(strstr(events, "max ") && atoi(strstr(events, "max ") + 4) > 0,
+		  "the kernel refused no fork: %s", events);
+	done(&r); /* and cgroup.kill ends the sleepers */
+}
+
+Test(sandbox, an_allocation_above_memory_max_is_oom_killed, .timeout = 60)
+{
+	struct run r = { 0 };
+	/* dd allocates its whole 256 MiB block at once; memory.max is 64 MiB, no swap */
+	run_limited(&r, "dd if=/dev/zero of=/dev/null bs=256M count=1; echo dd $?", 64 << 20, 0);
+	uint64_t kills = 0;
+	struct cr_error err;
+	cr_assert_eq(cr_sandbox_oom_kills(r.sb, &kills, &err), 0, "%s", err.msg);
+	cr_assert_geq(kills, 1, "no OOM kill recorded: %s", r.out);
+	cr_assert(strstr(r.out, "dd 137"), "dd was not SIGKILLed: %s", r.out);
+	done(&r);
+}
