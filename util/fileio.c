@@ -102,8 +102,7 @@ static int empty_dir(int fd, const char *path, int depth, struct cr_error *err)
 			return cr_error_errno(err, errno, "remove %s/%s", path, de->d_name);
 		if (depth > 256)
 			return cr_error_set(err, ELOOP, "remove %s: nested too deep", path);
-		int sub = openat(fd, de->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (sub < 0)
 			return cr_error_errno(err, errno, "open %s/%s", path, de->d_name);
 		char subpath[PATH_MAX];
