@@ -111,7 +111,7 @@ INIT_OBJS := $(patsubst %.c,$(O)/%.init.o,$(INIT_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 
 PROGRAMS := $(O)/corral $(O)/corrald $(O)/corral-init
-TEST_BINS := $(O)/tests/unit
+TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -207,6 +207,12 @@ $(O)/bpf/opencount.o: | $(SKELS)
 $(O)/tests/unit: $(UNIT_OBJS) $(O)/libcorral.a $(O)/tests/unit.list
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(O)/libcorral.a -lcriterion $(LIBS)
+
+# What a hostile agent tries from inside a sandbox; static, like corral-init, to run in any root.
+$(O)/tests/escape-probe: tests/escape-probe.c
+	$(msg) LD $@
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(INIT_CFLAGS) $(INIT_LDFLAGS) -o $@ $<
 
 export CORRAL_BUILD = $(abspath $(O))
 export CORRAL_SANITIZE = $(SANITIZE)

@@ -610,24 +610,25 @@ static bool valid_env_entry(const char *s)
 }
 
 /* Makes the state directories; the workspace belongs to the sandbox's uid 0. */
-static int make_dirs(struct cr_sandbox *sb, const char *state_dir, uint32_t uid_base,
-		     struct cr_error *err)
+static int make_dirs(struct cr_sandbox *sb, const char *state_dir, const char *workspace,
+		     uint32_t uid_base, struct cr_error *err)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
 		return cr_error_errno(err, errno, "create %s", path);
 	if (asprintf(&sb->dir, "%s/%s", path, sb->id) < 0 ||
-	    asprintf(&sb->workspace, "%s/workspace", sb->dir) < 0)
+	    (workspace ? !(sb->workspace = strdup(workspace))
+		       : asprintf(&sb->workspace, "%s/workspace", sb->dir) < 0))
 		return cr_error_errno(err, ENOMEM, "sandbox paths");
 	if (mkdir(sb->dir, 0700) < 0)
 		return cr_error_errno(err, errno, "create %s", sb->dir);
 	snprintf(path, sizeof(path), "%s/root", sb->dir);
 	if (mkdir(path, 0700) < 0)
 		return cr_error_errno(err, errno, "create %s", path);
-	if (mkdir(sb->workspace, 0755) < 0 ||
+	if ((!workspace && mkdir(sb->workspace, 0755) < 0) ||
 	    chown(sb->workspace, (uid_t)uid_base, (gid_t)uid_base) < 0)
-		return cr_error_errno(err, errno, "create %s", sb->workspace);
+		return cr_error_errno(err, errno, "workspace %s", sb->workspace);
 	return 0;
 }
 
@@ -794,7 +795,7 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 	int sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	char root[PATH_MAX];
 
-	r = r ?: make_dirs(sb, cfg->state_dir, cfg->uid_base, err);
+	r = r ?: make_dirs(sb, cfg->state_dir, cfg->workspace, cfg->uid_base, err);
 	r = r ?: make_cgroup(sb, cfg, &limits, err);
 	r = r ?: cr_mount_plan_build(cfg, sb->workspace, &plan, err);
 	if (r < 0)

@@ -29,7 +29,7 @@ export PATH=$PATH:/usr/sbin:/sbin
 for tool in qemu-system-x86_64 cpio busybox dpkg apt-get gzip depmod; do
 	command -v "$tool" >/dev/null || die "$tool not found: run scripts/deps.sh"
 done
-for f in corral corrald corral-init tests/unit; do
+for f in corral corrald corral-init tests/unit tests/escape-probe; do
 	[ -x "$build/$f" ] || die "$build/$f not built: run make first"
 done
 
@@ -75,7 +75,7 @@ rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,run,etc,corral/tes
 cp "$(command -v busybox)" "$root/bin/busybox"
 ln -s busybox "$root/bin/sh"
 install -m 0755 "$top/tests/vm/init.sh" "$root/init"
-for f in corral corrald corral-init tests/unit; do
+for f in corral corrald corral-init tests/unit tests/escape-probe; do
 	cp "$build/$f" "$root/corral/$f"
 done
 echo "root:x:0:0:root:/:/bin/sh" > "$root/etc/passwd"

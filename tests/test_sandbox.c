@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,6 +16,7 @@
 #include "corral/cgroup.h"
 #include "corral/cleanup.h"
 #include "corral/sandbox.h"
+#include "corral/seccomp.h"
 #include "helpers.h"
 
 #define UID_BASE 200000
@@ -345,5 +348,102 @@ Test(sandbox, an_allocation_above_memory_max_is_oom_killed, .timeout = 60)
 	cr_assert_eq(cr_sandbox_oom_kills(r.sb, &kills, &err), 0, "%s", err.msg);
 	cr_assert_geq(kills, 1, "no OOM kill recorded: %s", r.out);
 	cr_assert(strstr(r.out, "dd 137"), "dd was not SIGKILLed: %s", r.out);
+	done(&r);
+}
+
+/* What stops each attempt of tests/escape-probe, and the answer that shows it. */
+static const struct {
+	const char *attempt, *want, *layer, *seccomp_rule;
+} escapes[] = {
+	{ "bpf", "EPERM", "seccomp", "bpf" },
+	{ "perf_event_open", "EPERM", "seccomp", "perf_event_open" },
+	{ "keyctl", "EPERM", "seccomp", "keyctl" },
+	{ "userfaultfd", "EPERM", "seccomp", "userfaultfd" },
+	{ "io_uring_setup", "EPERM", "seccomp", "io_uring_setup" },
+	{ "mount", "EPERM", "seccomp (and no CAP_SYS_ADMIN)", "mount" },
+	{ "open_by_handle_at", "EPERM", "seccomp (and no CAP_DAC_READ_SEARCH)",
+	  "open_by_handle_at" },
+	{ "TIOCSTI", "EPERM", "seccomp", "ioctl" },
+	{ "unshare", "EPERM", "seccomp", "unshare" },
+	{ "ptrace", "EPERM", "seccomp", "ptrace" },
+	{ "chroot", "EPERM", "seccomp", "chroot" },
+	{ "mknod", "EPERM", "capabilities (no CAP_MKNOD)", NULL },
+	{ "kill_host_pid", "ESRCH", "pid namespace", NULL },
+	{ "host_shadow", "ENOENT", "mount namespace (its own root)", NULL },
+	{ "proc_sys_write", "EACCES", "ownership (host root's files, unmapped here)", NULL },
+	{ "proc_sys_mount", "EROFS", "read-only mount of /proc/sys", NULL },
+	{ "cgroup_write", "ENOENT", "no cgroup file system in the sandbox", NULL },
+	{ "host_loopback", "ECONNREFUSED", "network namespace (its own lo)", NULL },
+};
+
+Test(sandbox, a_hostile_agent_is_stopped_and_we_know_by_what, .timeout = 60)
+{
+	need_namespaces();
+	struct run r = { 0 };
+	r.dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	char ws[2048], probe[4096], cmd[8192], pid[16], port[16];
+	snprintf(ws, sizeof(ws), "%s/ws", r.dir);
+	cr_assert_eq(mkdir(ws, 0755), 0);
+	const char *b = getenv("CORRAL_BUILD");
+	snprintf(cmd, sizeof(cmd), "cp %s/tests/escape-probe %s/escape-probe", b ? b : "build", ws);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	snprintf(probe, sizeof(probe), "%s/escape-probe", ws);
+
+	/* a service on the host's loopback the sandbox must not reach */
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	cr_assert(l >= 0 && bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 4) == 0 &&
+		  getsockname(l, (struct sockaddr *)&a, &alen) == 0);
+	snprintf(pid, sizeof(pid), "%d", (int)getpid());
+	snprintf(port, sizeof(port), "%d", ntohs(a.sin_port));
+
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, r.dir, init);
+	cfg_cgroup(&r, &cfg);
+	cfg.workspace = ws;
+	const char *argv[] = { "/workspace/escape-probe", pid, port, NULL };
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	cfg.argv = argv;
+	cfg.stdio[1] = cfg.stdio[2] = p[1];
+	struct cr_error err;
+	int rc = cr_sandbox_create(&cfg, &r.sb, NULL, &err);
+	close(p[1]);
+	cr_assert_eq(rc, 0, "create: %s", err.msg);
+	ssize_t n;
+	while ((n = read(p[0], r.out + r.len, sizeof(r.out) - 1 - r.len)) > 0)
+		r.len += (size_t)n;
+	close(p[0]);
+	close(l);
+	cr_assert_eq(cr_sandbox_wait(r.sb, 30000, &r.status, &err), 0, "%s", err.msg);
+	cr_assert(exited_zero(&r), "probe status %d: %s", r.status, r.out);
+
+	size_t nrules;
+	const struct cr_seccomp_rule *rules = cr_seccomp_rules(&nrules);
+	for (size_t i = 0; i < CR_ARRAY_SIZE(escapes); i++) {
+		char key[64];
+		snprintf(key, sizeof(key), "%s ", escapes[i].attempt);
+		const char *line = strstr(r.out, key);
+		cr_assert_not_null(line, "no answer for %s in: %s", escapes[i].attempt, r.out);
+		char got[32] = "";
+		sscanf(line + strlen(key), "%31s", got);
+		cr_assert_str_eq(got, escapes[i].want, "%s: got %s, want %s (%s)",
+				 escapes[i].attempt, got, escapes[i].want, escapes[i].layer);
+		if (escapes[i].seccomp_rule) {
+			bool listed = false;
+			for (size_t k = 0; k < nrules; k++)
+				listed |= strcmp(rules[k].syscall, escapes[i].seccomp_rule) == 0;
+			cr_assert(listed, "%s: said to be seccomp's, but no rule for %s",
+				  escapes[i].attempt, escapes[i].seccomp_rule);
+		}
+		cr_log_info("%-18s %-13s stopped by %s", escapes[i].attempt, got, escapes[i].layer);
+	}
+	/* a workspace given by the caller outlives the sandbox */
+	cr_assert_eq(cr_sandbox_destroy(r.sb, false, &err), 0, "%s", err.msg);
+	cr_assert_eq(access(probe, F_OK), 0, "the given workspace was removed with the sandbox");
+	cr_sandbox_free(r.sb);
+	r.sb = NULL;
 	done(&r);
 }

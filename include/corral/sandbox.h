@@ -22,6 +22,10 @@ struct cr_sandbox_config {
 	const char *state_dir; /* sandboxes live in <state_dir>/sandboxes/<id>/ (required) */
 	const char *init_path; /* corral-init on the host (required) */
 	const char *rootfs; /* NULL: read-only binds of the host's /usr, /bin, /lib*, ... */
+	/* The host directory bound on /workspace: NULL makes <dir>/workspace, removed with the
+	 * sandbox; else this existing directory, handed to the sandbox's uid 0 and kept (so a
+	 * workspace can outlive its sandbox). */
+	const char *workspace;
 	const char *hostname; /* NULL: "sandbox" */
 	/* cgroup under which the sandbox's own is made; NULL: <cgroup2 mount>/<the configured
 	 * subtree, "corral" by default> */
