@@ -4,7 +4,6 @@
  * ip command, or turn on forwarding, NAT or firewall rules: what a sandbox may reach through
  * its pair is decided elsewhere (the cgroup socket hooks), not by routing set up here. */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -331,6 +330,9 @@ static int check_netns_fd(int netns_fd, struct cr_error *err)
 	return 0;
 }
 
+/* Spelled out rather than isalnum(), which follows the locale. */
+#define TAG_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
 static int host_if_name(const char *tag, char name[IFNAMSIZ], struct cr_error *err)
 {
 	size_t n = tag ? strlen(tag) : 0;
@@ -339,7 +341,7 @@ static int host_if_name(const char *tag, char name[IFNAMSIZ], struct cr_error *e
 				    "sandbox network tag \"%s\": must be 1..%zu characters",
 				    tag ? tag : "", (size_t)CR_NET_TAG_MAX);
 	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)tag[i]) && tag[i] != '-' && tag[i] != '_')
+		if (!strchr(TAG_CHARS, tag[i]))
 			return cr_error_set(err, EINVAL,
 					    "sandbox network tag \"%s\": only letters, digits, '-' "
 					    "and '_' may be used",
@@ -493,6 +495,8 @@ static int veth_add(struct nl_sock *host, struct nl_sock *sandbox, const char *h
 	if (!link)
 		return cr_error_errno(err, ENOMEM, "create veth %s", host_if);
 	_cleanup_link_ struct rtnl_link *peer = rtnl_link_veth_get_peer(link);
+	if (!peer)
+		return cr_error_set(err, EIO, "create veth %s: libnl made no peer", host_if);
 	rtnl_link_set_name(link, host_if);
 	rtnl_link_set_name(peer, CR_NET_SANDBOX_IF);
 	rtnl_link_set_ns_fd(peer, netns_fd);
