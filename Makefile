@@ -86,12 +86,16 @@ endif
 ifeq ($(CONFIG_CORRAL_IO_URING),y)
 LIBS += -luring
 endif
+ifeq ($(CONFIG_CORRAL_LIBNL),y)
+CPPFLAGS += $(shell pkg-config --cflags libnl-route-3.0)
+LIBS += -lnl-route-3 -lnl-3
+endif
 
 # --- sources ---------------------------------------------------------------------------------
 
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
-	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c
+	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c bench/log.c
 CORRALD_SRCS := daemon/corrald.c
 INIT_SRCS := init/corral-init.c

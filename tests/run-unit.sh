@@ -7,6 +7,7 @@ bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
 before=$(ls -d /tmp/corral-test-* 2>/dev/null)
+veths_before=$(ls /sys/class/net 2>/dev/null | grep '^cr-')
 loops_before=$(losetup -a 2>/dev/null | cut -d: -f1)
 log=$(mktemp /tmp/corral-unit.XXXXXX)
 trap 'rm -f "$log"' EXIT
@@ -45,6 +46,14 @@ for d in /tmp/corral-test-*; do
 	grep -qxF "$d" <<<"$before" && continue
 	echo "unit: leaked temporary file $d"
 	rm -rf "$d"
+	rc=1
+done
+# The net tests make their pairs in namespaces of their own; a cr- interface in the machine's
+# namespace that was not there before is a leak (reported, and removed where iproute2 can).
+for v in $(ls /sys/class/net 2>/dev/null | grep '^cr-'); do
+	grep -qxF "$v" <<<"$veths_before" && continue
+	echo "unit: leaked network interface $v"
+	command -v ip >/dev/null && ip link delete "$v"
 	rc=1
 done
 for l in $(losetup -a 2>/dev/null | cut -d: -f1); do

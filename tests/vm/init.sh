@@ -67,11 +67,17 @@ no_leaked_cgroups() {
 	[ -z "$leaked" ] || { echo "leaked cgroups: $leaked"; return 1; }
 }
 
+no_leaked_veths() {
+	leaked=$(ls /sys/class/net | grep '^cr-')
+	[ -z "$leaked" ] || { echo "leaked network interfaces: $leaked"; return 1; }
+}
+
 echo "vm: kernel $(uname -r); LSMs: $(cat /sys/kernel/security/lsm)"
 step modules load_modules
 step doctor doctor
 step unit unit
 step no-leaked-cgroups no_leaked_cgroups
+step no-leaked-veths no_leaked_veths
 
 if [ $fail -gt 0 ]; then
 	echo "vm: the kernel's last messages:"
