@@ -33,6 +33,7 @@
 #include "corral/fileio.h"
 #include "corral/id.h"
 #include "corral/kconfig.h"
+#include "corral/net.h"
 #include "corral/sandbox.h"
 #include "corral/seccomp.h"
 
@@ -52,7 +53,14 @@ struct cr_sandbox {
 	int pidfd;
 	bool reaped;
 	int status;
+	bool has_veth;
+	struct cr_veth veth;
 };
+
+const struct cr_veth *cr_sandbox_veth(const struct cr_sandbox *sb)
+{
+	return sb->has_veth ? &sb->veth : NULL;
+}
 
 const char *cr_sandbox_id(const struct cr_sandbox *sb)
 {
@@ -714,9 +722,34 @@ static int write_id_maps(pid_t pid, uint32_t base, struct cr_error *err)
 	return r < 0 ? r : cr_write_file(path, map, err);
 }
 
+/* The veth pair of a sandbox with egress, made while its child still waits. */
+static int make_veth(struct cr_sandbox *sb, const struct cr_sandbox_config *cfg,
+		     struct cr_error *err)
+{
+	struct in_addr host, sandbox;
+	uint8_t prefix;
+	int r = cr_net_pair_addresses(cfg->egress_range, cfg->egress_index, &host, &sandbox,
+				      &prefix, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int ns = -1;
+	r = cr_net_netns_open(sb->pid, &ns, err);
+	if (r < 0)
+		return r;
+	char tag[13];
+	snprintf(tag, sizeof(tag), "%s", sb->id + 4); /* after "sbx_" */
+	r = cr_net_veth_create(tag, ns, &host, &sandbox, prefix, &sb->veth, err);
+	if (r < 0)
+		return cr_error_prefix(err, "sandbox %s: egress", sb->id);
+	sb->has_veth = true;
+	return 0;
+}
+
 static void sandbox_cleanup(struct cr_sandbox *sb)
 {
 	struct cr_error e;
+	if (sb->has_veth && cr_net_veth_destroy(&sb->veth, &e) == 0)
+		sb->has_veth = false;
 	if (sb->cgroup)
 		cr_cgroup_destroy(sb->cgroup, 5000, &e);
 	if (sb->pid > 0 && !sb->reaped)
@@ -860,6 +893,11 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 		cr_error_prefix(err, "sandbox %s: uid/gid map", sb->id);
 		goto fail; /* closing sync ends the child */
 	}
+	if (cfg->egress_range) {
+		r = make_veth(sb, cfg, err);
+		if (r < 0)
+			goto fail;
+	}
 	if (write(sync[1], "x", 1) != 1) {
 		r = cr_error_errno(err, errno, "start sandbox %s", sb->id);
 		goto fail;
@@ -950,6 +988,13 @@ int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_err
 		if (waitpid(sb->pid, &sb->status, 0) < 0 && errno != ECHILD)
 			return cr_error_errno(err, errno, "reap sandbox %s", sb->id);
 		sb->reaped = true;
+	}
+	if (sb->has_veth) {
+		/* (usually gone already: the namespace died with its last process) */
+		r = cr_net_veth_destroy(&sb->veth, err);
+		if (r < 0)
+			return r;
+		sb->has_veth = false;
 	}
 	if (!sb->dir)
 		return 0;

@@ -7,6 +7,8 @@ bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
 before=$(ls -d /tmp/corral-test-* 2>/dev/null)
+# The sandboxes' default parent group: tests must use their own, so it must not appear.
+subtree_before=$(ls -d "$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)"/corral 2>/dev/null)
 veths_before=$(ls /sys/class/net 2>/dev/null | grep '^cr-')
 loops_before=$(losetup -a 2>/dev/null | cut -d: -f1)
 log=$(mktemp /tmp/corral-unit.XXXXXX)
@@ -30,7 +32,9 @@ fi
 # A failed test may leave its group; remove it and say so: a leak is a failure.
 mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 if [ -n "$mount" ]; then
-	for cg in "$mount"/corral-test-* "$mount"/corral-probe-*; do
+	leaked="$mount/corral-test-* $mount/corral-probe-*"
+	[ -z "$subtree_before" ] && leaked="$leaked $mount/corral"
+	for cg in $leaked; do
 		[ -d "$cg" ] || continue
 		echo "unit: leaked cgroup $cg"
 		find "$cg" -depth -type d | while read -r d; do

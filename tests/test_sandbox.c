@@ -3,8 +3,10 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,6 +300,8 @@ Test(sandbox, bad_configuration_is_refused_and_leaves_nothing, .timeout = 30)
 	/* a rootfs that is not there fails before anything runs, and cleans up */
 	need_namespaces();
 	cfg_defaults(&cfg, dir, init);
+	_cleanup_free_ char *cg = cr_test_cgroup("sbx", NULL);
+	cfg.cgroup_parent = cg;
 	cfg.argv = argv;
 	cfg.rootfs = "/nonexistent-rootfs";
 	cr_assert_lt(cr_sandbox_create(&cfg, &sb, NULL, &err), 0);
@@ -311,6 +315,8 @@ Test(sandbox, bad_configuration_is_refused_and_leaves_nothing, .timeout = 30)
 	if (d)
 		closedir(d);
 	cr_assert_eq(n, 0, "a failed create left %d sandbox directories", n);
+	cr_assert_eq(cr_cgroup_destroy(cg, 5000, &err), 0, "a failed create left a cgroup: %s",
+		     err.msg);
 	cr_test_rmrf(dir);
 }
 
@@ -446,4 +452,94 @@ Test(sandbox, a_hostile_agent_is_stopped_and_we_know_by_what, .timeout = 60)
 	cr_sandbox_free(r.sb);
 	r.sb = NULL;
 	done(&r);
+}
+
+/* In a private network namespace playing the host: a sandbox with egress gets eth0 and a
+ * default route, reaches a listener on its host-side address, and is seen there with its own
+ * address (its identity on the host); destroy leaves no interface. Exit status: failing step. */
+struct egress_args {
+	const char *state, *cgroup;
+};
+
+static int egress_child(void *arg)
+{
+	const struct egress_args *ea = arg;
+	const char *state = ea->state;
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	struct cr_net_range range;
+	struct in_addr host, sbx;
+	uint8_t prefix;
+	struct cr_error err;
+	if (cr_net_range_parse("10.213.0.0/24", &range, &err) < 0 ||
+	    cr_net_pair_addresses(&range, 3, &host, &sbx, &prefix, &err) < 0)
+		return 10;
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof(a);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l, 4) < 0 ||
+	    getsockname(l, (struct sockaddr *)&a, &alen) < 0)
+		return 11;
+	char script[512], hs[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &host, hs, sizeof(hs));
+	snprintf(script, sizeof(script),
+		 "grep -q eth0 /proc/net/dev || exit 3; grep -q '^eth0\t00000000' /proc/net/route "
+		 "|| exit 4; if command -v bash >/dev/null; then bash -c 'echo hi > "
+		 "/dev/tcp/%s/%d'; else echo hi | nc %s %d; fi",
+		 hs, ntohs(a.sin_port), hs, ntohs(a.sin_port));
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, state, init);
+	cfg.cgroup_parent = ea->cgroup;
+	cfg.egress_range = &range;
+	cfg.egress_index = 3;
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	cfg.argv = argv;
+	struct cr_sandbox *sb;
+	if (cr_sandbox_create(&cfg, &sb, NULL, &err) < 0) {
+		fprintf(stderr, "create: %s\n", err.msg);
+		return 12;
+	}
+	int step = 0;
+	struct pollfd p = { .fd = l, .events = POLLIN };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	char buf[8] = "";
+	int c = -1;
+	if (poll(&p, 1, 20000) != 1 ||
+	    (c = accept4(l, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC)) < 0)
+		step = 13;
+	else if (peer.sin_addr.s_addr != sbx.s_addr)
+		step = 14; /* the host sees the sandbox's own address */
+	else if (read(c, buf, sizeof(buf) - 1) < 2 || strncmp(buf, "hi", 2) != 0)
+		step = 15;
+	int status;
+	if (cr_sandbox_wait(sb, 20000, &status, &err) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		fprintf(stderr, "sandbox script: status %d\n", status);
+		step = step ?: 16;
+	}
+	if (cr_sandbox_destroy(sb, false, &err) < 0)
+		step = step ?: 17;
+	cr_sandbox_free(sb);
+	char **names;
+	size_t n;
+	if (cr_net_list_veths(&names, &n, &err) < 0 || n != 0)
+		step = step ?: 18;
+	cr_net_names_free(names);
+	return step;
+}
+
+Test(sandbox, egress_is_a_veth_pair_and_the_host_sees_the_sandbox_address, .timeout = 60)
+{
+	need_namespaces();
+	_cleanup_free_ char *dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *cg = cr_test_cgroup("sbx", NULL);
+	struct egress_args ea = { dir, cg };
+	int r = cr_test_run_in_cgroup(NULL, egress_child, &ea);
+	struct cr_error err;
+	cr_assert_eq(cr_cgroup_destroy(cg, 5000, &err), 0, "%s", err.msg);
+	cr_test_need(r != 77, "network namespaces unavailable");
+	cr_assert_eq(r, 0, "egress scenario failed at step %d", r);
+	cr_test_rmrf(dir);
 }

@@ -14,6 +14,7 @@
 #include <sys/types.h>
 
 #include "corral/error.h"
+#include "corral/net.h"
 
 #define CR_SANDBOX_ID_MAX 40 /* "sbx_" + 26 base32 characters + NUL, with room */
 #define CR_SANDBOX_UIDS 65536 /* uids (and gids) mapped into each sandbox */
@@ -36,6 +37,11 @@ struct cr_sandbox_config {
 	uint64_t pids_max;
 	uint32_t cpu_max_pct; /* percent of one CPU */
 	const char *const *env; /* extra "KEY=VALUE" entries, NULL-terminated; may be NULL */
+	/* Egress: NULL for none (loopback only). Else a veth pair, host end "cr-<12 characters of
+	 * the id>", with the egress_index-th /30 of the range (docs/networking.md): no
+	 * forwarding or NAT, so the sandbox reaches only the host's own addresses. */
+	const struct cr_net_range *egress_range;
+	uint32_t egress_index;
 	/* What PID 1 runs: NULL serves tool requests (corral-init --listen on the sandbox's
 	 * control socket); else corral-init runs this program (argv, NULL-terminated) with
 	 * the fds below as its stdin, stdout and stderr (-1: /dev/null) and exits with it. */
@@ -57,6 +63,8 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 const char *cr_sandbox_id(const struct cr_sandbox *sb);
 pid_t cr_sandbox_pid(const struct cr_sandbox *sb); /* PID 1's pid on the host */
 const char *cr_sandbox_cgroup(const struct cr_sandbox *sb);
+/* The sandbox's veth, or NULL without egress. */
+const struct cr_veth *cr_sandbox_veth(const struct cr_sandbox *sb);
 const char *cr_sandbox_dir(const struct cr_sandbox *sb); /* <state>/sandboxes/<id> */
 /* The host path of the sandbox's /workspace. */
 const char *cr_sandbox_workspace(const struct cr_sandbox *sb);
