@@ -269,3 +269,34 @@ int cr_cgroup_destroy(const char *dir, int timeout_ms, struct cr_error *err)
 {
 	return destroy_at(dir, now_ms() + timeout_ms, err);
 }
+
+int cr_cgroup_freeze(const char *dir, bool frozen, int timeout_ms, struct cr_error *err)
+{
+	int r = cr_cgroup_write(dir, "cgroup.freeze", frozen ? "1" : "0", err);
+	if (r < 0)
+		return r;
+	long long deadline = now_ms() + timeout_ms;
+	const char *want = frozen ? "frozen 1" : "frozen 0";
+	for (;;) {
+		_cleanup_free_ char *events = NULL;
+		r = cr_cgroup_read(dir, "cgroup.events", &events, err);
+		if (r < 0)
+			return r;
+		if (strstr(events, want))
+			return 0;
+		if (now_ms() > deadline)
+			return cr_error_set(err, ETIMEDOUT, "cgroup %s: not %s after %d ms", dir,
+					    frozen ? "frozen" : "thawed", timeout_ms);
+		poll(NULL, 0, 2);
+	}
+}
+
+int cr_cgroup_frozen(const char *dir, bool *ret, struct cr_error *err)
+{
+	_cleanup_free_ char *v = NULL;
+	int r = cr_cgroup_read(dir, "cgroup.freeze", &v, err);
+	if (r < 0)
+		return r;
+	*ret = strcmp(v, "1") == 0;
+	return 0;
+}

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
+#include <arpa/inet.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,6 +28,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "corral/cgroup.h"
 #include "corral/cleanup.h"
@@ -55,6 +58,8 @@ struct cr_sandbox {
 	int status;
 	bool has_veth;
 	struct cr_veth veth;
+	bool own_workspace; /* the workspace is <dir>/workspace, removed with the sandbox */
+	bool not_child; /* found again with cr_sandbox_open: not ours to wait for */
 };
 
 const struct cr_veth *cr_sandbox_veth(const struct cr_sandbox *sb)
@@ -722,6 +727,217 @@ static int write_id_maps(pid_t pid, uint32_t base, struct cr_error *err)
 	return r < 0 ? r : cr_write_file(path, map, err);
 }
 
+#define RECORD "sandbox.json"
+
+/* <dir>/sandbox.json: what another process needs to find the sandbox again. */
+static int write_record(const struct cr_sandbox *sb, const struct cr_sandbox_config *cfg,
+			struct cr_error *err)
+{
+	char host[INET_ADDRSTRLEN] = "", sandbox[INET_ADDRSTRLEN] = "";
+	if (sb->has_veth) {
+		inet_ntop(AF_INET, &sb->veth.host_addr, host, sizeof(host));
+		inet_ntop(AF_INET, &sb->veth.sandbox_addr, sandbox, sizeof(sandbox));
+	}
+	json_t *o = json_pack(
+		"{s:s, s:i, s:s, s:s, s:b, s:i, s:o}", "id", sb->id, "pid", (json_int_t)sb->pid,
+		"cgroup", sb->cgroup, "workspace", sb->workspace, "own_workspace",
+		sb->own_workspace, "uid_base", (json_int_t)cfg->uid_base, "veth",
+		sb->has_veth ? json_pack("{s:s, s:s, s:s, s:i}", "host_if", sb->veth.host_if,
+					 "host_addr", host, "sandbox_addr", sandbox, "prefix",
+					 (json_int_t)sb->veth.prefix)
+			     : json_null());
+	if (!o)
+		return cr_error_errno(err, ENOMEM, "sandbox record");
+	char path[PATH_MAX - 8], tmp[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/%s", sb->dir, RECORD);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	int r = json_dump_file(o, tmp, JSON_INDENT(2));
+	json_decref(o);
+	if (r < 0 || rename(tmp, path) < 0)
+		return cr_error_errno(err, errno ? errno : EIO, "write %s", path);
+	return 0;
+}
+
+static bool valid_id(const char *id)
+{
+	if (strncmp(id, "sbx_", 4) != 0 || strlen(id) != 30)
+		return false;
+	for (const char *p = id + 4; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+int cr_sandbox_open(const char *state_dir, const char *id, struct cr_sandbox **ret,
+		    struct cr_error *err)
+{
+	if (!valid_id(id))
+		return cr_error_set(err, EINVAL, "\"%s\" is not a sandbox id (sbx_...)", id);
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/sandboxes/%s/%s", state_dir, id, RECORD);
+	json_error_t je;
+	json_t *o = json_load_file(path, 0, &je);
+	if (!o) {
+		if (access(path, F_OK) < 0)
+			return cr_error_set(err, ENOENT, "no sandbox %s under %s", id, state_dir);
+		return cr_error_set(err, EINVAL, "%s: %s", path, je.text);
+	}
+	struct cr_sandbox *sb = calloc(1, sizeof(*sb));
+	const char *cg = NULL, *ws = NULL, *rid = NULL, *hif = NULL, *ha = NULL, *sa = NULL;
+	json_int_t pid = 0, prefix = 0;
+	int own = 0;
+	json_t *veth = NULL;
+	int r = 0;
+	if (!sb)
+		r = cr_error_errno(err, ENOMEM, "sandbox");
+	else if (json_unpack_ex(o, &je, 0, "{s:s, s:I, s:s, s:s, s:b, s?o}", "id", &rid, "pid",
+				&pid, "cgroup", &cg, "workspace", &ws, "own_workspace", &own,
+				"veth", &veth) < 0 ||
+		 strcmp(rid, id) != 0 || pid <= 0)
+		r = cr_error_set(err, EINVAL, "%s: not a sandbox record (%s)", path, je.text);
+	else if (veth && !json_is_null(veth) &&
+		 json_unpack_ex(veth, &je, 0, "{s:s, s:s, s:s, s:I}", "host_if", &hif, "host_addr",
+				&ha, "sandbox_addr", &sa, "prefix", &prefix) < 0)
+		r = cr_error_set(err, EINVAL, "%s: bad veth (%s)", path, je.text);
+	if (r == 0) {
+		snprintf(sb->id, sizeof(sb->id), "%s", id);
+		sb->pid = (pid_t)pid;
+		sb->pidfd = -1;
+		sb->not_child = true;
+		sb->own_workspace = own;
+		snprintf(path, sizeof(path), "%s/sandboxes/%s", state_dir, id);
+		sb->dir = strdup(path);
+		sb->cgroup = strdup(cg);
+		sb->workspace = strdup(ws);
+		if (hif) {
+			sb->has_veth = true;
+			snprintf(sb->veth.host_if, sizeof(sb->veth.host_if), "%s", hif);
+			snprintf(sb->veth.sandbox_if, sizeof(sb->veth.sandbox_if), "%s",
+				 CR_NET_SANDBOX_IF);
+			inet_pton(AF_INET, ha, &sb->veth.host_addr);
+			inet_pton(AF_INET, sa, &sb->veth.sandbox_addr);
+			sb->veth.prefix = (uint8_t)prefix;
+		}
+		if (!sb->dir || !sb->cgroup || !sb->workspace)
+			r = cr_error_errno(err, ENOMEM, "sandbox");
+	}
+	json_decref(o);
+	if (r < 0) {
+		cr_sandbox_free(sb);
+		return r;
+	}
+	/* PID 1 is ours to watch only while it still lives in the sandbox's cgroup (not a
+	 * recycled pid) */
+	sb->pidfd = (int)syscall(SYS_pidfd_open, sb->pid, 0);
+	if (sb->pidfd >= 0) {
+		char p2[64];
+		snprintf(p2, sizeof(p2), "/proc/%d/cgroup", (int)sb->pid);
+		_cleanup_free_ char *cgtext = NULL;
+		struct cr_error e;
+		const char *leaf = strrchr(sb->cgroup, '/');
+		if (cr_read_file(p2, 65536, &cgtext, NULL, &e) < 0 || !leaf ||
+		    !strstr(cgtext, leaf)) {
+			close(sb->pidfd);
+			sb->pidfd = -1;
+		}
+	}
+	*ret = sb;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cr_sandbox_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
+	char **ids = calloc(1, sizeof(char *));
+	size_t n = 0;
+	if (!ids)
+		return cr_error_errno(err, ENOMEM, "sandbox list");
+	_cleanup_closedir_ DIR *d = opendir(path);
+	if (!d && errno != ENOENT) {
+		free(ids);
+		return cr_error_errno(err, errno, "read %s", path);
+	}
+	for (struct dirent *de; d && (de = readdir(d));) {
+		if (!valid_id(de->d_name))
+			continue;
+		char rec[PATH_MAX];
+		if (snprintf(rec, sizeof(rec), "%s/%s/%s", path, de->d_name, RECORD) >=
+			    (int)sizeof(rec) ||
+		    access(rec, F_OK) < 0)
+			continue; /* only a kept workspace is left of it */
+		char *id = strdup(de->d_name);
+		char **x = id ? reallocarray(ids, n + 2, sizeof(char *)) : NULL;
+		if (!x) {
+			free(id);
+			for (size_t i = 0; i < n; i++)
+				free(ids[i]);
+			free(ids);
+			return cr_error_errno(err, ENOMEM, "sandbox list");
+		}
+		ids = x;
+		ids[n++] = id;
+		ids[n] = NULL;
+	}
+	qsort(ids, n, sizeof(char *), cmp_str);
+	*ret = ids;
+	*ret_n = n;
+	return 0;
+}
+
+int cr_sandbox_pause(struct cr_sandbox *sb, struct cr_error *err)
+{
+	int r = cr_cgroup_freeze(sb->cgroup, true, 5000, err);
+	return r < 0 ? cr_error_prefix(err, "pause sandbox %s", sb->id) : 0;
+}
+
+int cr_sandbox_resume(struct cr_sandbox *sb, struct cr_error *err)
+{
+	int r = cr_cgroup_freeze(sb->cgroup, false, 5000, err);
+	return r < 0 ? cr_error_prefix(err, "resume sandbox %s", sb->id) : 0;
+}
+
+const char *cr_sandbox_state_name(enum cr_sandbox_state s)
+{
+	switch (s) {
+	case CR_SANDBOX_RUNNING:
+		return "running";
+	case CR_SANDBOX_PAUSED:
+		return "paused";
+	case CR_SANDBOX_STOPPED:
+		return "stopped";
+	}
+	return "?";
+}
+
+int cr_sandbox_state(const struct cr_sandbox *sb, enum cr_sandbox_state *ret, struct cr_error *err)
+{
+	_cleanup_free_ char *events = NULL;
+	struct cr_error e;
+	int r = cr_cgroup_read(sb->cgroup, "cgroup.events", &events, &e);
+	if (r == -ENOENT) {
+		*ret = CR_SANDBOX_STOPPED;
+		return 0;
+	}
+	if (r < 0) {
+		if (err)
+			*err = e;
+		return r;
+	}
+	if (strstr(events, "populated 0"))
+		*ret = CR_SANDBOX_STOPPED;
+	else if (strstr(events, "frozen 1"))
+		*ret = CR_SANDBOX_PAUSED;
+	else
+		*ret = CR_SANDBOX_RUNNING;
+	return 0;
+}
+
 /* The veth pair of a sandbox with egress, made while its child still waits. */
 static int make_veth(struct cr_sandbox *sb, const struct cr_sandbox_config *cfg,
 		     struct cr_error *err)
@@ -916,6 +1132,11 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 		goto fail;
 	}
 	close(errp[0]);
+	errp[0] = -1;
+	sb->own_workspace = !cfg->workspace;
+	r = write_record(sb, cfg, err);
+	if (r < 0)
+		goto fail;
 	cr_mount_plan_free(&plan);
 	if (limits_applied)
 		*limits_applied = limits;
@@ -956,6 +1177,9 @@ int cr_sandbox_oom_kills(const struct cr_sandbox *sb, uint64_t *ret, struct cr_e
 
 int cr_sandbox_wait(struct cr_sandbox *sb, int timeout_ms, int *ret_status, struct cr_error *err)
 {
+	if (sb->not_child)
+		return cr_error_set(err, ECHILD, "sandbox %s: PID 1 is not this process's child",
+				    sb->id);
 	if (!sb->reaped) {
 		struct pollfd p = { .fd = sb->pidfd, .events = POLLIN };
 		int r;
@@ -984,7 +1208,7 @@ int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_err
 		free(sb->cgroup);
 		sb->cgroup = NULL;
 	}
-	if (!sb->reaped && sb->pid > 0) {
+	if (!sb->reaped && !sb->not_child && sb->pid > 0) {
 		if (waitpid(sb->pid, &sb->status, 0) < 0 && errno != ECHILD)
 			return cr_error_errno(err, errno, "reap sandbox %s", sb->id);
 		sb->reaped = true;
@@ -998,11 +1222,15 @@ int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_err
 	}
 	if (!sb->dir)
 		return 0;
-	if (keep_workspace) {
-		char root[PATH_MAX];
-		snprintf(root, sizeof(root), "%s/root", sb->dir);
-		if (rmdir(root) < 0 && errno != ENOENT)
-			return cr_error_errno(err, errno, "remove %s", root);
+	if (keep_workspace && sb->own_workspace) {
+		/* everything but the workspace goes, so the sandbox is no longer listed */
+		char path[PATH_MAX];
+		snprintf(path, sizeof(path), "%s/root", sb->dir);
+		if (rmdir(path) < 0 && errno != ENOENT)
+			return cr_error_errno(err, errno, "remove %s", path);
+		snprintf(path, sizeof(path), "%s/%s", sb->dir, RECORD);
+		if (unlink(path) < 0 && errno != ENOENT)
+			return cr_error_errno(err, errno, "remove %s", path);
 		return 0;
 	}
 	return cr_remove_tree(sb->dir, err);

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -542,4 +543,61 @@ Test(sandbox, egress_is_a_veth_pair_and_the_host_sees_the_sandbox_address, .time
 	cr_test_need(r != 77, "network namespaces unavailable");
 	cr_assert_eq(r, 0, "egress scenario failed at step %d", r);
 	cr_test_rmrf(dir);
+}
+
+Test(sandbox, found_again_by_id_paused_resumed_and_destroyed_from_another_handle, .timeout = 60)
+{
+	need_namespaces();
+	struct run r = { 0 };
+	r.dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, r.dir, init);
+	cfg_cgroup(&r, &cfg);
+	const char *argv[] = { "/bin/sleep", "60", NULL };
+	cfg.argv = argv;
+	struct cr_error err;
+	cr_assert_eq(cr_sandbox_create(&cfg, &r.sb, NULL, &err), 0, "%s", err.msg);
+
+	char **ids;
+	size_t n;
+	cr_assert_eq(cr_sandbox_list(r.dir, &ids, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(ids[0], cr_sandbox_id(r.sb));
+	free(ids[0]);
+	free(ids);
+
+	struct cr_sandbox *other;
+	cr_assert_eq(cr_sandbox_open(r.dir, cr_sandbox_id(r.sb), &other, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_sandbox_pid(other), cr_sandbox_pid(r.sb));
+	enum cr_sandbox_state st;
+	cr_assert_eq(cr_sandbox_state(other, &st, &err), 0, "%s", err.msg);
+	cr_assert_eq(st, CR_SANDBOX_RUNNING, "%s", cr_sandbox_state_name(st));
+	cr_assert_eq(cr_sandbox_pause(other, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_sandbox_state(other, &st, &err), 0);
+	cr_assert_eq(st, CR_SANDBOX_PAUSED, "%s", cr_sandbox_state_name(st));
+	cr_assert_eq(cr_sandbox_resume(other, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_sandbox_state(other, &st, &err), 0);
+	cr_assert_eq(st, CR_SANDBOX_RUNNING, "%s", cr_sandbox_state_name(st));
+	int ws;
+	cr_assert_eq(cr_sandbox_wait(other, 0, &ws, &err), -ECHILD, "not our child to wait for");
+
+	/* bad ids */
+	struct cr_sandbox *x;
+	cr_assert_eq(cr_sandbox_open(r.dir, "../../etc", &x, &err), -EINVAL);
+	cr_assert_eq(cr_sandbox_open(r.dir, "sbx_00000000000000000000000000", &x, &err), -ENOENT);
+
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s", cr_sandbox_dir(other));
+	cr_assert_eq(cr_sandbox_destroy(other, false, &err), 0, "%s", err.msg);
+	cr_sandbox_free(other);
+	cr_assert_eq(access(dir, F_OK), -1, "%s left after destroy", dir);
+	cr_assert_eq(cr_sandbox_wait(r.sb, 10000, &ws, &err), 0, "%s", err.msg);
+	cr_assert(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL, "PID 1 ended with %d", ws);
+	cr_assert_eq(cr_sandbox_list(r.dir, &ids, &n, &err), 0);
+	cr_assert_eq(n, 0, "still listed after destroy");
+	free(ids);
+	cr_sandbox_free(r.sb);
+	r.sb = NULL;
+	done(&r);
 }

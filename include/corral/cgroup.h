@@ -5,6 +5,7 @@
 #ifndef CORRAL_CGROUP_H
 #define CORRAL_CGROUP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,6 +39,13 @@ int cr_cgroup_attach(const char *dir, pid_t pid, struct cr_error *err);
 
 /* The cgroup id of dir: what bpf_get_current_cgroup_id() returns for its processes. */
 int cr_cgroup_id(const char *dir, uint64_t *ret_id, struct cr_error *err);
+
+/* Freezes (frozen true) or thaws every process in dir and its descendants (cgroup.freeze)
+ * and waits up to timeout_ms until cgroup.events says it is done. -ETIMEDOUT otherwise. */
+int cr_cgroup_freeze(const char *dir, bool frozen, int timeout_ms, struct cr_error *err);
+
+/* Whether dir is frozen (cgroup.freeze reads 1). */
+int cr_cgroup_frozen(const char *dir, bool *ret, struct cr_error *err);
 
 /* Kills every process in dir and its descendants (cgroup.kill where the kernel has it,
  * else SIGKILL to each listed pid), waits up to timeout_ms for them to be gone, and removes

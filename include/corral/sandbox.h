@@ -81,6 +81,30 @@ int cr_sandbox_wait(struct cr_sandbox *sb, int timeout_ms, int *ret_status, stru
  * keep_workspace, its directory. Safe to call on a sandbox that already died. */
 int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_error *err);
 
+/* Pauses every process of the sandbox (cgroup.freeze) or resumes them; waits until the
+ * kernel says it is done. A person can then inspect or edit the sandbox from the host. */
+int cr_sandbox_pause(struct cr_sandbox *sb, struct cr_error *err);
+int cr_sandbox_resume(struct cr_sandbox *sb, struct cr_error *err);
+
+enum cr_sandbox_state {
+	CR_SANDBOX_RUNNING,
+	CR_SANDBOX_PAUSED,
+	CR_SANDBOX_STOPPED, /* PID 1 and every process are gone (exited, killed, OOM) */
+};
+int cr_sandbox_state(const struct cr_sandbox *sb, enum cr_sandbox_state *ret, struct cr_error *err);
+const char *cr_sandbox_state_name(enum cr_sandbox_state s);
+
+/* Finds sandbox id again from its record (<state_dir>/sandboxes/<id>/sandbox.json, written
+ * by cr_sandbox_create), e.g. in another process or after the host side restarted. The handle
+ * can pause, resume, report and destroy it, but not wait for PID 1's status (-ECHILD: it is not
+ * this process's child). -ENOENT for an unknown id, -EINVAL for one that is not an id. */
+int cr_sandbox_open(const char *state_dir, const char *id, struct cr_sandbox **ret,
+		    struct cr_error *err);
+
+/* The ids of the sandboxes recorded under state_dir, sorted; *ret is NULL-terminated and owned
+ * by the caller (free each, then the array). */
+int cr_sandbox_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err);
+
 /* Frees the handle (closes its fds); does not stop the sandbox. NULL is fine. */
 void cr_sandbox_free(struct cr_sandbox *sb);
 
