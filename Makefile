@@ -91,7 +91,7 @@ endif
 
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
-	runtime/doctor.c
+	runtime/doctor.c runtime/initclient.c init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c bench/log.c
 CORRALD_SRCS := daemon/corrald.c
 INIT_SRCS := init/corral-init.c
