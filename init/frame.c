@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "corral/cleanup.h"
+#include "corral/clock.h"
 #include "corral/initproto.h"
 
 int cr_init_frame_encode(const json_t *msg, char **ret_frame, size_t *ret_len, struct cr_error *err)
@@ -57,13 +57,6 @@ int cr_init_frame_decode(const char *payload, size_t len, json_t **ret_msg, stru
 	return 0;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until fd is ready for events or the deadline (-1: none) passes: 1 ready, 0 timed
  * out, negative errno. A hang-up counts as ready: the read or write then says what happened. */
 static int wait_fd(int fd, short events, int64_t deadline)
@@ -71,7 +64,7 @@ static int wait_fd(int fd, short events, int64_t deadline)
 	for (;;) {
 		int timeout = -1;
 		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
+			int64_t left = deadline - cr_now_ms();
 			if (left <= 0)
 				return 0;
 			timeout = left > 60000 ? 60000 : (int)left;
@@ -94,7 +87,7 @@ int cr_init_send(int fd, const json_t *msg, int timeout_ms, struct cr_error *err
 	int r = cr_init_frame_encode(msg, &frame, &len, err);
 	if (r < 0)
 		return r;
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : cr_now_ms() + timeout_ms;
 	size_t off = 0;
 	while (off < len) {
 		ssize_t n = send(fd, frame + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -157,7 +150,7 @@ static int cut_short(struct cr_error *err, const char *what, size_t got, size_t 
 
 int cr_init_recv(int fd, int timeout_ms, json_t **ret_msg, struct cr_error *err)
 {
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : cr_now_ms() + timeout_ms;
 	unsigned char header[CR_INIT_FRAME_HEADER];
 	size_t got;
 	int r = read_exact(fd, header, sizeof(header), deadline, &got, err);

@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 
+#include "corral/clock.h"
 #include "corral/error.h"
 
 /* --- text.c ------------------------------------------------------------------------------- */
@@ -43,9 +44,6 @@ int cr_capture_read(struct cr_capture *c, int fd, int rounds);
 
 /* "SIGKILL" for SIGKILL; "SIG<n>" for one without a name. Static storage for unnamed ones. */
 const char *cr_signal_name(int sig);
-
-/* Milliseconds of CLOCK_MONOTONIC. */
-int64_t cr_now_ms(void);
 
 void *cr_xmalloc(size_t n);
 void *cr_xrealloc(void *p, size_t n);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "init/init-internal.h"
@@ -35,13 +34,6 @@ char *cr_xstrdup(const char *s)
 {
 	size_t n = strlen(s) + 1;
 	return memcpy(cr_xmalloc(n), s, n);
-}
-
-int64_t cr_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Length of the valid UTF-8 sequence at p (at most len bytes available), 0 when the bytes are

@@ -3,16 +3,9 @@
  * what "ok" means is the caller's business. One caller at a time per connection. */
 #include <errno.h>
 #include <string.h>
-#include <time.h>
 
+#include "corral/clock.h"
 #include "corral/initproto.h"
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int cr_init_call(int fd, json_t *request, int timeout_ms, json_t **ret_response,
 		 struct cr_error *err)
@@ -23,14 +16,14 @@ int cr_init_call(int fd, json_t *request, int timeout_ms, json_t **ret_response,
 	if (strlen(id) > CR_INIT_ID_MAX)
 		return cr_error_set(err, EINVAL, "init request id longer than %d bytes",
 				    CR_INIT_ID_MAX);
-	int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	int64_t deadline = timeout_ms < 0 ? -1 : cr_now_ms() + timeout_ms;
 	int r = cr_init_send(fd, request, timeout_ms, err);
 	if (r < 0)
 		return r;
 	for (;;) {
 		int left = -1;
 		if (deadline >= 0) {
-			int64_t l = deadline - now_ms();
+			int64_t l = deadline - cr_now_ms();
 			left = l < 0 ? 0 : (int)l;
 		}
 		json_t *msg = NULL;

@@ -14,9 +14,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "corral/clock.h"
 #include "corral/initproto.h"
 #include "helpers.h"
 
@@ -27,13 +27,6 @@ static struct {
 	json_t *held; /* every response, freed after the test */
 	int next_id;
 } srv = { .fd = -1 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Starts corral-init --serve 3 in the test's directory, connected to srv.fd. */
 static void srv_spawn(void)
@@ -75,7 +68,7 @@ static int srv_close(void)
 	if (srv.pid <= 0)
 		return 0;
 	int status = -1;
-	for (int64_t end = now_ms() + 10000; now_ms() < end;) {
+	for (int64_t end = cr_now_ms() + 10000; cr_now_ms() < end;) {
 		pid_t p = waitpid(srv.pid, &status, WNOHANG);
 		if (p == srv.pid) {
 			srv.pid = 0;
@@ -218,7 +211,7 @@ static char *slurp(const char *name)
 /* The pid a command wrote to a file in the test's directory (waits for it, bounded). */
 static pid_t pid_in(const char *name)
 {
-	for (int64_t end = now_ms() + 10000; now_ms() < end; usleep(5000)) {
+	for (int64_t end = cr_now_ms() + 10000; cr_now_ms() < end; usleep(5000)) {
 		FILE *f = fopen(in_dir(name), "r");
 		int pid = 0;
 		if (f) {
@@ -235,10 +228,10 @@ static pid_t pid_in(const char *name)
 /* Whether pid is gone (reaped, not merely a zombie) within ms. */
 static bool gone_within(pid_t pid, int ms)
 {
-	for (int64_t end = now_ms() + ms;; usleep(5000)) {
+	for (int64_t end = cr_now_ms() + ms;; usleep(5000)) {
 		if (kill(pid, 0) < 0 && errno == ESRCH)
 			return true;
-		if (now_ms() >= end)
+		if (cr_now_ms() >= end)
 			return false;
 	}
 }
@@ -307,9 +300,9 @@ Test(init, client_times_out_and_the_late_answer_is_skipped)
 	json_object_set_new(req, "id", json_string("slow"));
 	json_t *resp = NULL;
 	struct cr_error err;
-	int64_t t0 = now_ms();
+	int64_t t0 = cr_now_ms();
 	cr_assert_eq(cr_init_call(srv.fd, req, 200, &resp, &err), -ETIMEDOUT, "%s", err.msg);
-	cr_assert_lt(now_ms() - t0, 1000);
+	cr_assert_lt(cr_now_ms() - t0, 1000);
 	json_decref(req);
 	/* The next call gets its own answer, not the late one. */
 	json_t *r = call_ok(sh("echo mine"));
@@ -519,9 +512,9 @@ Test(init, exec_timeout_ends_a_program_that_ignores_sigterm)
 	json_t *req = sh("trap '' TERM; sleep 100 & echo $! > sleeper; wait; wait; wait");
 	json_object_set_new(req, "timeout_ms", json_integer(1000));
 	json_object_set_new(req, "grace_ms", json_integer(500));
-	int64_t t0 = now_ms();
+	int64_t t0 = cr_now_ms();
 	json_t *r = call_ok(req);
-	int64_t took = now_ms() - t0;
+	int64_t took = cr_now_ms() - t0;
 	cr_assert(flag(r, "timed_out"));
 	cr_assert_str_eq(str(r, "signal"), "SIGKILL");
 	cr_assert_geq(took, 1450, "ended before the grace period: %lld ms", (long long)took);
@@ -606,7 +599,7 @@ Test(init, orphans_are_reaped_and_nothing_outlives_the_server)
 	cr_assert_eq(num(r, "exit_code"), 0);
 	pid_t orphan = pid_in("orphan");
 	pid_t quick = pid_in("quick");
-	for (int64_t end = now_ms() + 5000; parent_of(orphan) != srv.pid && now_ms() < end;)
+	for (int64_t end = cr_now_ms() + 5000; parent_of(orphan) != srv.pid && cr_now_ms() < end;)
 		usleep(5000);
 	cr_assert_eq(parent_of(orphan), srv.pid, "the orphan was not adopted by the server");
 	cr_assert(gone_within(quick, 5000), "a quick orphan was not reaped");
@@ -624,10 +617,10 @@ Test(init, server_exits_when_the_socket_closes_and_kills_what_runs)
 	json_decref(req);
 	call_ok(json_pack("{s:s, s:s}", "op", "shell", "command", "echo $$ > shell; sleep 100 &"));
 	pid_t running = pid_in("running"), shell = pid_in("shell");
-	int64_t t0 = now_ms();
+	int64_t t0 = cr_now_ms();
 	int status = srv_close();
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
-	cr_assert_lt(now_ms() - t0, 5000);
+	cr_assert_lt(cr_now_ms() - t0, 5000);
 	cr_assert(gone_within(running, 5000), "a running command outlived the server");
 	cr_assert(gone_within(shell, 5000), "the shell outlived the server");
 }
@@ -645,10 +638,10 @@ Test(init, serves_as_pid1_and_ignores_signals_from_inside)
 	cr_assert_eq(num(call_ok(json_pack("{s:s}", "op", "ping")), "pid"), 1);
 	json_t *r = call_ok(sh("(sleep 0.1 &); sleep 0.3; echo $PPID"));
 	cr_assert_str_eq(str(r, "stdout"), "1\n");
-	int64_t t0 = now_ms();
+	int64_t t0 = cr_now_ms();
 	int status = srv_close();
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
-	cr_assert_lt(now_ms() - t0, 5000);
+	cr_assert_lt(cr_now_ms() - t0, 5000);
 }
 
 /* --- shell -------------------------------------------------------------------------------- */
