@@ -594,8 +594,11 @@ Test(init, orphans_are_reaped_and_nothing_outlives_the_server)
 {
 	/* A sleeper that leaves the command's group and is orphaned (double fork), and a few
 	 * quick orphans: the server adopts them (subreaper) and reaps them. */
-	json_t *r = call_ok(sh("setsid sh -c 'echo $$ > orphan; exec sleep 100' & "
-			       "(sh -c 'exit 0' &); (true &); (sleep 0.1 & echo $! > quick)"));
+	/* (It waits for the sleeper to have left the group: the group goes when it exits.) */
+	json_t *r = call_ok(sh("setsid sh -c 'echo $$ > orphan.tmp; mv orphan.tmp orphan; "
+			       "exec sleep 100' & (sh -c 'exit 0' &); (true &); "
+			       "(sleep 0.1 & echo $! > quick); "
+			       "while [ ! -s orphan ]; do sleep 0.01; done"));
 	cr_assert_eq(num(r, "exit_code"), 0);
 	pid_t orphan = pid_in("orphan");
 	pid_t quick = pid_in("quick");
