@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -88,9 +89,30 @@ int cr_req_bool(json_t *req, const char *key, bool *ret, struct cr_error *err);
 
 struct cr_job;
 
+/* Limits shared by exec and shell. */
+#define CR_INIT_DEFAULT_TIMEOUT_MS 120000
+#define CR_INIT_MAX_TIMEOUT_MS (24 * 3600 * 1000)
+#define CR_INIT_DEFAULT_OUTPUT_CAP 100000
+#define CR_INIT_MAX_OUTPUT_CAP (4 << 20)
+
 /* Prepares a child after fork: default signal dispositions, nothing blocked, its own process
  * group. */
 void cr_child_reset(void);
+
+/* Starts argv (argv[0] without a '/' is looked up in the PATH of envp) in a process group of
+ * its own, with stdin, stdout and stderr from stdio and in cwd (NULL: ours). Returns once the
+ * program runs, with its pid; or an error that says why it could not (the child is reaped). */
+int cr_spawn(char *const argv[], char *const envp[], const char *cwd, const int stdio[3],
+	     pid_t *ret_pid, struct cr_error *err);
+
+int cr_nonblocking(int fd);
+
+static inline void cr_close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
 
 int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error *err);
 

@@ -18,11 +18,7 @@
 #include "corral/initproto.h"
 #include "init/init-internal.h"
 
-#define DEFAULT_TIMEOUT_MS 120000
-#define MAX_TIMEOUT_MS (24 * 3600 * 1000)
 #define DEFAULT_GRACE_MS 2000
-#define DEFAULT_OUTPUT_CAP 100000
-#define MAX_OUTPUT_CAP (4 << 20)
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 enum job_kind {
@@ -45,18 +41,11 @@ struct cr_job {
 	bool timed_out;
 };
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 static void job_free(struct cr_job *j)
 {
-	close_fd(&j->out_fd);
-	close_fd(&j->err_fd);
-	close_fd(&j->in_fd);
+	cr_close_fd(&j->out_fd);
+	cr_close_fd(&j->err_fd);
+	cr_close_fd(&j->in_fd);
 	cr_capture_free(&j->out);
 	cr_capture_free(&j->err);
 	free(j->in_data);
@@ -98,7 +87,7 @@ struct spawn_failure {
 
 /* execvp with the program's own PATH (or DEFAULT_PATH): returns the errno that explains the
  * failure (EACCES if some candidate was not executable, else the last one's). */
-static int exec_search(char **argv, char **envp)
+static int exec_search(char *const argv[], char *const envp[])
 {
 	const char *file = argv[0];
 	if (strchr(file, '/')) {
@@ -106,7 +95,7 @@ static int exec_search(char **argv, char **envp)
 		return errno;
 	}
 	const char *path = DEFAULT_PATH;
-	for (char **e = envp; *e; e++)
+	for (char *const *e = envp; *e; e++)
 		if (strncmp(*e, "PATH=", 5) == 0)
 			path = *e + 5;
 	bool eacces = false;
@@ -160,10 +149,64 @@ static int string_array(json_t *req, const char *key, bool required, const char 
 	return 0;
 }
 
-static int nonblocking(int fd)
+int cr_nonblocking(int fd)
 {
 	int fl = fcntl(fd, F_GETFL);
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+int cr_spawn(char *const argv[], char *const envp[], const char *cwd, const int stdio[3],
+	     pid_t *ret_pid, struct cr_error *err)
+{
+	int fail[2];
+	if (pipe2(fail, O_CLOEXEC) < 0)
+		return cr_error_errno(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0) {
+		int r = cr_error_errno(err, errno, "fork");
+		close(fail[0]);
+		close(fail[1]);
+		return r;
+	}
+	if (pid == 0) {
+		cr_child_reset();
+		struct spawn_failure f = { 0 };
+		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0) {
+			f.err = errno;
+		} else if (cwd && chdir(cwd) < 0) {
+			f.in_chdir = 1;
+			f.err = errno;
+		} else {
+			f.err = exec_search(argv, envp);
+		}
+		if (write(fail[1], &f, sizeof(f)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(fail[1]);
+	setpgid(pid, pid); /* (the child does it too: whichever runs first) */
+
+	/* Until the program runs there is nothing to poll; exec (or its failure) is quick. */
+	struct spawn_failure f;
+	ssize_t n;
+	while ((n = read(fail[0], &f, sizeof(f))) < 0 && errno == EINTR)
+		;
+	close(fail[0]);
+	if (n != sizeof(f)) {
+		*ret_pid = pid;
+		return 0;
+	}
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (f.in_chdir)
+		return cr_error_errno(err, f.err, "cwd %s", cwd);
+	if (f.err == ENOENT && !strchr(argv[0], '/'))
+		return cr_error_set(err, ENOENT, "cannot run \"%s\": not found in PATH", argv[0]);
+	if (f.err == ENOEXEC)
+		return cr_error_set(
+			err, ENOEXEC,
+			"cannot run \"%s\": not an executable (a script needs a #! line)", argv[0]);
+	return cr_error_errno(err, f.err, "cannot run \"%s\"", argv[0]);
 }
 
 int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error *err)
@@ -171,7 +214,7 @@ int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error
 	_cleanup_free_ const char **argv = NULL;
 	_cleanup_free_ const char **envp = NULL;
 	const char *cwd = NULL, *in = NULL;
-	int64_t timeout_ms = DEFAULT_TIMEOUT_MS, cap = DEFAULT_OUTPUT_CAP;
+	int64_t timeout_ms = CR_INIT_DEFAULT_TIMEOUT_MS, cap = CR_INIT_DEFAULT_OUTPUT_CAP;
 	int64_t grace_ms = DEFAULT_GRACE_MS;
 	int r = string_array(req, "argv", true, &argv, err);
 	if (r < 0)
@@ -181,9 +224,9 @@ int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error
 	if ((r = string_array(req, "env", false, &envp, err)) < 0 ||
 	    (r = cr_req_string(req, "cwd", false, &cwd, err)) < 0 ||
 	    (r = cr_req_string(req, "stdin", false, &in, err)) < 0 ||
-	    (r = cr_req_int(req, "timeout_ms", 1, MAX_TIMEOUT_MS, &timeout_ms, err)) < 0 ||
-	    (r = cr_req_int(req, "grace_ms", 0, MAX_TIMEOUT_MS, &grace_ms, err)) < 0 ||
-	    (r = cr_req_int(req, "output_cap", 0, MAX_OUTPUT_CAP, &cap, err)) < 0)
+	    (r = cr_req_int(req, "timeout_ms", 1, CR_INIT_MAX_TIMEOUT_MS, &timeout_ms, err)) < 0 ||
+	    (r = cr_req_int(req, "grace_ms", 0, CR_INIT_MAX_TIMEOUT_MS, &grace_ms, err)) < 0 ||
+	    (r = cr_req_int(req, "output_cap", 0, CR_INIT_MAX_OUTPUT_CAP, &cap, err)) < 0)
 		return r;
 	static const char *empty_env[] = { NULL };
 	for (const char **e = envp; e && *e; e++)
@@ -191,60 +234,21 @@ int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error
 			return cr_error_set(err, EINVAL, "field \"env\": \"%s\" is not NAME=VALUE",
 					    *e);
 
-	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 }, fail[2] = { -1, -1 };
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(inp, O_CLOEXEC) < 0 ||
-	    pipe2(fail, O_CLOEXEC) < 0) {
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
+	pid_t pid;
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(inp, O_CLOEXEC) < 0)
 		r = cr_error_errno(err, errno, "pipe");
-		goto fail;
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = cr_error_errno(err, errno, "fork");
-		goto fail;
-	}
-	if (pid == 0) {
-		cr_child_reset();
-		struct spawn_failure f = { 0 };
-		if (dup2(inp[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(errp[1], 2) < 0) {
-			f.err = errno;
-		} else if (cwd && chdir(cwd) < 0) {
-			f.in_chdir = 1;
-			f.err = errno;
-		} else {
-			f.err = exec_search((char **)argv, (char **)(envp ? envp : empty_env));
-		}
-		if (write(fail[1], &f, sizeof(f)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close_fd(&out[1]);
-	close_fd(&errp[1]);
-	close_fd(&inp[0]);
-	close_fd(&fail[1]);
-	setpgid(pid, pid); /* (the child does it too: whichever runs first) */
-
-	/* Until the program runs there is nothing to poll; exec (or its failure) is quick. */
-	struct spawn_failure f;
-	ssize_t n;
-	while ((n = read(fail[0], &f, sizeof(f))) < 0 && errno == EINTR)
-		;
-	close_fd(&fail[0]);
-	if (n == sizeof(f)) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		if (f.in_chdir)
-			r = cr_error_errno(err, f.err, "cwd %s", cwd);
-		else if (f.err == ENOENT && !strchr(argv[0], '/'))
-			r = cr_error_set(err, ENOENT, "cannot run \"%s\": not found in PATH",
-					 argv[0]);
-		else if (f.err == ENOEXEC)
-			r = cr_error_set(err, ENOEXEC,
-					 "cannot run \"%s\": not an executable (a script needs a "
-					 "#! line)",
-					 argv[0]);
-		else
-			r = cr_error_errno(err, f.err, "cannot run \"%s\"", argv[0]);
-		goto fail;
+	else
+		r = cr_spawn((char **)argv, (char **)(envp ? envp : empty_env), cwd,
+			     (int[3]){ inp[0], out[1], errp[1] }, &pid, err);
+	cr_close_fd(&out[1]);
+	cr_close_fd(&errp[1]);
+	cr_close_fd(&inp[0]);
+	if (r < 0) {
+		cr_close_fd(&out[0]);
+		cr_close_fd(&errp[0]);
+		cr_close_fd(&inp[1]);
+		return r;
 	}
 
 	struct cr_job *j = job_new(JOB_EXEC, id, "exec");
@@ -252,15 +256,15 @@ int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error
 	j->out_fd = out[0];
 	j->err_fd = errp[0];
 	j->in_fd = inp[1];
-	nonblocking(j->out_fd);
-	nonblocking(j->err_fd);
-	nonblocking(j->in_fd);
+	cr_nonblocking(j->out_fd);
+	cr_nonblocking(j->err_fd);
+	cr_nonblocking(j->in_fd);
 	j->out.cap = j->err.cap = (size_t)cap;
 	if (in && *in) {
 		j->in_len = strlen(in);
 		j->in_data = cr_xstrdup(in);
 	} else {
-		close_fd(&j->in_fd); /* the program reads end of file */
+		cr_close_fd(&j->in_fd); /* the program reads end of file */
 	}
 	j->timeout_ms = timeout_ms;
 	j->grace_ms = grace_ms;
@@ -268,15 +272,6 @@ int cr_exec_start(struct cr_srv *s, const char *id, json_t *req, struct cr_error
 	j->next = *cr_srv_jobs(s);
 	*cr_srv_jobs(s) = j;
 	return 0;
-
-fail:
-	for (int i = 0; i < 2; i++) {
-		close_fd(&out[i]);
-		close_fd(&errp[i]);
-		close_fd(&inp[i]);
-		close_fd(&fail[i]);
-	}
-	return r;
 }
 
 static json_t *exec_response(struct cr_job *j, int status)
@@ -311,8 +306,8 @@ static void write_all(int fd, const char *buf, size_t len)
 int cr_worker_start(struct cr_srv *s, const char *id, const char *op, cr_file_op *fn, json_t *req,
 		    struct cr_error *err)
 {
-	int64_t timeout_ms = DEFAULT_TIMEOUT_MS;
-	int r = cr_req_int(req, "timeout_ms", 1, MAX_TIMEOUT_MS, &timeout_ms, err);
+	int64_t timeout_ms = CR_INIT_DEFAULT_TIMEOUT_MS;
+	int r = cr_req_int(req, "timeout_ms", 1, CR_INIT_MAX_TIMEOUT_MS, &timeout_ms, err);
 	if (r < 0)
 		return r;
 	int p[2];
@@ -347,7 +342,7 @@ int cr_worker_start(struct cr_srv *s, const char *id, const char *op, cr_file_op
 	struct cr_job *j = job_new(JOB_WORKER, id, op);
 	j->pid = pid;
 	j->out_fd = p[0];
-	nonblocking(j->out_fd);
+	cr_nonblocking(j->out_fd);
 	j->out.cap = CR_INIT_FRAME_HEADER + CR_INIT_FRAME_MAX;
 	j->timeout_ms = timeout_ms;
 	j->term_at = j->start + timeout_ms;
@@ -391,7 +386,7 @@ static void on_out(struct cr_srv *s, void *obj, short revents)
 	(void)revents;
 	struct cr_job *j = obj;
 	if (cr_capture_read(&j->out, j->out_fd, 16) <= 0)
-		close_fd(&j->out_fd);
+		cr_close_fd(&j->out_fd);
 }
 
 static void on_err(struct cr_srv *s, void *obj, short revents)
@@ -400,7 +395,7 @@ static void on_err(struct cr_srv *s, void *obj, short revents)
 	(void)revents;
 	struct cr_job *j = obj;
 	if (cr_capture_read(&j->err, j->err_fd, 16) <= 0)
-		close_fd(&j->err_fd);
+		cr_close_fd(&j->err_fd);
 }
 
 static void on_in(struct cr_srv *s, void *obj, short revents)
@@ -408,7 +403,7 @@ static void on_in(struct cr_srv *s, void *obj, short revents)
 	(void)s;
 	struct cr_job *j = obj;
 	if (revents & POLLERR) {
-		close_fd(&j->in_fd);
+		cr_close_fd(&j->in_fd);
 		return;
 	}
 	while (j->in_off < j->in_len) {
@@ -423,7 +418,7 @@ static void on_in(struct cr_srv *s, void *obj, short revents)
 			return;
 		break; /* EPIPE: the program stopped reading; the rest is dropped */
 	}
-	close_fd(&j->in_fd);
+	cr_close_fd(&j->in_fd);
 }
 
 void cr_jobs_watch(struct cr_srv *s, struct cr_job *jobs, int64_t *deadline)

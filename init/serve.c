@@ -502,6 +502,14 @@ static int setup(struct cr_srv *s, int fd)
 	}
 	s->conn = fd;
 	s->pid1 = getpid() == 1;
+	/* Pipes must not land on 0, 1 or 2: a child's dup2 onto its stdio would clobber them. */
+	for (int i = 0; i < 3; i++)
+		if (i != fd && fcntl(i, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", O_RDWR) != i) {
+			fprintf(stderr,
+				"corral-init: fd %d is closed and /dev/null cannot take it\n", i);
+			return 1;
+		}
 
 	/* A session of its own, so no terminal of the host is ours (a session leader already
 	 * has none it did not open itself). */

@@ -23,10 +23,6 @@
 
 #include "init/init-internal.h"
 
-#define DEFAULT_TIMEOUT_MS 120000
-#define MAX_TIMEOUT_MS (24 * 3600 * 1000)
-#define DEFAULT_OUTPUT_CAP 100000
-#define MAX_OUTPUT_CAP (4 << 20)
 #define TOKEN_PREFIX "__corral_done_"
 
 struct call {
@@ -54,13 +50,6 @@ struct cr_shell {
 	struct call *queue, **queue_tail;
 };
 
-static void close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
 static void call_free(struct call *c)
 {
 	if (!c)
@@ -79,67 +68,35 @@ static void shell_stop(struct cr_shell *sh)
 	if (sh->pid > 0)
 		kill(-sh->pid, SIGKILL);
 	sh->pid = 0;
-	close_fd(&sh->in_fd);
-	close_fd(&sh->out_fd);
+	cr_close_fd(&sh->in_fd);
+	cr_close_fd(&sh->out_fd);
 }
 
 static int shell_start(struct cr_shell *sh, struct cr_error *err)
 {
-	const char *path = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
-	char *const bash_argv[] = { "bash", "--noprofile", "--norc", NULL };
-	char *const sh_argv[] = { "sh", NULL };
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, fail[2] = { -1, -1 };
-	int r = 0;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(fail, O_CLOEXEC) < 0) {
+	char *bash_argv[] = { "/bin/bash", "--noprofile", "--norc", NULL };
+	char *sh_argv[] = { "/bin/sh", NULL };
+	char **argv = access(bash_argv[0], X_OK) == 0 ? bash_argv : sh_argv;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 };
+	pid_t pid;
+	int r;
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0)
 		r = cr_error_errno(err, errno, "shell: pipe");
-		goto out;
+	else
+		r = cr_spawn(argv, environ, NULL, (int[3]){ in[0], out[1], out[1] }, &pid, err);
+	cr_close_fd(&in[0]);
+	cr_close_fd(&out[1]);
+	if (r < 0) {
+		cr_close_fd(&in[1]);
+		cr_close_fd(&out[0]);
+		return cr_error_prefix(err, "cannot start the shell");
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		r = cr_error_errno(err, errno, "shell: fork");
-		goto out;
-	}
-	if (pid == 0) {
-		cr_child_reset();
-		int e = 0;
-		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0)
-			e = errno;
-		else
-			execv(path, strcmp(path, "/bin/bash") == 0 ? bash_argv : sh_argv);
-		e = e ? e : errno;
-		if (write(fail[1], &e, sizeof(e)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close_fd(&in[0]);
-	close_fd(&out[1]);
-	close_fd(&fail[1]);
-	setpgid(pid, pid);
-	int e;
-	ssize_t n;
-	while ((n = read(fail[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == sizeof(e)) {
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-		r = cr_error_errno(err, e, "cannot start the shell %s", path);
-		goto out;
-	}
-	int fl = fcntl(in[1], F_GETFL);
-	fcntl(in[1], F_SETFL, fl | O_NONBLOCK);
-	fl = fcntl(out[0], F_GETFL);
-	fcntl(out[0], F_SETFL, fl | O_NONBLOCK);
+	cr_nonblocking(in[1]);
+	cr_nonblocking(out[0]);
 	sh->pid = pid;
 	sh->in_fd = in[1];
 	sh->out_fd = out[0];
-	in[1] = out[0] = -1;
-out:
-	for (int i = 0; i < 2; i++) {
-		close_fd(&in[i]);
-		close_fd(&out[i]);
-		close_fd(&fail[i]);
-	}
-	return r;
+	return 0;
 }
 
 /* The script for one call: the command as one single-quoted word, then the token line. */
@@ -251,7 +208,7 @@ static bool read_output(struct cr_srv *s, struct cr_shell *sh)
 		if (n <= 0) {
 			/* The shell (and all it started) closed its output: no token can come;
 			 * the call ends when the shell exits or at its deadline. */
-			close_fd(&sh->out_fd);
+			cr_close_fd(&sh->out_fd);
 			break;
 		}
 		struct call *c = sh->current;
@@ -280,7 +237,7 @@ static void on_input(struct cr_srv *s, void *obj, short revents)
 	struct cr_shell *sh = obj;
 	struct call *c = sh->current;
 	if (!c || (revents & POLLERR)) {
-		close_fd(&sh->in_fd);
+		cr_close_fd(&sh->in_fd);
 		return;
 	}
 	while (c->script_off < c->script_len) {
@@ -295,7 +252,7 @@ static void on_input(struct cr_srv *s, void *obj, short revents)
 		if (n < 0 && errno == EAGAIN)
 			return;
 		/* EPIPE: the shell is gone; its exit ends the call. */
-		close_fd(&sh->in_fd);
+		cr_close_fd(&sh->in_fd);
 		return;
 	}
 }
@@ -333,12 +290,12 @@ int cr_shell_request(struct cr_srv *s, struct cr_shell **shp, const char *id, js
 		     struct cr_error *err)
 {
 	const char *command = NULL;
-	int64_t timeout_ms = DEFAULT_TIMEOUT_MS, cap = DEFAULT_OUTPUT_CAP;
+	int64_t timeout_ms = CR_INIT_DEFAULT_TIMEOUT_MS, cap = CR_INIT_DEFAULT_OUTPUT_CAP;
 	bool restart = false;
 	int r;
 	if ((r = cr_req_string(req, "command", true, &command, err)) < 0 ||
-	    (r = cr_req_int(req, "timeout_ms", 1, MAX_TIMEOUT_MS, &timeout_ms, err)) < 0 ||
-	    (r = cr_req_int(req, "output_cap", 0, MAX_OUTPUT_CAP, &cap, err)) < 0 ||
+	    (r = cr_req_int(req, "timeout_ms", 1, CR_INIT_MAX_TIMEOUT_MS, &timeout_ms, err)) < 0 ||
+	    (r = cr_req_int(req, "output_cap", 0, CR_INIT_MAX_OUTPUT_CAP, &cap, err)) < 0 ||
 	    (r = cr_req_bool(req, "restart", &restart, err)) < 0)
 		return r;
 	if (!*shp) {
