@@ -59,10 +59,11 @@ WARN := -Wall -Wextra -Werror -Wmissing-prototypes -Wstrict-prototypes -Wshadow=
 CPPFLAGS := -D_GNU_SOURCE -Iinclude -I. -I$(O) -include include/generated/autoconf.h
 CFLAGS := -std=gnu11 -g $(WARN) -fno-common -fstack-protector-strong -MMD -MP
 LDFLAGS :=
-# corral-init runs inside arbitrary root file systems: static, libc only. ASan cannot link
-# statically, so a sanitized build gives it UBSan alone.
+# corral-init runs inside arbitrary root file systems: static, libc and jansson only. ASan
+# cannot link statically, so a sanitized build gives it UBSan alone.
 INIT_CFLAGS := $(CFLAGS)
 INIT_LDFLAGS := -static
+INIT_LIBS := -ljansson
 
 ifeq ($(SANITIZE),1)
 SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -95,10 +96,13 @@ endif
 
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
-	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c
+	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
+	init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c bench/log.c
 CORRALD_SRCS := daemon/corrald.c
-INIT_SRCS := init/corral-init.c
+# init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.
+INIT_SRCS := init/corral-init.c init/serve.c init/proc.c init/shell.c init/files.c init/search.c \
+	init/text.c init/frame.c util/error.c
 UNIT_SRCS := $(sort $(wildcard tests/test_*.c)) tests/helpers.c
 
 BPF_PROGS :=
@@ -167,6 +171,7 @@ $(O)/%.list: FORCE
 	$(Q)printf '%s\n' $(LIST_$*) | cmp -s - $@ || printf '%s\n' $(LIST_$*) > $@
 LIST_libcorral := $(LIB_OBJS)
 LIST_tests/unit := $(UNIT_OBJS)
+LIST_corral-init := $(INIT_OBJS)
 .PHONY: FORCE
 FORCE:
 
@@ -182,9 +187,9 @@ $(O)/corrald: $(CORRALD_OBJS) $(O)/libcorral.a
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(O)/corral-init: $(INIT_OBJS)
+$(O)/corral-init: $(INIT_OBJS) $(O)/corral-init.list
 	$(msg) LD $@
-	$(Q)$(CC) $(INIT_LDFLAGS) -o $@ $^
+	$(Q)$(CC) $(INIT_LDFLAGS) -o $@ $(INIT_OBJS) $(INIT_LIBS)
 
 # --- BPF: vmlinux.h from the build host's BTF, object, skeleton -----------------------------
 

@@ -16,6 +16,7 @@
 
 #include "corral/cgroup.h"
 #include "corral/cleanup.h"
+#include "corral/clock.h"
 #include "corral/fileio.h"
 #include "corral/strutil.h"
 
@@ -183,13 +184,6 @@ int cr_cgroup_id(const char *dir, uint64_t *ret_id, struct cr_error *err)
 	return 0;
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* SIGKILL to every pid listed in dir/cgroup.procs (kernels without cgroup.kill). */
 static int kill_listed(const char *dir, struct cr_error *err)
 {
@@ -254,7 +248,7 @@ static int destroy_at(const char *dir, long long deadline, struct cr_error *err)
 			if (r < 0)
 				return r;
 		}
-		if (now_ms() > deadline)
+		if (cr_now_ms() > deadline)
 			return cr_error_set(err, ETIMEDOUT,
 					    "remove cgroup %s: processes still there after SIGKILL",
 					    dir);
@@ -267,7 +261,7 @@ static int destroy_at(const char *dir, long long deadline, struct cr_error *err)
 
 int cr_cgroup_destroy(const char *dir, int timeout_ms, struct cr_error *err)
 {
-	return destroy_at(dir, now_ms() + timeout_ms, err);
+	return destroy_at(dir, cr_now_ms() + timeout_ms, err);
 }
 
 int cr_cgroup_freeze(const char *dir, bool frozen, int timeout_ms, struct cr_error *err)

@@ -1,24 +1,31 @@
-/* init/corral-init: PID 1 of a sandbox. Statically linked, libc only: it runs inside
- * arbitrary root file systems. Today it runs one program in a session of its own (no
- * controlling terminal of the host), forwards termination signals to that program's process
- * group, reaps every orphan that is reparented to it, and exits with the program's status.
- * The tool request server (issue 10) grows from here. It must never leak an fd or a zombie.
+/* init/corral-init: PID 1 of a sandbox. Statically linked (libc and jansson): it runs inside
+ * arbitrary root file systems. It must never leak an fd or a zombie.
  *
  *   corral-init [--] PROGRAM [ARG...]
+ *   corral-init --serve FD
+ *
+ * The first form runs one program in a session of its own (no controlling terminal of the
+ * host), forwards termination signals to that program's process group, reaps every orphan that
+ * is reparented to it, and exits with the program's status. The second is the sandbox's tool
+ * server (init/serve.c, docs/init-protocol.md) on the connected stream socket FD, until the
+ * host closes it.
  *
  * When not PID 1 it makes itself a child subreaper, so orphans still come to it, and when the
- * program exits it kills and reaps whatever the program left behind, as the kernel does for a
- * pid namespace whose PID 1 exits. */
+ * program exits (or the connection closes) it kills and reaps whatever is left behind, as the
+ * kernel does for a pid namespace whose PID 1 exits. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "init/init-internal.h"
 
 static const int forwarded[] = { SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
 
@@ -65,11 +72,10 @@ static int kill_children(void)
 	return found;
 }
 
-/* Kills and reaps all descendants. Killing a child hands its children to us (we are a
- * subreaper), so this repeats until nothing is left to wait for. */
-static void end_descendants(pid_t group)
+/* Killing a child hands its children to us (we are a subreaper or PID 1), so this repeats
+ * until nothing is left to wait for. */
+void cr_end_descendants(void)
 {
-	kill(-group, SIGKILL);
 	for (;;) {
 		kill_children();
 		pid_t pid = waitpid(-1, NULL, 0);
@@ -80,20 +86,30 @@ static void end_descendants(pid_t group)
 	}
 }
 
+#define USAGE "usage: corral-init [--] PROGRAM [ARG...]\n       corral-init --serve FD\n"
+
 int main(int argc, char **argv)
 {
 	int first = 1;
+	if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
+		char *end;
+		errno = 0;
+		long fd = argc == 3 ? strtol(argv[2], &end, 10) : -1;
+		if (argc != 3 || errno || *end || end == argv[2] || fd < 0 || fd > INT32_MAX) {
+			fprintf(stderr,
+				"corral-init: --serve needs one file descriptor number\n" USAGE);
+			return 2;
+		}
+		return cr_init_serve((int)fd);
+	}
 	if (argc > 1 && strcmp(argv[1], "--") == 0)
 		first = 2;
 	else if (argc > 1 && argv[1][0] == '-') {
-		fprintf(stderr,
-			"corral-init: unknown option \"%s\"\nusage: corral-init [--] PROGRAM "
-			"[ARG...]\n",
-			argv[1]);
+		fprintf(stderr, "corral-init: unknown option \"%s\"\n" USAGE, argv[1]);
 		return 2;
 	}
 	if (first >= argc) {
-		fprintf(stderr, "usage: corral-init [--] PROGRAM [ARG...]\n");
+		fprintf(stderr, USAGE);
 		return 2;
 	}
 
@@ -165,8 +181,10 @@ int main(int argc, char **argv)
 				exit_code = status_to_exit(status);
 		}
 		if (exit_code >= 0) {
-			if (getpid() != 1)
-				end_descendants(child);
+			if (getpid() != 1) {
+				kill(-child, SIGKILL);
+				cr_end_descendants();
+			}
 			return exit_code;
 		}
 	}
