@@ -269,7 +269,7 @@ int cr_cgroup_freeze(const char *dir, bool frozen, int timeout_ms, struct cr_err
 	int r = cr_cgroup_write(dir, "cgroup.freeze", frozen ? "1" : "0", err);
 	if (r < 0)
 		return r;
-	long long deadline = now_ms() + timeout_ms;
+	long long deadline = cr_now_ms() + timeout_ms;
 	const char *want = frozen ? "frozen 1" : "frozen 0";
 	for (;;) {
 		_cleanup_free_ char *events = NULL;
@@ -278,7 +278,7 @@ int cr_cgroup_freeze(const char *dir, bool frozen, int timeout_ms, struct cr_err
 			return r;
 		if (strstr(events, want))
 			return 0;
-		if (now_ms() > deadline)
+		if (cr_now_ms() > deadline)
 			return cr_error_set(err, ETIMEDOUT, "cgroup %s: not %s after %d ms", dir,
 					    frozen ? "frozen" : "thawed", timeout_ms);
 		poll(NULL, 0, 2);

@@ -10,5 +10,6 @@
 
 int cr_cli_doctor(int argc, char **argv);
 int cr_cli_bench(int argc, char **argv);
+int cr_cli_sandbox(int argc, char **argv);
 
 #endif

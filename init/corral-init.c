@@ -86,21 +86,23 @@ void cr_end_descendants(void)
 	}
 }
 
-#define USAGE "usage: corral-init [--] PROGRAM [ARG...]\n       corral-init --serve FD\n"
+#define USAGE                                                                       \
+	"usage: corral-init [--] PROGRAM [ARG...]\n       corral-init --serve FD\n" \
+	"       corral-init --listen FD\n"
 
 int main(int argc, char **argv)
 {
 	int first = 1;
-	if (argc > 1 && strcmp(argv[1], "--serve") == 0) {
+	if (argc > 1 && (strcmp(argv[1], "--serve") == 0 || strcmp(argv[1], "--listen") == 0)) {
 		char *end;
 		errno = 0;
 		long fd = argc == 3 ? strtol(argv[2], &end, 10) : -1;
 		if (argc != 3 || errno || *end || end == argv[2] || fd < 0 || fd > INT32_MAX) {
-			fprintf(stderr,
-				"corral-init: --serve needs one file descriptor number\n" USAGE);
+			fprintf(stderr, "corral-init: %s needs one file descriptor number\n" USAGE,
+				argv[1]);
 			return 2;
 		}
-		return cr_init_serve((int)fd);
+		return cr_init_serve((int)fd, strcmp(argv[1], "--listen") == 0);
 	}
 	if (argc > 1 && strcmp(argv[1], "--") == 0)
 		first = 2;

@@ -159,7 +159,7 @@ bool cr_looks_binary(const char *buf, size_t len);
 /* --- corral-init.c ------------------------------------------------------------------------ */
 
 /* Serves requests on fd until the peer closes it; returns the exit status. */
-int cr_init_serve(int fd);
+int cr_init_serve(int fd, bool listening);
 
 /* SIGKILLs and reaps every descendant (subreaper or PID 1: all of them come to us). */
 void cr_end_descendants(void);

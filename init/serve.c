@@ -41,6 +41,7 @@ struct watch {
 
 struct cr_srv {
 	int conn, sigfd;
+	int listen_fd; /* --listen: connections come and go, jobs and the shell stay; else -1 */
 	bool pid1, closing;
 	char *in;
 	size_t in_len, in_cap;
@@ -127,10 +128,25 @@ void cr_response_frame(const char *id, json_t *response, char **ret_frame, size_
 	}
 }
 
+/* The client has gone. Serving one connection, that is the end; listening, the next client
+ * is waited for while jobs and the shell carry on. */
+static void drop_conn(struct cr_srv *s)
+{
+	if (s->listen_fd < 0) {
+		s->closing = true;
+		return;
+	}
+	close(s->conn);
+	s->conn = -1;
+	s->in_len = 0;
+	s->skip = 0;
+	s->out_off = s->out_len = 0;
+}
+
 static void queue_out(struct cr_srv *s, const char *buf, size_t len)
 {
-	if (s->closing)
-		return;
+	if (s->closing || s->conn < 0)
+		return; /* (no client now: a repeat of the request's id gets the result) */
 	if (s->out_off > 0 && s->out_off == s->out_len)
 		s->out_off = s->out_len = 0;
 	if (s->out_len + len > s->out_cap) {
@@ -161,7 +177,8 @@ static void flush_out(struct cr_srv *s)
 			return;
 		} else {
 			/* The peer has gone: nobody is left to serve. */
-			s->closing = true;
+			drop_conn(s);
+			return;
 		}
 	}
 }
@@ -418,6 +435,14 @@ static void parse_input(struct cr_srv *s)
 	s->in_len -= off;
 }
 
+/* --listen: takes the next client; one at a time, the rest wait in the backlog. */
+static void on_accept(struct cr_srv *s)
+{
+	int c = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (c >= 0)
+		s->conn = c;
+}
+
 static void on_conn(struct cr_srv *s, void *obj, short revents)
 {
 	(void)obj;
@@ -438,7 +463,7 @@ static void on_conn(struct cr_srv *s, void *obj, short revents)
 			break;
 		if (n <= 0) {
 			/* End of file, or the connection broke: the host is done with us. */
-			s->closing = true;
+			drop_conn(s);
 			break;
 		}
 		s->in_len += (size_t)n;
@@ -482,10 +507,10 @@ static void on_signal(struct cr_srv *s, void *obj, short revents)
 	reap(s);
 }
 
-static int setup(struct cr_srv *s, int fd)
+static int setup(struct cr_srv *s, int fd, bool listening)
 {
-	int type = 0;
-	socklen_t tl = sizeof(type);
+	int type = 0, acc = 0;
+	socklen_t tl = sizeof(type), al = sizeof(acc);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
 		fprintf(stderr, "corral-init: --serve %d: %s\n", fd, strerror(errno));
 		return 2;
@@ -494,13 +519,19 @@ static int setup(struct cr_srv *s, int fd)
 		fprintf(stderr, "corral-init: --serve %d: not a stream socket\n", fd);
 		return 2;
 	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) < 0 || (bool)acc != listening) {
+		fprintf(stderr, "corral-init: %s %d: %s\n", listening ? "--listen" : "--serve", fd,
+			listening ? "not a listening socket" : "a listening socket (use --listen)");
+		return 2;
+	}
 	int fl = fcntl(fd, F_GETFL);
 	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || fl < 0 ||
 	    fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		fprintf(stderr, "corral-init: --serve %d: fcntl: %s\n", fd, strerror(errno));
 		return 1;
 	}
-	s->conn = fd;
+	s->conn = listening ? -1 : fd;
+	s->listen_fd = listening ? fd : -1;
 	s->pid1 = getpid() == 1;
 	/* Pipes must not land on 0, 1 or 2: a child's dup2 onto its stdio would clobber them. */
 	for (int i = 0; i < 3; i++)
@@ -540,7 +571,7 @@ static int setup(struct cr_srv *s, int fd)
 	return 0;
 }
 
-int cr_init_serve(int fd)
+int cr_init_serve(int fd, bool listening)
 {
 	struct cr_srv *s = calloc(1, sizeof(*s));
 	if (!s) {
@@ -548,12 +579,15 @@ int cr_init_serve(int fd)
 		return 1;
 	}
 	s->sigfd = -1;
-	int rc = setup(s, fd);
+	int rc = setup(s, fd, listening);
 	while (rc == 0 && !s->closing) {
 		int64_t deadline = -1;
 		s->nw = 0;
-		cr_srv_watch(s, s->conn, POLLIN | (s->out_off < s->out_len ? POLLOUT : 0), on_conn,
-			     NULL);
+		if (s->conn >= 0)
+			cr_srv_watch(s, s->conn, POLLIN | (s->out_off < s->out_len ? POLLOUT : 0),
+				     on_conn, NULL);
+		else
+			cr_srv_watch(s, s->listen_fd, POLLIN, NULL, NULL);
 		cr_srv_watch(s, s->sigfd, POLLIN, on_signal, NULL);
 		cr_jobs_watch(s, s->jobs, &deadline);
 		cr_shell_watch(s, s->shell, &deadline);
@@ -574,14 +608,19 @@ int cr_init_serve(int fd)
 		for (size_t i = 2; i < s->nw; i++)
 			if (s->pfds[i].revents)
 				s->watches[i].cb(s, s->watches[i].obj, s->pfds[i].revents);
-		if (s->pfds[0].revents)
-			on_conn(s, NULL, s->pfds[0].revents);
+		if (s->pfds[0].revents) {
+			if (s->conn >= 0)
+				on_conn(s, NULL, s->pfds[0].revents);
+			else
+				on_accept(s);
+		}
 		if (s->pfds[1].revents)
 			on_signal(s, NULL, s->pfds[1].revents);
 		int64_t now = cr_now_ms();
 		cr_jobs_tick(s, &s->jobs, now);
 		cr_shell_tick(s, s->shell, now);
-		flush_out(s);
+		if (s->conn >= 0)
+			flush_out(s);
 	}
 
 	/* The host closed the connection (or ended us): nothing that was started outlives it.

@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1056,10 +1057,21 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 		goto fail;
 	}
 	if (!cfg->argv) {
-		/* the control socket PID 1 listens on; only host root reaches it */
-		r = cr_error_set(err, EOPNOTSUPP,
-				 "sandbox: serving tool requests needs corral-init --listen");
-		goto fail;
+		/* the control socket PID 1 listens on (docs/init-protocol.md); in the sandbox's
+		 * 0700 directory, so only host root reaches it */
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", sb->dir) >=
+		    (int)sizeof(a.sun_path)) {
+			r = cr_error_set(err, ENAMETOOLONG, "control socket path under %s too long",
+					 sb->dir);
+			goto fail;
+		}
+		control = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (control < 0 || bind(control, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    chmod(a.sun_path, 0600) < 0 || listen(control, 16) < 0) {
+			r = cr_error_errno(err, errno, "control socket %s", a.sun_path);
+			goto fail;
+		}
 	}
 	if (pipe2(sync, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		r = cr_error_errno(err, errno, "pipe");

@@ -107,6 +107,10 @@ int cr_sandbox_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr
 
 /* Frees the handle (closes its fds); does not stop the sandbox. NULL is fine. */
 void cr_sandbox_free(struct cr_sandbox *sb);
+static inline void cr_sandbox_freep(struct cr_sandbox **sb)
+{
+	cr_sandbox_free(*sb);
+}
 
 /* --- the mount plan (exposed for tests and `corral sandbox create --print-plan`) ------------ */
 

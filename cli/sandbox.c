@@ -1,0 +1,465 @@
+/* cli/sandbox: corral sandbox create|exec|ls|pause|resume|destroy. Parses options and calls
+ * runtime/sandbox and the corral-init client; no logic of its own. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "cli/cli.h"
+#include "corral/cleanup.h"
+#include "corral/initproto.h"
+#include "corral/net.h"
+#include "corral/sandbox.h"
+
+#define DEFAULT_UID_BASE 1000000000u /* well above any login's uid, below 2^31 */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corral sandbox create [OPTIONS]\n"
+		"       corral sandbox exec [OPTIONS] ID [--timeout MS] -- PROGRAM [ARG...]\n"
+		"       corral sandbox ls [OPTIONS] [--json]\n"
+		"       corral sandbox pause|resume [OPTIONS] ID\n"
+		"       corral sandbox destroy [OPTIONS] [--keep-workspace] ID\n"
+		"\n"
+		"Options of every verb:\n"
+		"  --state-dir DIR   where sandboxes live (default %s)\n"
+		"Options of create:\n"
+		"  --init PATH       corral-init to run as PID 1 (default: beside this program)\n"
+		"  --uid-base N      host uid of uid 0 inside (default %u; never 0)\n"
+		"  --rootfs DIR      a root file system instead of the host's /usr, /bin, /lib*\n"
+		"  --workspace DIR   an existing host directory as /workspace (kept on destroy)\n"
+		"  --memory BYTES    memory.max (swap off)\n"
+		"  --pids N          pids.max\n"
+		"  --cpu PERCENT     cpu.max, percent of one CPU\n"
+		"  --egress CIDR:N   a veth pair with the N-th /30 of CIDR (docs/networking.md)\n"
+		"  --hostname NAME   (default \"sandbox\")\n"
+		"  --cgroup-parent DIR  cgroup2 group to create it under (default <cgroup2>/%s)\n"
+		"create prints the new sandbox's id. exec runs PROGRAM in the sandbox through its\n"
+		"PID 1, prints its output and exits with its status (128+N for signal N).\n",
+		CONFIG_CORRAL_STATE_DIR, DEFAULT_UID_BASE, CONFIG_CORRAL_CGROUP_SUBTREE);
+}
+
+/* A decimal number in [min, max]; the whole string. */
+static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	char *end;
+	errno = 0;
+	if (!*s || strspn(s, "0123456789") != strlen(s)) {
+		fprintf(stderr, "corral sandbox: %s \"%s\": not a number\n", what, s);
+		return -1;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || v < min || v > max) {
+		fprintf(stderr, "corral sandbox: %s %s: not from %llu to %llu\n", what, s,
+			(unsigned long long)min, (unsigned long long)max);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
+static char *default_init(void)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	char *p = NULL;
+	return asprintf(&p, "%s/corral-init", self) < 0 ? NULL : p;
+}
+
+struct common {
+	const char *state_dir;
+};
+
+enum {
+	OPT_STATE = 1000,
+	OPT_INIT,
+	OPT_UID,
+	OPT_ROOTFS,
+	OPT_WS,
+	OPT_MEM,
+	OPT_PIDS,
+	OPT_CPU,
+	OPT_EGRESS,
+	OPT_HOST,
+	OPT_KEEP,
+	OPT_JSON,
+	OPT_TIMEOUT,
+	OPT_CGROUP
+};
+
+static int cmd_create(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "init", required_argument, NULL, OPT_INIT },
+		{ "uid-base", required_argument, NULL, OPT_UID },
+		{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+		{ "workspace", required_argument, NULL, OPT_WS },
+		{ "memory", required_argument, NULL, OPT_MEM },
+		{ "pids", required_argument, NULL, OPT_PIDS },
+		{ "cpu", required_argument, NULL, OPT_CPU },
+		{ "egress", required_argument, NULL, OPT_EGRESS },
+		{ "hostname", required_argument, NULL, OPT_HOST },
+		{ "cgroup-parent", required_argument, NULL, OPT_CGROUP },
+		{ 0 },
+	};
+	struct cr_sandbox_config cfg;
+	cr_sandbox_config_init(&cfg);
+	cfg.uid_base = DEFAULT_UID_BASE;
+	_cleanup_free_ char *init = NULL;
+	struct cr_net_range range;
+	struct cr_error err;
+	uint64_t v;
+	int o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case OPT_STATE:
+			c->state_dir = optarg;
+			break;
+		case OPT_INIT:
+			cfg.init_path = optarg;
+			break;
+		case OPT_UID:
+			if (parse_u64("--uid-base", optarg, 1, UINT32_MAX - CR_SANDBOX_UIDS, &v) <
+			    0)
+				return CR_EXIT_USAGE;
+			cfg.uid_base = (uint32_t)v;
+			break;
+		case OPT_ROOTFS:
+			cfg.rootfs = optarg;
+			break;
+		case OPT_WS:
+			cfg.workspace = optarg;
+			break;
+		case OPT_MEM:
+			if (parse_u64("--memory", optarg, 1 << 20, UINT64_MAX, &cfg.memory_max) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case OPT_PIDS:
+			if (parse_u64("--pids", optarg, 1, 1u << 22, &cfg.pids_max) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case OPT_CPU:
+			if (parse_u64("--cpu", optarg, 1, 100000, &v) < 0)
+				return CR_EXIT_USAGE;
+			cfg.cpu_max_pct = (uint32_t)v;
+			break;
+		case OPT_EGRESS: {
+			char *colon = strrchr(optarg, ':');
+			if (!colon) {
+				fprintf(stderr, "corral sandbox: --egress %s: want CIDR:INDEX\n",
+					optarg);
+				return CR_EXIT_USAGE;
+			}
+			*colon = '\0';
+			if (cr_net_range_parse(optarg, &range, &err) < 0) {
+				fprintf(stderr, "corral sandbox: --egress: %s\n", err.msg);
+				return CR_EXIT_USAGE;
+			}
+			if (parse_u64("--egress index", colon + 1, 0, UINT32_MAX, &v) < 0)
+				return CR_EXIT_USAGE;
+			cfg.egress_range = &range;
+			cfg.egress_index = (uint32_t)v;
+			break;
+		}
+		case OPT_HOST:
+			cfg.hostname = optarg;
+			break;
+		case OPT_CGROUP:
+			cfg.cgroup_parent = optarg;
+			break;
+		default:
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "corral sandbox create: unexpected argument \"%s\"\n",
+			argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+	if (!cfg.init_path) {
+		init = default_init();
+		cfg.init_path = init;
+	}
+	cfg.state_dir = c->state_dir;
+	struct cr_sandbox *sb;
+	bool limits;
+	if (cr_sandbox_create(&cfg, &sb, &limits, &err) < 0) {
+		fprintf(stderr, "corral sandbox create: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	if ((cfg.memory_max || cfg.pids_max || cfg.cpu_max_pct) && !limits)
+		fprintf(stderr, "corral sandbox create: limits unavailable on this host (cgroup "
+				"controllers cannot be enabled); running without them\n");
+	printf("%s\n", cr_sandbox_id(sb));
+	cr_sandbox_free(sb);
+	return CR_EXIT_OK;
+}
+
+/* Connects to the sandbox's control socket. */
+static int connect_control(const struct cr_sandbox *sb, struct cr_error *err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", cr_sandbox_dir(sb)) >=
+	    (int)sizeof(a.sun_path))
+		return cr_error_set(err, ENAMETOOLONG, "control socket path of %s too long",
+				    cr_sandbox_id(sb));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		int e = errno;
+		close(fd);
+		return cr_error_errno(err, e, "connect to sandbox %s (%s)", cr_sandbox_id(sb),
+				      a.sun_path);
+	}
+	return fd;
+}
+
+static int open_id(struct common *c, int argc, char **argv, struct cr_sandbox **ret)
+{
+	if (optind >= argc) {
+		fprintf(stderr, "corral sandbox: which sandbox? (an id, see corral sandbox ls)\n");
+		return CR_EXIT_USAGE;
+	}
+	struct cr_error err;
+	if (cr_sandbox_open(c->state_dir, argv[optind], ret, &err) < 0) {
+		fprintf(stderr, "corral sandbox: %s\n", err.msg);
+		return err.code == EINVAL ? CR_EXIT_USAGE : CR_EXIT_FAIL;
+	}
+	optind++;
+	return CR_EXIT_OK;
+}
+
+static int cmd_exec(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+		{ 0 },
+	};
+	uint64_t timeout_ms = 120000;
+	int o;
+	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (o == OPT_STATE)
+			c->state_dir = optarg;
+		else if (o == OPT_TIMEOUT) {
+			if (parse_u64("--timeout", optarg, 1, 24 * 3600 * 1000ull, &timeout_ms) < 0)
+				return CR_EXIT_USAGE;
+		} else {
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	struct cr_sandbox *sbp;
+	int rc = open_id(c, argc, argv, &sbp);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	if (optind < argc && strcmp(argv[optind], "--") == 0)
+		optind++;
+	if (optind >= argc) {
+		fprintf(stderr, "corral sandbox exec: no program (-- PROGRAM [ARG...])\n");
+		return CR_EXIT_USAGE;
+	}
+	json_t *args = json_array();
+	for (int i = optind; i < argc; i++)
+		json_array_append_new(args, json_string(argv[i]));
+	char id[64];
+	snprintf(id, sizeof(id), "cli-%d-%ld", (int)getpid(), (long)time(NULL));
+	json_t *req = json_pack("{s:s, s:s, s:o, s:I}", "id", id, "op", "exec", "argv", args,
+				"timeout_ms", (json_int_t)timeout_ms);
+	struct cr_error err;
+	int fd = connect_control(sb, &err);
+	if (fd < 0 || !req) {
+		json_decref(req);
+		fprintf(stderr, "corral sandbox exec: %s\n", fd < 0 ? err.msg : "no memory");
+		return CR_EXIT_FAIL;
+	}
+	json_t *resp = NULL;
+	int r = cr_init_call(fd, req, (int)timeout_ms + 10000, &resp, &err);
+	close(fd);
+	json_decref(req);
+	if (r < 0) {
+		enum cr_sandbox_state st;
+		struct cr_error e2;
+		if (r == -ETIMEDOUT && cr_sandbox_state(sb, &st, &e2) == 0 &&
+		    st == CR_SANDBOX_PAUSED)
+			fprintf(stderr,
+				"corral sandbox exec: sandbox %s is paused: no answer within "
+				"the timeout (corral sandbox resume %s)\n",
+				cr_sandbox_id(sb), cr_sandbox_id(sb));
+		else
+			fprintf(stderr, "corral sandbox exec: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		fprintf(stderr, "corral sandbox exec: %s\n",
+			json_string_value(json_object_get(resp, "error")) ?: "failed");
+		json_decref(resp);
+		return CR_EXIT_FAIL;
+	}
+	const char *out = json_string_value(json_object_get(resp, "stdout"));
+	const char *errs = json_string_value(json_object_get(resp, "stderr"));
+	if (out)
+		fputs(out, stdout);
+	if (errs)
+		fputs(errs, stderr);
+	int status = 1;
+	json_t *code = json_object_get(resp, "exit_code");
+	if (json_is_integer(code))
+		status = (int)json_integer_value(code);
+	else if (json_is_true(json_object_get(resp, "timed_out")))
+		status = 124;
+	else
+		status = 128 + 9;
+	json_decref(resp);
+	return status;
+}
+
+static int cmd_ls(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ 0 },
+	};
+	bool json = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == OPT_STATE)
+			c->state_dir = optarg;
+		else if (o == OPT_JSON)
+			json = true;
+		else {
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	char **ids;
+	size_t n;
+	struct cr_error err;
+	if (cr_sandbox_list(c->state_dir, &ids, &n, &err) < 0) {
+		fprintf(stderr, "corral sandbox ls: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	json_t *arr = json_array();
+	if (!json)
+		printf("%-32s %-8s %8s  %s\n", "ID", "STATE", "PID", "ADDRESS");
+	for (size_t i = 0; i < n; i++) {
+		struct cr_sandbox *sb;
+		const char *state = "unknown";
+		char addr[32] = "-";
+		long pid = 0;
+		if (cr_sandbox_open(c->state_dir, ids[i], &sb, &err) == 0) {
+			enum cr_sandbox_state st;
+			if (cr_sandbox_state(sb, &st, &err) == 0)
+				state = cr_sandbox_state_name(st);
+			pid = cr_sandbox_pid(sb);
+			const struct cr_veth *v = cr_sandbox_veth(sb);
+			if (v)
+				inet_ntop(AF_INET, &v->sandbox_addr, addr, sizeof(addr));
+			cr_sandbox_free(sb);
+		}
+		if (json)
+			json_array_append_new(arr,
+					      json_pack("{s:s, s:s, s:I, s:s?}", "id", ids[i],
+							"state", state, "pid", (json_int_t)pid,
+							"address", addr[0] == '-' ? NULL : addr));
+		else
+			printf("%-32s %-8s %8ld  %s\n", ids[i], state, pid, addr);
+		free(ids[i]);
+	}
+	free(ids);
+	if (json) {
+		char *s = json_dumps(arr, JSON_INDENT(2));
+		if (s)
+			puts(s);
+		free(s);
+	}
+	json_decref(arr);
+	return CR_EXIT_OK;
+}
+
+static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "keep-workspace", no_argument, NULL, OPT_KEEP },
+		{ 0 },
+	};
+	bool keep = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o == OPT_STATE)
+			c->state_dir = optarg;
+		else if (o == OPT_KEEP && strcmp(verb, "destroy") == 0)
+			keep = true;
+		else {
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	struct cr_sandbox *sbp;
+	int rc = open_id(c, argc, argv, &sbp);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	if (optind != argc) {
+		fprintf(stderr, "corral sandbox %s: unexpected argument \"%s\"\n", verb,
+			argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+	struct cr_error err;
+	int r = strcmp(verb, "pause") == 0    ? cr_sandbox_pause(sb, &err)
+		: strcmp(verb, "resume") == 0 ? cr_sandbox_resume(sb, &err)
+					      : cr_sandbox_destroy(sb, keep, &err);
+	if (r < 0) {
+		fprintf(stderr, "corral sandbox %s: %s\n", verb, err.msg);
+		return CR_EXIT_FAIL;
+	}
+	return CR_EXIT_OK;
+}
+
+int cr_cli_sandbox(int argc, char **argv)
+{
+	struct common c = { .state_dir = CONFIG_CORRAL_STATE_DIR };
+	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? CR_EXIT_USAGE : CR_EXIT_OK;
+	}
+	const char *verb = argv[1];
+	argc--;
+	argv++;
+	optind = 1;
+	if (strcmp(verb, "create") == 0)
+		return cmd_create(argc, argv, &c);
+	if (strcmp(verb, "exec") == 0)
+		return cmd_exec(argc, argv, &c);
+	if (strcmp(verb, "ls") == 0)
+		return cmd_ls(argc, argv, &c);
+	if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
+	    strcmp(verb, "destroy") == 0)
+		return cmd_simple(argc, argv, &c, verb);
+	fprintf(stderr, "corral sandbox: unknown verb \"%s\" (corral sandbox help)\n", verb);
+	return CR_EXIT_USAGE;
+}
