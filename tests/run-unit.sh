@@ -8,7 +8,10 @@ bin=$build/tests/unit
 
 before=$(ls -d /tmp/corral-test-* 2>/dev/null)
 # The sandboxes' default parent group: tests must use their own, so it must not appear.
-subtree_before=$(ls -d "$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)"/corral 2>/dev/null)
+cg_mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+subtree_before=$(ls -d "$cg_mount"/corral 2>/dev/null)
+# Groups that were there before (another run's, on a shared machine) are not ours to judge.
+cgroups_before=$(ls -d "$cg_mount"/corral-test-* "$cg_mount"/corral-probe-* 2>/dev/null)
 veths_before=$(ls /sys/class/net 2>/dev/null | grep '^cr-')
 loops_before=$(losetup -a 2>/dev/null | cut -d: -f1)
 log=$(mktemp /tmp/corral-unit.XXXXXX)
@@ -36,6 +39,7 @@ if [ -n "$mount" ]; then
 	[ -z "$subtree_before" ] && leaked="$leaked $mount/corral"
 	for cg in $leaked; do
 		[ -d "$cg" ] || continue
+		grep -qxF "$cg" <<<"$cgroups_before" && continue
 		echo "unit: leaked cgroup $cg"
 		find "$cg" -depth -type d | while read -r d; do
 			echo 1 > "$d/cgroup.kill" 2>/dev/null

@@ -514,6 +514,8 @@ static int egress_child(void *arg)
 		step = 14; /* the host sees the sandbox's own address */
 	else if (read(c, buf, sizeof(buf) - 1) < 2 || strncmp(buf, "hi", 2) != 0)
 		step = 15;
+	if (c >= 0)
+		close(c); /* (busybox nc exits only when the other side closes) */
 	int status;
 	if (cr_sandbox_wait(sb, 20000, &status, &err) < 0 || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0) {
