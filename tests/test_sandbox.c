@@ -64,31 +64,43 @@ static void cfg_cgroup(struct run *r, struct cr_sandbox_config *cfg)
 	cfg->cgroup_parent = r->cgroup;
 }
 
-/* Runs script with /bin/sh -c in a new sandbox, collects its stdout and stderr and exit
- * status; the sandbox is left for the caller to inspect and destroy. */
-static void run_in(struct run *r, struct cr_sandbox_config *cfg, const char *script)
+/* Creates a sandbox running argv with its stdout and stderr on a pipe; returns the pipe's
+ * read end (collect() reads it). */
+static int start(struct run *r, struct cr_sandbox_config *cfg, const char *const *argv,
+		 bool *ret_limits)
 {
 	int p[2];
 	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-	const char *argv[] = { "/bin/sh", "-c", script, NULL };
 	cfg->argv = argv;
 	cfg->stdio[1] = cfg->stdio[2] = p[1];
 	struct cr_error err;
-	int rc = cr_sandbox_create(cfg, &r->sb, NULL, &err);
+	int rc = cr_sandbox_create(cfg, &r->sb, ret_limits, &err);
 	close(p[1]);
 	cr_assert_eq(rc, 0, "create: %s", err.msg);
+	return p[0];
+}
+
+/* Reads the sandbox's output to the end (closing fd) and waits for its PID 1. */
+static void collect(struct run *r, int fd, const char *what)
+{
+	ssize_t n;
 	r->len = 0;
-	for (;;) {
-		ssize_t n = read(p[0], r->out + r->len, sizeof(r->out) - 1 - r->len);
-		if (n <= 0)
-			break;
+	while ((n = read(fd, r->out + r->len, sizeof(r->out) - 1 - r->len)) > 0)
 		r->len += (size_t)n;
-	}
-	close(p[0]);
+	close(fd);
 	r->out[r->len] = '\0';
 	if (getenv("CORRAL_TEST_VERBOSE"))
-		fprintf(stderr, "--- sandbox output of: %s\n%s---\n", script, r->out);
-	cr_assert_eq(cr_sandbox_wait(r->sb, 30000, &r->status, &err), 0, "%s", err.msg);
+		fprintf(stderr, "--- sandbox output of: %s\n%s---\n", what, r->out);
+	struct cr_error err;
+	cr_assert_eq(cr_sandbox_wait(r->sb, 60000, &r->status, &err), 0, "%s", err.msg);
+}
+
+/* Runs script with /bin/sh -c in a new sandbox and collects its output and exit status; the
+ * sandbox is left for the caller to inspect and destroy. */
+static void run_in(struct run *r, struct cr_sandbox_config *cfg, const char *script)
+{
+	const char *argv[] = { "/bin/sh", "-c", script, NULL };
+	collect(r, start(r, cfg, argv, NULL), script);
 }
 
 static void done(struct run *r);
@@ -103,28 +115,15 @@ static void run_limited(struct run *r, const char *script, uint64_t memory_max, 
 	cfg_cgroup(r, &cfg);
 	cfg.memory_max = memory_max;
 	cfg.pids_max = pids_max;
-	int p[2];
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
 	const char *argv[] = { "/bin/sh", "-c", script, NULL };
-	cfg.argv = argv;
-	cfg.stdio[1] = cfg.stdio[2] = p[1];
-	struct cr_error err;
 	bool limits = false;
-	int rc = cr_sandbox_create(&cfg, &r->sb, &limits, &err);
-	close(p[1]);
-	cr_assert_eq(rc, 0, "create: %s", err.msg);
+	int fd = start(r, &cfg, argv, &limits);
 	if (!limits) {
-		close(p[0]);
+		close(fd);
 		done(r);
 	}
 	cr_test_need(limits, "cgroup limits unavailable (controllers cannot be enabled)");
-	ssize_t n;
-	r->len = 0;
-	while ((n = read(p[0], r->out + r->len, sizeof(r->out) - 1 - r->len)) > 0)
-		r->len += (size_t)n;
-	close(p[0]);
-	r->out[r->len] = '\0';
-	cr_assert_eq(cr_sandbox_wait(r->sb, 60000, &r->status, &err), 0, "%s", err.msg);
+	collect(r, fd, script);
 }
 
 static void run(struct run *r, const char *script)
@@ -411,20 +410,9 @@ Test(sandbox, a_hostile_agent_is_stopped_and_we_know_by_what, .timeout = 60)
 	cfg_cgroup(&r, &cfg);
 	cfg.workspace = ws;
 	const char *argv[] = { "/workspace/escape-probe", pid, port, NULL };
-	int p[2];
-	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
-	cfg.argv = argv;
-	cfg.stdio[1] = cfg.stdio[2] = p[1];
-	struct cr_error err;
-	int rc = cr_sandbox_create(&cfg, &r.sb, NULL, &err);
-	close(p[1]);
-	cr_assert_eq(rc, 0, "create: %s", err.msg);
-	ssize_t n;
-	while ((n = read(p[0], r.out + r.len, sizeof(r.out) - 1 - r.len)) > 0)
-		r.len += (size_t)n;
-	close(p[0]);
+	collect(&r, start(&r, &cfg, argv, NULL), "escape-probe");
 	close(l);
-	cr_assert_eq(cr_sandbox_wait(r.sb, 30000, &r.status, &err), 0, "%s", err.msg);
+	struct cr_error err;
 	cr_assert(exited_zero(&r), "probe status %d: %s", r.status, r.out);
 
 	size_t nrules;

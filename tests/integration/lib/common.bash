@@ -172,3 +172,50 @@ copy_tree() {
 # "${CLEAN_MAKE[@]}" TARGET..., also under run.
 CLEAN_MAKE=(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES -u O -u V -u KCONFIG_CONFIG
 	-u KCONFIG_AUTOCONFIG -u KCONFIG_AUTOHEADER -u KCONFIG_TRISTATE -u KCONFIG_ALLCONFIG make)
+
+# build_with_option_off OPTION LIB: in a fresh copy of the tree at $TMP/src (which becomes the
+# working directory), turns CONFIG_<OPTION> off and builds the programs and the unit tests;
+# fails unless .config and autoconf.h say it is off and no program links lib<LIB>. Skips
+# without the kconfig tools.
+build_with_option_off() {
+	local opt=$1 lib=$2 p
+	for p in make kconfig-conf kconfig-tweak; do
+		command -v $p >/dev/null || skip "$p is not installed (scripts/deps.sh)"
+	done
+	copy_tree "$TMP/src"
+	cd "$TMP/src"
+	run -t 60 "${CLEAN_MAKE[@]}" defconfig
+	expect_rc 0 "make defconfig"
+	kconfig-tweak --file .config --disable "$opt"
+	run -t 60 "${CLEAN_MAKE[@]}" olddefconfig
+	expect_rc 0 "make olddefconfig"
+	grep -qx "# CONFIG_$opt is not set" .config || fail ".config: $opt is still on"
+	run -t 300 "${CLEAN_MAKE[@]}" -j2 all build/tests/unit
+	if [ "$rc" != 0 ]; then
+		printf '%s\n' "$OUT" "$ERR" | tail -n 40 >&2
+		fail "make with $opt off: exit status $rc"
+	fi
+	if grep -Eq "^#define CONFIG_$opt( |\$)" include/generated/autoconf.h; then
+		fail "autoconf.h still defines CONFIG_$opt"
+	fi
+	if command -v ldd >/dev/null; then
+		for p in build/corral build/corrald build/tests/unit; do
+			expect_no_match "$lib" "$(ldd $p)" "$p links $lib with $opt off"
+		done
+	fi
+}
+
+# unit_tests_pass FILTER MIN: runs the unit tests matching FILTER (in the current tree's
+# build/) one at a time; fails unless all pass and at least MIN of them ran.
+unit_tests_pass() {
+	run -t 300 build/tests/unit --jobs 1 --filter "$1"
+	if [ "$rc" != 0 ]; then
+		printf '%s\n' "$OUT" "$ERR" | tail -n 40 >&2
+		fail "unit tests $1: exit status $rc"
+	fi
+	local summary
+	summary=$(printf '%s\n' "$OUT" "$ERR" | grep -E '^unit: ' | tail -n 1)
+	[[ $summary =~ ^unit:\ ([0-9]+)\ passed,\ 0\ failed ]] || fail "$1: no clean summary: $summary"
+	[ "${BASH_REMATCH[1]}" -ge "$2" ] || fail "$1: only ${BASH_REMATCH[1]} tests ran: $summary"
+	echo "$1: $summary"
+}
