@@ -25,6 +25,7 @@
 
 #include "bench.h"
 #include "corral/cleanup.h"
+#include "corral/fileio.h"
 #include "corral/log.h"
 
 #define EVENT_SIZE 200 /* bytes of JSON payload per timed event */
@@ -232,82 +233,6 @@ static void latency_of(uint64_t *v, size_t n, struct latency *ret)
 
 /* --- the work directory -------------------------------------------------------------------- */
 
-/* A post-order walk of a directory tree that never follows symbolic links: file() for each
- * entry that is not a directory, dir() for each directory once its entries are done. */
-struct walk {
-	const char *top; /* for messages */
-	bool missing_ok; /* an entry gone before it is looked at is skipped */
-	int (*file)(struct walk *w, int at, const char *name, const struct stat *st,
-		    struct cr_error *err);
-	int (*dir)(struct walk *w, int at, const char *name, int fd, struct cr_error *err);
-	size_t files; /* counted by the actions that want to */
-};
-
-static int walk_at(struct walk *w, int at, const char *name, unsigned depth, struct cr_error *err)
-{
-	struct stat st;
-
-	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-		if (errno == ENOENT && w->missing_ok)
-			return 0;
-		return cr_error_errno(err, errno, "stat %s in %s", name, w->top);
-	}
-	if (!S_ISDIR(st.st_mode))
-		return w->file(w, at, name, &st, err);
-	if (depth >= TREE_DEPTH_MAX)
-		return cr_error_set(err, ELOOP, "%s: directories nested deeper than %u", w->top,
-				    TREE_DEPTH_MAX);
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return cr_error_errno(err, errno, "open directory %s in %s", name, w->top);
-	_cleanup_closedir_ DIR *d = fdopendir(fd);
-	if (!d) {
-		int e = errno;
-		close(fd);
-		return cr_error_errno(err, e, "read directory %s in %s", name, w->top);
-	}
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			if (errno)
-				return cr_error_errno(err, errno, "read directory %s in %s", name,
-						      w->top);
-			break;
-		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		int r = walk_at(w, dirfd(d), de->d_name, depth + 1, err);
-		if (r < 0)
-			return r;
-	}
-	return w->dir(w, at, name, dirfd(d), err);
-}
-
-static int remove_file(struct walk *w, int at, const char *name, const struct stat *st,
-		       struct cr_error *err)
-{
-	(void)st;
-	if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
-		return cr_error_errno(err, errno, "remove %s in %s", name, w->top);
-	return 0;
-}
-
-static int remove_dir(struct walk *w, int at, const char *name, int fd, struct cr_error *err)
-{
-	(void)fd;
-	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		return cr_error_errno(err, errno, "remove directory %s in %s", name, w->top);
-	return 0;
-}
-
-/* Removes path and everything below it. */
-static int remove_tree(const char *path, struct cr_error *err)
-{
-	struct walk w = { .top = path, .missing_ok = true, .file = remove_file, .dir = remove_dir };
-	return walk_at(&w, AT_FDCWD, path, 0, err);
-}
-
 struct workdir {
 	char path[PATH_MAX];
 	bool made;
@@ -328,7 +253,7 @@ static int workdir_remove(struct workdir *w, struct cr_error *err)
 {
 	if (!w->made)
 		return 0;
-	int r = remove_tree(w->path, err);
+	int r = cr_remove_tree(w->path, err);
 	if (r < 0)
 		return r;
 	w->made = false;
@@ -347,7 +272,7 @@ static void workdir_cleanup(struct workdir *w)
 
 /* Eviction: every regular file is fsynced and its pages dropped from the page cache, every
  * directory fsynced, so the next open reads from the disk. */
-static int evict_file(struct walk *w, int at, const char *name, const struct stat *st,
+static int evict_file(struct cr_walk *w, int at, const char *name, const struct stat *st,
 		      struct cr_error *err)
 {
 	if (!S_ISREG(st->st_mode))
@@ -364,7 +289,7 @@ static int evict_file(struct walk *w, int at, const char *name, const struct sta
 	return 0;
 }
 
-static int evict_dir(struct walk *w, int at, const char *name, int fd, struct cr_error *err)
+static int evict_dir(struct cr_walk *w, int at, const char *name, int fd, struct cr_error *err)
 {
 	(void)at;
 	if (fsync(fd) < 0)
@@ -1205,8 +1130,10 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 		return r;
 	cr_log_close(TAKE_PTR(log));
 
-	struct walk evict = { .top = dir, .file = evict_file, .dir = evict_dir };
-	r = walk_at(&evict, AT_FDCWD, dir, 0, err);
+	struct cr_walk evict = {
+		.top = dir, .max_depth = TREE_DEPTH_MAX, .file = evict_file, .dir = evict_dir
+	};
+	r = cr_walk(&evict, err);
 	if (r < 0)
 		return r;
 	if (cancelled(opts->cancel))

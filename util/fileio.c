@@ -1,7 +1,9 @@
-/* util/fileio: small whole-file reads and single-write stores. Every fd is O_CLOEXEC. */
+/* util/fileio: small whole-file reads and single-write stores, and tree walks that follow no
+ * symbolic link. Every fd is O_CLOEXEC. */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -82,58 +84,76 @@ int cr_write_file(const char *path, const char *value, struct cr_error *err)
 	return cr_write_file_at(AT_FDCWD, path, value, err);
 }
 
-/* Empties the directory fd (which it closes); depth bounds the recursion. */
-static int empty_dir(int fd, const char *path, int depth, struct cr_error *err)
+static int walk_at(struct cr_walk *w, int at, const char *name, unsigned depth,
+		   struct cr_error *err)
 {
-	DIR *d = fdopendir(fd);
+	struct stat st;
+
+	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT && w->missing_ok)
+			return 0;
+		return cr_error_errno(err, errno, "stat %s in %s", name, w->top);
+	}
+	if (!S_ISDIR(st.st_mode))
+		return w->file(w, at, name, &st, err);
+	if (depth >= w->max_depth)
+		return cr_error_set(err, ELOOP, "%s: directories nested deeper than %u", w->top,
+				    w->max_depth);
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "open directory %s in %s", name, w->top);
+	_cleanup_closedir_ DIR *d = fdopendir(fd);
 	if (!d) {
 		int e = errno;
 		close(fd);
-		return cr_error_errno(err, e, "read %s", path);
+		return cr_error_errno(err, e, "read directory %s in %s", name, w->top);
 	}
-	_cleanup_closedir_ DIR *dp = d;
-	struct dirent *de;
-	while ((errno = 0, de = readdir(d))) {
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno)
+				return cr_error_errno(err, errno, "read directory %s in %s", name,
+						      w->top);
+			break;
+		}
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		if (unlinkat(fd, de->d_name, 0) == 0 || errno == ENOENT)
-			continue;
-		if (errno != EISDIR && errno != EPERM)
-			return cr_error_errno(err, errno, "remove %s/%s", path, de->d_name);
-		if (depth > 256)
-			return cr_error_set(err, ELOOP, "remove %s: nested too deep", path);
-		int sub = openat(fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (sub < 0)
-			return cr_error_errno(err, errno, "open %s/%s", path, de->d_name);
-		char subpath[PATH_MAX];
-		snprintf(subpath, sizeof(subpath), "%s/%s", path, de->d_name);
-		int r = empty_dir(sub, subpath, depth + 1, err);
+		int r = walk_at(w, dirfd(d), de->d_name, depth + 1, err);
 		if (r < 0)
 			return r;
-		if (unlinkat(fd, de->d_name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-			return cr_error_errno(err, errno, "remove %s", subpath);
 	}
-	if (errno)
-		return cr_error_errno(err, errno, "read %s", path);
+	return w->dir(w, at, name, dirfd(d), err);
+}
+
+int cr_walk(struct cr_walk *w, struct cr_error *err)
+{
+	return walk_at(w, AT_FDCWD, w->top, 0, err);
+}
+
+static int remove_file(struct cr_walk *w, int at, const char *name, const struct stat *st,
+		       struct cr_error *err)
+{
+	(void)st;
+	if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove %s in %s", name, w->top);
+	return 0;
+}
+
+static int remove_dir(struct cr_walk *w, int at, const char *name, int fd, struct cr_error *err)
+{
+	(void)fd;
+	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove directory %s in %s", name, w->top);
 	return 0;
 }
 
 int cr_remove_tree(const char *path, struct cr_error *err)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		if (errno == ENOTDIR || errno == ELOOP)
-			return unlink(path) < 0 && errno != ENOENT
-				       ? cr_error_errno(err, errno, "remove %s", path)
-				       : 0;
-		return cr_error_errno(err, errno, "open %s", path);
-	}
-	int r = empty_dir(fd, path, 0, err);
-	if (r < 0)
-		return r;
-	if (rmdir(path) < 0 && errno != ENOENT)
-		return cr_error_errno(err, errno, "remove %s", path);
-	return 0;
+	struct cr_walk w = { .top = path,
+			     .missing_ok = true,
+			     .max_depth = 256,
+			     .file = remove_file,
+			     .dir = remove_dir };
+	return cr_walk(&w, err);
 }

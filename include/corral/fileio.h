@@ -1,9 +1,12 @@
 /* util/fileio: whole-file reads and single-write stores for small kernel and config files
- * (cgroupfs, procfs, sysfs), where the error of the one write() is the answer. */
+ * (cgroupfs, procfs, sysfs), where the error of the one write() is the answer; and walks and
+ * removals of directory trees that never follow a symbolic link. */
 #ifndef CORRAL_FILEIO_H
 #define CORRAL_FILEIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include "corral/error.h"
 
@@ -17,8 +20,24 @@ int cr_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
 int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_error *err);
 int cr_write_file(const char *path, const char *value, struct cr_error *err);
 
+/* A post-order walk of the tree at top that never follows a symbolic link: file() for each
+ * entry that is not a directory, dir() (with an fd of it) for each directory once its entries
+ * are done. Deeper than max_depth is -ELOOP. */
+struct cr_walk {
+	const char *top;
+	bool missing_ok; /* an entry gone before it is looked at is skipped */
+	unsigned max_depth;
+	int (*file)(struct cr_walk *w, int at, const char *name, const struct stat *st,
+		    struct cr_error *err);
+	int (*dir)(struct cr_walk *w, int at, const char *name, int fd, struct cr_error *err);
+	size_t files; /* counted by the actions that want to */
+};
+
+int cr_walk(struct cr_walk *w, struct cr_error *err);
+
 /* Removes path and everything below it without following a symbolic link anywhere (a tree a
- * sandbox wrote may hold links to anything). A missing path is not an error. */
+ * sandbox wrote may hold links to anything); a link given as path is removed itself. A missing
+ * path is not an error; a tree deeper than 256 directories is -ELOOP. */
 int cr_remove_tree(const char *path, struct cr_error *err);
 
 #endif
