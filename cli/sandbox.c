@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,6 +251,18 @@ static int open_id(struct common *c, int argc, char **argv, struct cr_sandbox **
 	return CR_EXIT_OK;
 }
 
+/* The number of a signal named like "SIGKILL" (as corral-init reports it); SIGKILL when it
+ * is not one. */
+static int signal_number(const char *name)
+{
+	for (int n = 1; name && strncmp(name, "SIG", 3) == 0 && n < NSIG; n++) {
+		const char *abbrev = sigabbrev_np(n);
+		if (abbrev && strcmp(abbrev, name + 3) == 0)
+			return n;
+	}
+	return SIGKILL;
+}
+
 static int cmd_exec(int argc, char **argv, struct common *c)
 {
 	static const struct option opts[] = {
@@ -331,7 +344,7 @@ static int cmd_exec(int argc, char **argv, struct common *c)
 	else if (json_is_true(json_object_get(resp, "timed_out")))
 		status = 124;
 	else
-		status = 128 + 9;
+		status = 128 + signal_number(json_string_value(json_object_get(resp, "signal")));
 	json_decref(resp);
 	return status;
 }

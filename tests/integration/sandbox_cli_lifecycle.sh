@@ -29,6 +29,8 @@ expect_match '^itest$' "$OUT" "hostname"
 expect_match '^0$' "$OUT" "uid inside"
 expect_match 'oops' "$ERR" "stderr"
 [ "$(cat "$state/sandboxes/$id/workspace/f")" = made ] || fail "the workspace is not the host's directory"
+run "$CORRAL" sandbox exec "${sb[@]}" "$id" -- sh -c 'kill -TERM $$'
+expect_rc 143 "a program ended by SIGTERM: 128+15"
 
 run "$CORRAL" sandbox ls "${sb[@]}"
 expect_rc 0 "ls"
