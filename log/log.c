@@ -23,13 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
 #ifdef CONFIG_CORRAL_IO_URING
 #include <liburing.h>
 #endif
 
 #include "corral/cleanup.h"
 #include "corral/id.h"
+#include "corral/json.h"
 #include "corral/log.h"
 #include "log/catalog.h"
 #include "log/format.h"
@@ -1569,14 +1569,10 @@ int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_lo
 				    "event %s: payload of %zu bytes is above the %zu "
 				    "byte bound",
 				    a->type, a->payload_len, log->opts.max_payload);
-	json_error_t jerr;
-	json_t *j = json_loadb(a->payload, a->payload_len, 0, &jerr);
-	if (!j)
-		return cr_error_set(err, EINVAL, "event %s: payload is not valid JSON: %s (at %d)",
-				    a->type, jerr.text, jerr.position);
-	bool object = json_is_object(j);
-	json_decref(j);
-	if (!object)
+	int kind = cr_json_check(a->payload, a->payload_len, err);
+	if (kind < 0)
+		return cr_error_prefix(err, "event %s: payload is not valid JSON", a->type);
+	if (kind != CR_JSON_OBJECT)
 		return cr_error_set(err, EINVAL, "event %s: payload is not a JSON object", a->type);
 
 	struct req *r = new_req(REQ_EVENT, a->session);
