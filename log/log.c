@@ -108,10 +108,12 @@ struct cr_log {
 	struct cr_log_options opts;
 	sqlite3 *catalog;
 
-	pthread_mutex_t qlock; /* the queue and stopping */
+	pthread_mutex_t qlock; /* the queue, stopping and who holds the writer's role */
 	pthread_cond_t work;
 	struct req *head, *tail;
 	bool stopping;
+	bool writer_active; /* the writer thread has a batch (or its callbacks) in hand */
+	bool inline_active; /* an appending thread writes its own batch (see append_inline) */
 
 	pthread_mutex_t lock; /* sessions, segments, stats, failure */
 	pthread_cond_t durable;
@@ -145,6 +147,7 @@ struct cr_log {
 	uint8_t *buf;
 	size_t buf_cap;
 	uint8_t rand_pool[4096]; /* event ids, drawn 16 bytes at a time (writer only) */
+	/* "writer only": the writer thread, or an appending thread while inline_active */
 	size_t rand_used;
 #ifdef CONFIG_CORRAL_IO_URING
 	struct io_uring ring;
@@ -975,35 +978,51 @@ static int wait_write_sync(struct cr_log *log, int *ret_wres, int *ret_sres, str
 
 #endif
 
-static int write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_t len, uint64_t off,
-		      unsigned *ret_syncs, struct cr_error *err)
+/* One write of buf at off and, if all of it was written, a sync: on the writer's io_uring, or
+ * with plain system calls (ring false; the only way without io_uring). The write's result
+ * (bytes or -errno) in *ret_wres; the sync's (0, -errno, or -ECANCELED when it did not run) in
+ * *ret_sres. */
+static int write_sync_once(struct cr_log *log, bool ring, int fd, const uint8_t *buf, size_t len,
+			   uint64_t off, int *ret_wres, int *ret_sres, struct cr_error *err)
+{
+#ifdef CONFIG_CORRAL_IO_URING
+	if (ring) {
+		int r = submit_write_sync(log, fd, buf, len, off, err);
+		return r < 0 ? r : wait_write_sync(log, ret_wres, ret_sres, err);
+	}
+#else
+	(void)log;
+	(void)ring;
+	(void)err;
+#endif
+	ssize_t w;
+	do
+		w = pwrite(fd, buf, len, (off_t)off);
+	while (w < 0 && errno == EINTR);
+	*ret_wres = w < 0 ? -errno : (int)w;
+	*ret_sres = -ECANCELED;
+	if (*ret_wres == (int)len) {
+		int r;
+		do
+			r = fdatasync(fd);
+		while (r < 0 && errno == EINTR);
+		*ret_sres = r < 0 ? -errno : 0;
+	}
+	return 0;
+}
+
+/* Writes all of buf at off and syncs it, going on after short writes. */
+static int write_sync(struct cr_log *log, bool ring, int fd, const uint8_t *buf, size_t len,
+		      uint64_t off, unsigned *ret_syncs, struct cr_error *err)
 {
 	size_t done = 0;
 	*ret_syncs = 0;
 	while (done < len) {
 		int wres, sres;
-#ifdef CONFIG_CORRAL_IO_URING
-		int r = submit_write_sync(log, fd, buf + done, len - done, off + done, err);
-		if (r == 0)
-			r = wait_write_sync(log, &wres, &sres, err);
+		int r = write_sync_once(log, ring, fd, buf + done, len - done, off + done, &wres,
+					&sres, err);
 		if (r < 0)
 			return r;
-#else
-		(void)log;
-		ssize_t w;
-		do
-			w = pwrite(fd, buf + done, len - done, (off_t)(off + done));
-		while (w < 0 && errno == EINTR);
-		wres = w < 0 ? -errno : (int)w;
-		sres = -ECANCELED;
-		if (wres == (int)(len - done)) {
-			int r;
-			do
-				r = fdatasync(fd);
-			while (r < 0 && errno == EINTR);
-			sres = r < 0 ? -errno : 0;
-		}
-#endif
 		if (wres < 0)
 			return cr_error_errno(err, -wres,
 					      "write %zu bytes to the log at offset %llu",
@@ -1039,8 +1058,8 @@ static int reap_write_sync(struct cr_log *log, int fd, const uint8_t *buf, size_
 		return 0;
 	}
 	/* short write: the linked sync was cancelled; the rest goes the slow way */
-	return write_sync(log, fd, buf + wres, len - (size_t)wres, off + (uint64_t)wres, ret_syncs,
-			  err);
+	return write_sync(log, true, fd, buf + wres, len - (size_t)wres, off + (uint64_t)wres,
+			  ret_syncs, err);
 }
 #endif
 
@@ -1213,6 +1232,7 @@ static void catalog_note(struct cr_log *log, struct session *s)
 /* A batch from its submission to its completion. */
 struct batch {
 	struct req *reqs;
+	bool ring; /* written on the io_uring (by the writer thread), else with system calls */
 	size_t used;
 	uint32_t nframes;
 	bool submitted;
@@ -1291,9 +1311,10 @@ static void start_batch(struct cr_log *log, struct batch *b)
 	b->off = log->cur_off;
 	b->start_ns = now_ns(CLOCK_MONOTONIC);
 #ifdef CONFIG_CORRAL_IO_URING
-	b->r = submit_write_sync(log, b->fd, log->buf, used, b->off, &b->err);
+	if (b->ring)
+		b->r = submit_write_sync(log, b->fd, log->buf, used, b->off, &b->err);
 #endif
-	b->submitted = b->r == 0;
+	b->submitted = b->r == 0; /* (without the ring, finish_batch writes it) */
 }
 
 /* Waits for the batch to be durable, then publishes it; or fails and undoes it. */
@@ -1302,10 +1323,13 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 	unsigned syncs = 0;
 	if (b->submitted) {
 #ifdef CONFIG_CORRAL_IO_URING
-		b->r = reap_write_sync(log, b->fd, log->buf, b->used, b->off, &syncs, &b->err);
-#else
-		b->r = write_sync(log, b->fd, log->buf, b->used, b->off, &syncs, &b->err);
+		if (b->ring)
+			b->r = reap_write_sync(log, b->fd, log->buf, b->used, b->off, &syncs,
+					       &b->err);
+		else
 #endif
+			b->r = write_sync(log, false, b->fd, log->buf, b->used, b->off, &syncs,
+					  &b->err);
 		if (b->r < 0) {
 			/* Whatever the kernel said (a loop device over a full file system gives
 			 * ENOSPC here), the batch may be partly on disk: that is -EIO, never the
@@ -1358,24 +1382,43 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 static void waiter_done(void *arg, int result, const struct cr_log_appended *ev,
 			const struct cr_error *err);
 
-/* Tells requests of a finished batch their result: with blocking false, those that have an
- * asynchronous callback, returning the rest (blocked threads) to be woken later. */
-static struct req *complete_batch(struct cr_log *log, struct req *reqs, bool blocking)
+/* The first half of telling a finished batch's requests their result, done by whoever holds the
+ * writer's role: notes new sessions and leases in the catalog (one connection, used by the role's
+ * holder only) and runs the asynchronous callbacks. Returns the requests of blocked threads, for
+ * wake_blocked(), which needs no role. */
+static struct req *run_callbacks(struct cr_log *log, struct req *reqs)
 {
-	struct req *rest = NULL, **tail = &rest;
+	struct req *blocked = NULL, **tail = &blocked;
 	for (struct req *q = reqs, *next; q; q = next) {
 		next = q->next;
-		if (!blocking && q->done == waiter_done) {
+		if (q->result == 0 && (q->kind == REQ_CREATE || q->kind == REQ_ACQUIRE))
+			catalog_note(log, q->s);
+		if (q->done == waiter_done) {
 			*tail = q;
 			tail = &q->next;
 			continue;
 		}
-		if (q->result == 0 && (q->kind == REQ_CREATE || q->kind == REQ_ACQUIRE))
-			catalog_note(log, q->s);
 		complete(q);
 	}
 	*tail = NULL;
-	return rest;
+	return blocked;
+}
+
+static void wake_blocked(struct req *blocked)
+{
+	for (struct req *q = blocked, *next; q; q = next) {
+		next = q->next;
+		complete(q);
+	}
+}
+
+/* The writer thread gives up the writer's role if nothing is queued (see append_inline). */
+static void writer_release_if_idle(struct cr_log *log)
+{
+	pthread_mutex_lock(&log->qlock);
+	if (!log->head)
+		log->writer_active = false;
+	pthread_mutex_unlock(&log->qlock);
 }
 
 /* Takes everything queued while the last batch was being written, up to a bound. */
@@ -1404,7 +1447,9 @@ static struct req *take_batch(struct cr_log *log)
  * they make at once join batch n+1 rather than wait a whole sync for batch n+2 (closed-loop
  * callers would otherwise settle into two groups taking turns, each waiting two syncs). Threads
  * blocked in cr_log_append are woken only after batch n+1 is submitted: waking dozens of
- * threads costs more CPU than a sync takes, and this way it overlaps the next batch's I/O. */
+ * threads costs more CPU than a sync takes, and this way it overlaps the next batch's I/O. When
+ * there is no batch n+1 the writer gives up its role before waking them, so that a woken
+ * thread's next append finds the log idle and writes itself (append_inline). */
 static void *writer_main(void *arg)
 {
 	struct cr_log *log = arg;
@@ -1427,19 +1472,22 @@ static void *writer_main(void *arg)
 #endif
 	for (;;) {
 		pthread_mutex_lock(&log->qlock);
-		while (!log->head && !log->stopping && !done)
+		if (!done)
+			log->writer_active = false;
+		while (log->inline_active || (!log->head && !log->stopping && !done))
 			pthread_cond_wait(&log->work, &log->qlock);
 		bool idle = !log->head && !done;
+		log->writer_active = !idle;
 		pthread_mutex_unlock(&log->qlock);
 		if (idle)
 			break;
-		if (done)
-			done = complete_batch(log, done, false);
-		struct batch b = { .reqs = take_batch(log) };
+		struct req *blocked = done ? run_callbacks(log, done) : NULL;
+		struct batch b = { .reqs = take_batch(log), .ring = true };
 		if (b.reqs)
 			start_batch(log, &b);
-		if (done)
-			complete_batch(log, done, true);
+		else if (blocked)
+			writer_release_if_idle(log);
+		wake_blocked(blocked);
 		done = NULL;
 		if (b.reqs) {
 			finish_batch(log, &b);
@@ -1513,14 +1561,46 @@ static int waiter_wait(struct waiter *w, struct cr_log_appended *ret, struct cr_
 	return 0;
 }
 
+/* A blocking call that finds the log idle (nothing queued, no batch in hand) writes its request
+ * itself, as a batch of one, with write and fdatasync system calls: handing it to the writer
+ * thread would cost two thread wake-ups and the io_uring worker's one for the sync, together
+ * as long as a fast disk's sync. Whatever arrives meanwhile queues for the writer thread, which
+ * waits for this batch to be durable before it forms the next. Returns false when the log is
+ * not idle; the caller then queues r. */
+static bool append_inline(struct cr_log *log, struct req *r)
+{
+	pthread_mutex_lock(&log->qlock);
+	bool mine = !log->stopping && !log->head && !log->writer_active && !log->inline_active;
+	if (mine)
+		log->inline_active = true;
+	pthread_mutex_unlock(&log->qlock);
+	if (!mine)
+		return false;
+	r->next = NULL;
+	struct batch b = { .reqs = r, .ring = false };
+	start_batch(log, &b);
+	finish_batch(log, &b);
+	struct req *blocked = run_callbacks(log, r);
+	pthread_mutex_lock(&log->qlock);
+	log->inline_active = false;
+	pthread_cond_broadcast(&log->work); /* the writer thread may be waiting for the role */
+	pthread_mutex_unlock(&log->qlock);
+	wake_blocked(blocked);
+	return true;
+}
+
 static int submit_and_wait(struct cr_log *log, struct req *r, struct cr_log_appended *ret,
 			   struct cr_error *err)
 {
 	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
 	r->done = waiter_done;
 	r->arg = &w;
-	int res = enqueue(log, r, err);
-	return res < 0 ? res : waiter_wait(&w, ret, err);
+	if (!append_inline(log, r)) {
+		int res = enqueue(log, r, err);
+		if (res < 0)
+			return res;
+	}
+	return waiter_wait(&w, ret, err);
 }
 
 static bool valid_chars(const char *s, const char *extra, size_t max)
@@ -1551,8 +1631,9 @@ static struct req *new_req(enum req_kind kind, const char *session)
 	return r;
 }
 
-int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_log_done_fn done,
-			void *arg, struct cr_error *err)
+/* Checks an append and makes its request (done and arg still unset). */
+static int event_req(struct cr_log *log, const struct cr_log_append *a, struct req **ret,
+		     struct cr_error *err)
 {
 	if (!valid_session_id(a->session))
 		return cr_error_set(err, EINVAL, "invalid session id");
@@ -1587,6 +1668,17 @@ int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_lo
 	r->epoch = a->epoch;
 	r->expected_seq = a->expected_seq;
 	r->flags = a->flags;
+	*ret = r;
+	return 0;
+}
+
+int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_log_done_fn done,
+			void *arg, struct cr_error *err)
+{
+	struct req *r;
+	int res = event_req(log, a, &r, err);
+	if (res < 0)
+		return res;
 	r->done = done;
 	r->arg = arg;
 	return enqueue(log, r, err);
@@ -1595,9 +1687,9 @@ int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_lo
 int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_log_appended *ret,
 		  struct cr_error *err)
 {
-	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
-	int res = cr_log_append_async(log, a, waiter_done, &w, err);
-	return res < 0 ? res : waiter_wait(&w, ret, err);
+	struct req *r;
+	int res = event_req(log, a, &r, err);
+	return res < 0 ? res : submit_and_wait(log, r, ret, err);
 }
 
 int cr_log_session_create(struct cr_log *log, const char *id, char ret_id[CR_LOG_ID_MAX],

@@ -56,6 +56,59 @@ static uint64_t append(struct cr_log *log, const char *session, uint64_t epoch, 
 	return out.seq;
 }
 
+/* An asynchronous append, waited for: cr_log_append() without its own path (a blocking call on
+ * an idle log writes its batch itself; this always goes through the writer thread's io_uring).
+ * Same results as cr_log_append(). */
+struct async_wait {
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	bool done;
+	int result;
+	struct cr_log_appended ev;
+	struct cr_error err;
+};
+
+static void async_wait_done(void *arg, int result, const struct cr_log_appended *ev,
+			    const struct cr_error *err)
+{
+	struct async_wait *w = arg;
+	pthread_mutex_lock(&w->m);
+	w->result = result;
+	if (ev)
+		w->ev = *ev;
+	if (err)
+		w->err = *err;
+	w->done = true;
+	pthread_cond_signal(&w->c);
+	pthread_mutex_unlock(&w->m);
+}
+
+static int append_via_writer(struct cr_log *log, const struct cr_log_append *a,
+			     struct cr_log_appended *ret, struct cr_error *err)
+{
+	struct async_wait w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
+	int r = cr_log_append_async(log, a, async_wait_done, &w, err);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&w.m);
+	while (!w.done)
+		pthread_cond_wait(&w.c, &w.m);
+	pthread_mutex_unlock(&w.m);
+	if (w.result < 0 && err)
+		*err = w.err;
+	if (w.result == 0 && ret)
+		*ret = w.ev;
+	return w.result;
+}
+
+/* How the fault tests append: blocking (on an idle log, the appending thread writes) or
+ * through the writer thread. */
+static int append_by(bool via_writer, struct cr_log *log, const struct cr_log_append *a,
+		     struct cr_error *err)
+{
+	return via_writer ? append_via_writer(log, a, NULL, err) : cr_log_append(log, a, NULL, err);
+}
+
 static void create(struct cr_log *log, const char *id)
 {
 	struct cr_error err;
@@ -256,6 +309,9 @@ Test(log, fencing_refuses_stale_epoch_and_unexpected_seq)
 				   .payload = "{}",
 				   .payload_len = 2 };
 	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
+	cr_assert(strstr(err.msg, "conflict") && strstr(err.msg, "epoch"), "%s", err.msg);
+	memset(&err, 0, sizeof(err));
+	cr_assert_eq(append_via_writer(log, &a, NULL, &err), -ESTALE, "the callback says it too");
 	cr_assert(strstr(err.msg, "conflict") && strstr(err.msg, "epoch"), "%s", err.msg);
 	a.epoch = 2; /* from the future: not the current one either */
 	cr_assert_eq(cr_log_append(log, &a, NULL, &err), -ESTALE);
@@ -885,13 +941,144 @@ Test(log, many_threads_many_sessions_dense_ordered_seqs, .timeout = 60)
 	cr_test_rmrf(dir);
 }
 
+/* Chains of asynchronous appends, each issuing its next from the completion of its last (as
+ * an event loop does), beside threads making blocking appends: the writer thread and appending
+ * threads that write their own batch on an idle log hand the writer's role back and forth. */
+#define CHAINS 16
+#define CHAIN_LEN 150
+#define BLOCKERS 4
+
+struct chain {
+	struct cr_log *log;
+	int id, n;
+	uint64_t last_seq;
+	char bad[300];
+	pthread_mutex_t *m;
+	pthread_cond_t *c;
+	int *running;
+};
+
+static void chain_next(struct chain *ch);
+
+static void chain_done(void *arg, int result, const struct cr_log_appended *ev,
+		       const struct cr_error *err)
+{
+	struct chain *ch = arg;
+	if (result < 0)
+		snprintf(ch->bad, sizeof(ch->bad), "append %d: %s", ch->n, err->msg);
+	else if (ev->seq <= ch->last_seq || strncmp(ev->id, "sevt_", 5) != 0)
+		snprintf(ch->bad, sizeof(ch->bad), "append %d: seq %llu after %llu, id %s", ch->n,
+			 (unsigned long long)ev->seq, (unsigned long long)ch->last_seq, ev->id);
+	else
+		ch->last_seq = ev->seq;
+	ch->n++;
+	if (!ch->bad[0] && ch->n < CHAIN_LEN) {
+		chain_next(ch);
+		return;
+	}
+	pthread_mutex_lock(ch->m);
+	(*ch->running)--;
+	pthread_cond_signal(ch->c);
+	pthread_mutex_unlock(ch->m);
+}
+
+static void chain_next(struct chain *ch)
+{
+	char session[16], payload[64];
+	snprintf(session, sizeof(session), "a%d", ch->id % 4);
+	int len = snprintf(payload, sizeof(payload), "{\"chain\":%d,\"i\":%d}", ch->id, ch->n);
+	struct cr_log_append a = { .session = session,
+				   .type = "agent.message",
+				   .payload = payload,
+				   .payload_len = (size_t)len };
+	struct cr_error err;
+	if (cr_log_append_async(ch->log, &a, chain_done, ch, &err) < 0) {
+		struct cr_error copy = err;
+		ch->n = CHAIN_LEN; /* ends the chain */
+		chain_done(ch, -copy.code, NULL, &copy);
+	}
+}
+
+static void *blocker(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < PER_THREAD; i++) {
+		char session[16], payload[64];
+		snprintf(session, sizeof(session), "b%d", w->id);
+		int len = snprintf(payload, sizeof(payload), "{\"thread\":%d,\"i\":%d}", w->id, i);
+		struct cr_log_append a = { .session = session,
+					   .type = "agent.message",
+					   .payload = payload,
+					   .payload_len = (size_t)len };
+		struct cr_log_appended out;
+		struct cr_error err;
+		if (cr_log_append(w->log, &a, &out, &err) < 0 || out.seq != (uint64_t)i + 1)
+			return (void *)1;
+		if (i % 16 == 0)
+			usleep(500); /* now and then the log goes idle: an inline batch */
+	}
+	return NULL;
+}
+
+Test(log, async_chains_and_blocking_threads_share_the_writer, .timeout = 60)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 256 << 10);
+	for (int s = 0; s < 4; s++) {
+		char id[16];
+		snprintf(id, sizeof(id), "a%d", s);
+		create(log, id);
+		snprintf(id, sizeof(id), "b%d", s);
+		create(log, id);
+	}
+	pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t c = PTHREAD_COND_INITIALIZER;
+	int running = CHAINS;
+	struct chain ch[CHAINS];
+	pthread_t t[BLOCKERS];
+	struct worker w[BLOCKERS];
+	for (int i = 0; i < BLOCKERS; i++) {
+		w[i] = (struct worker){ log, i };
+		pthread_create(&t[i], NULL, blocker, &w[i]);
+	}
+	for (int i = 0; i < CHAINS; i++) {
+		ch[i] = (struct chain){
+			.log = log, .id = i, .m = &m, .c = &c, .running = &running
+		};
+		chain_next(&ch[i]);
+	}
+	pthread_mutex_lock(&m);
+	while (running)
+		pthread_cond_wait(&c, &m);
+	pthread_mutex_unlock(&m);
+	for (int i = 0; i < BLOCKERS; i++) {
+		void *res;
+		pthread_join(t[i], &res);
+		cr_assert_null(res, "blocking thread %d failed an append", i);
+	}
+	for (int i = 0; i < CHAINS; i++)
+		cr_assert_eq(ch[i].bad[0], 0, "chain %d: %s", i, ch[i].bad);
+	cr_log_close(log);
+
+	log = open_log(dir, 256 << 10);
+	for (int s = 0; s < 4; s++) {
+		char id[16];
+		snprintf(id, sizeof(id), "a%d", s);
+		cr_assert_eq(last_seq(log, id), (uint64_t)(CHAINS / 4 * CHAIN_LEN), "%s", id);
+		snprintf(id, sizeof(id), "b%d", s);
+		cr_assert_eq(last_seq(log, id), (uint64_t)PER_THREAD, "%s", id);
+	}
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
 /* --- faults -------------------------------------------------------------------------------- */
 
 /* In a child with a private mount namespace: a 1 MiB tmpfs fills up; appends fail with
  * ENOSPC and write nothing; after space is freed they succeed again. */
 static int enospc_child(void *arg)
 {
-	(void)arg;
+	bool via_writer = *(bool *)arg;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return 77;
 	char dir[] = "/tmp/corral-test-enospc-XXXXXX";
@@ -924,7 +1111,7 @@ static int enospc_child(void *arg)
 				   .payload_len = sizeof(payload) };
 	int r = 0, ok = 0;
 	for (int i = 0; i < 200 && r == 0; i++) {
-		r = cr_log_append(log, &a, NULL, &err);
+		r = append_by(via_writer, log, &a, &err);
 		ok += r == 0;
 	}
 	if (r != -ENOSPC)
@@ -933,10 +1120,10 @@ static int enospc_child(void *arg)
 	cr_log_session_info(log, "s", &info, &err);
 	if (info.last_seq != (uint64_t)ok)
 		return 12; /* nothing of the failed append is visible */
-	if (cr_log_append(log, &a, NULL, &err) != -ENOSPC)
+	if (append_by(via_writer, log, &a, &err) != -ENOSPC)
 		return 13;
 	unlink(filler);
-	if (cr_log_append(log, &a, NULL, &err) != 0)
+	if (append_by(via_writer, log, &a, &err) != 0)
 		return 14; /* space again: appends succeed */
 	cr_log_close(log);
 	if (cr_log_open(logdir, &o, &log, &err) < 0)
@@ -948,11 +1135,21 @@ static int enospc_child(void *arg)
 	return info.last_seq == (uint64_t)ok + 1 ? 0 : 16;
 }
 
-Test(log_faults, disk_full_fails_appends_until_space_is_freed, .timeout = 60)
+static void disk_full(bool via_writer)
 {
-	int r = cr_test_run_in_cgroup(NULL, enospc_child, NULL);
+	int r = cr_test_run_in_cgroup(NULL, enospc_child, &via_writer);
 	cr_test_need(r != 77, "mount namespaces or tmpfs unavailable");
 	cr_assert_eq(r, 0, "ENOSPC scenario failed at step %d", r);
+}
+
+Test(log_faults, disk_full_fails_appends_until_space_is_freed, .timeout = 60)
+{
+	disk_full(false);
+}
+
+Test(log_faults, disk_full_through_the_writer_thread, .timeout = 60)
+{
+	disk_full(true);
 }
 
 /* Punches out of the loop device's backing file the blocks of log segment 1 past its first
@@ -996,7 +1193,7 @@ static int punch_unused_blocks(const char *logdir, const char *backing)
  * survive a reopen. Returns 77 when loop devices or mke2fs are not to be had. */
 static int sync_error_child(void *arg)
 {
-	(void)arg;
+	bool via_writer = *(bool *)arg;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return 77;
 	char top[] = "/tmp/corral-test-eio-XXXXXX";
@@ -1086,7 +1283,7 @@ static int sync_error_child(void *arg)
 	a.payload_len = sizeof(big);
 	int r = 0, acked = 5;
 	for (int i = 0; i < 64 && r == 0; i++) {
-		r = cr_log_append(log, &a, NULL, &err);
+		r = append_by(via_writer, log, &a, &err);
 		acked += r == 0;
 	}
 	/* (a batch may still get through: writeback of the spare segment, racing with the
@@ -1099,13 +1296,13 @@ static int sync_error_child(void *arg)
 		goto out_log;
 	}
 	step = 4;
-	if (cr_log_append(log, &a, NULL, &err) != -EIO || !strstr(err.msg, "until reopened")) {
+	if (append_by(via_writer, log, &a, &err) != -EIO || !strstr(err.msg, "until reopened")) {
 		fprintf(stderr, "second append: %s\n", err.msg);
 		goto out_log;
 	}
 	step = 5;
 	unlink(filler);
-	if (cr_log_append(log, &a, NULL, &err) != -EIO)
+	if (append_by(via_writer, log, &a, &err) != -EIO)
 		goto out_log; /* space is back, but the failure is not retried over */
 	if (last_seq(log, "s") != (uint64_t)acked)
 		goto out_log; /* nothing of the failed batches was published */
@@ -1145,11 +1342,23 @@ out_dirs:
 	return step;
 }
 
-Test(log_faults, fdatasync_error_fails_the_batch_and_every_later_append, .timeout = 60)
+static void sync_error(bool via_writer)
 {
-	int r = cr_test_run_in_cgroup(NULL, sync_error_child, NULL);
+	int r = cr_test_run_in_cgroup(NULL, sync_error_child, &via_writer);
 	cr_test_need(r != 77, "loop devices, tmpfs or mke2fs unavailable");
 	cr_assert_eq(r, 0, "I/O error scenario failed at step %d", r);
+}
+
+/* blocking appends on an idle log: the appending thread's own write and fdatasync fail */
+Test(log_faults, fdatasync_error_fails_the_batch_and_every_later_append, .timeout = 60)
+{
+	sync_error(false);
+}
+
+/* the same through the writer thread: the io_uring's linked write and fsync fail */
+Test(log_faults, fdatasync_error_through_the_writer_thread, .timeout = 60)
+{
+	sync_error(true);
 }
 
 /* --- crash test ---------------------------------------------------------------------------- */
