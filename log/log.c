@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -504,6 +505,11 @@ static int segment_prepare(struct cr_log *log, uint64_t segno, uint64_t size,
 static void *spare_main(void *arg)
 {
 	struct cr_log *log = arg;
+	/* Filling 64 MiB with zeros is CPU work that must never delay the writer's next batch:
+	 * on a small machine the scheduler would otherwise give it the writer's core for a whole
+	 * time slice. SCHED_IDLE needs no privilege; where it is refused the thread runs as is. */
+	struct sched_param idle = { 0 };
+	pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
 	pthread_mutex_lock(&log->spare_lock);
 	for (;;) {
 		while (!log->spare_want && !atomic_load(&log->spare_stop))
