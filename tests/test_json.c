@@ -262,6 +262,9 @@ static void gen_string(struct gen *g)
 		"]",
 		":",
 		",",
+		/* long runs: mutations land in the 8-byte fast path at every alignment */
+		"the quick brown fox jumps over the lazy dog",
+		"0123456789abcdefghijklmnopqrstuv",
 	};
 	put(g, "\"", 1);
 	for (uint64_t n = rnd(g) % 6; n > 0; n--)

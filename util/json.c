@@ -134,11 +134,26 @@ static int scan_utf8(struct scan *s)
 	return 0;
 }
 
+/* Whether any of the 8 bytes of w is special (see string_special), a word at a time: the
+ * classic tests for a byte below n ((w - n*ONES) & ~w & HIGHS) and for a zero byte. */
+static bool word_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t quote = w ^ ('"' * ones), backslash = w ^ ('\\' * ones);
+	uint64_t below_space = (w - 0x20 * ones) & ~w;
+	uint64_t zero_quote = (quote - ones) & ~quote,
+		 zero_backslash = (backslash - ones) & ~backslash;
+	return ((below_space | zero_quote | zero_backslash) & highs) || (w & highs);
+}
+
 /* A string; s->p is at its opening quote. */
 static int scan_string(struct scan *s)
 {
 	const unsigned char *open = s->p++;
 	for (;;) {
+		uint64_t w;
+		while (s->end - s->p >= 8 && (memcpy(&w, s->p, 8), !word_special(w)))
+			s->p += 8;
 		while (s->p < s->end && !string_special(*s->p))
 			s->p++;
 		if (s->p >= s->end)
