@@ -1,9 +1,13 @@
 /* tests/helpers: summary line, VM-aware skipping, per-test cgroups. */
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +15,7 @@
 #include <criterion/stats.h>
 
 #include "corral/cgroup.h"
+#include "corral/clock.h"
 #include "helpers.h"
 
 /* Criterion prints a skip's reason only when verbose; a skip must always say why. */
@@ -91,4 +96,46 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 void cr_test_rmrf(const char *path)
 {
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+pid_t cr_test_spawn_init(const char *dir, int *ret_fd)
+{
+	const char *build = getenv("CORRAL_BUILD");
+	char rel[PATH_MAX], prog[PATH_MAX];
+	snprintf(rel, sizeof(rel), "%s/corral-init", build ? build : "build");
+	/* Absolute: the server starts in dir. */
+	cr_assert_not_null(realpath(rel, prog), "%s: not built (make)", rel);
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
+			_exit(126);
+		if (chdir(dir) < 0)
+			_exit(126);
+		execl(prog, "corral-init", "--serve", "3", (char *)NULL);
+		_exit(127);
+	}
+	close(sv[1]);
+	*ret_fd = sv[0];
+	return pid;
+}
+
+int cr_test_close_init(pid_t pid, int fd)
+{
+	if (fd >= 0)
+		close(fd);
+	if (pid <= 0)
+		return 0;
+	int status = -1;
+	for (int64_t end = cr_now_ms() + 10000; cr_now_ms() < end;) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return status;
+		usleep(5000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	cr_assert_fail("corral-init did not exit within 10 s of its socket closing");
+	return -1;
 }

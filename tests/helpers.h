@@ -5,6 +5,7 @@
 #define CORRAL_TEST_HELPERS_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include <criterion/criterion.h>
 
@@ -33,5 +34,13 @@ char *cr_test_tmpdir(const char *tag);
 
 /* Removes path and everything below it. */
 void cr_test_rmrf(const char *path);
+
+/* Starts build/corral-init --serve 3 (or $CORRAL_BUILD's) as a child working in dir, with one
+ * end of a socketpair as its fd 3; the other end in *ret_fd. Returns the child's pid. */
+pid_t cr_test_spawn_init(const char *dir, int *ret_fd);
+
+/* Closes fd and waits up to 10 s for the corral-init at pid to exit (SIGKILL after that, and
+ * a failed assertion); returns its wait status. */
+int cr_test_close_init(pid_t pid, int fd);
 
 #endif

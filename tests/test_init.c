@@ -31,25 +31,7 @@ static struct {
 /* Starts corral-init --serve 3 in the test's directory, connected to srv.fd. */
 static void srv_spawn(void)
 {
-	const char *build = getenv("CORRAL_BUILD");
-	char rel[PATH_MAX], prog[PATH_MAX];
-	snprintf(rel, sizeof(rel), "%s/corral-init", build ? build : "build");
-	/* Absolute: the server starts in the test's directory. */
-	cr_assert_not_null(realpath(rel, prog), "%s: not built (make)", rel);
-	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	srv.pid = fork();
-	cr_assert_geq(srv.pid, 0, "fork: %s", strerror(errno));
-	if (srv.pid == 0) {
-		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
-			_exit(126);
-		if (chdir(srv.dir) < 0)
-			_exit(126);
-		execl(prog, "corral-init", "--serve", "3", (char *)NULL);
-		_exit(127);
-	}
-	close(sv[1]);
-	srv.fd = sv[0];
+	srv.pid = cr_test_spawn_init(srv.dir, &srv.fd);
 }
 
 static void srv_start(void)
@@ -62,25 +44,10 @@ static void srv_start(void)
 /* Closes the connection and waits (bounded) for the server to exit; returns its status. */
 static int srv_close(void)
 {
-	if (srv.fd >= 0)
-		close(srv.fd);
+	int status = cr_test_close_init(srv.pid, srv.fd);
 	srv.fd = -1;
-	if (srv.pid <= 0)
-		return 0;
-	int status = -1;
-	for (int64_t end = cr_now_ms() + 10000; cr_now_ms() < end;) {
-		pid_t p = waitpid(srv.pid, &status, WNOHANG);
-		if (p == srv.pid) {
-			srv.pid = 0;
-			return status;
-		}
-		usleep(5000);
-	}
-	kill(srv.pid, SIGKILL);
-	waitpid(srv.pid, NULL, 0);
 	srv.pid = 0;
-	cr_assert_fail("corral-init did not exit within 10 s of its socket closing");
-	return -1;
+	return status;
 }
 
 static void srv_stop(void)
