@@ -12,4 +12,9 @@ int cr_cli_doctor(int argc, char **argv);
 int cr_cli_bench(int argc, char **argv);
 int cr_cli_sandbox(int argc, char **argv);
 
+/* The default corral-init: beside this program (build/), else ../libexec/corral/ from it (where
+ * "make install" puts it). A new string owned by the caller, or NULL when /proc/self/exe cannot
+ * be read. */
+char *cr_cli_default_init(void);
+
 #endif

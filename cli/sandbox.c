@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,8 +19,6 @@
 #include "corral/initproto.h"
 #include "corral/net.h"
 #include "corral/sandbox.h"
-
-#define DEFAULT_UID_BASE 1000000000u /* well above any login's uid, below 2^31 */
 
 static void usage(FILE *f)
 {
@@ -36,7 +32,8 @@ static void usage(FILE *f)
 		"Options of every verb:\n"
 		"  --state-dir DIR   where sandboxes live (default %s)\n"
 		"Options of create:\n"
-		"  --init PATH       corral-init to run as PID 1 (default: beside this program)\n"
+		"  --init PATH       corral-init to run as PID 1 (default: beside this program,\n"
+		"                    or ../libexec/corral/ from it)\n"
 		"  --uid-base N      host uid of uid 0 inside (default %u; never 0)\n"
 		"  --rootfs DIR      a root file system instead of the host's /usr, /bin, /lib*\n"
 		"  --workspace DIR   an existing host directory as /workspace (kept on destroy)\n"
@@ -48,7 +45,7 @@ static void usage(FILE *f)
 		"  --cgroup-parent DIR  cgroup2 group to create it under (default <cgroup2>/%s)\n"
 		"create prints the new sandbox's id. exec runs PROGRAM in the sandbox through its\n"
 		"PID 1, prints its output and exits with its status (128+N for signal N).\n",
-		CONFIG_CORRAL_STATE_DIR, DEFAULT_UID_BASE, CONFIG_CORRAL_CGROUP_SUBTREE);
+		CONFIG_CORRAL_STATE_DIR, CR_SANDBOX_UID_BASE_DEFAULT, CONFIG_CORRAL_CGROUP_SUBTREE);
 }
 
 /* A decimal number in [min, max]; the whole string. */
@@ -70,7 +67,7 @@ static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t max
 	return 0;
 }
 
-static char *default_init(void)
+char *cr_cli_default_init(void)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -82,7 +79,19 @@ static char *default_init(void)
 		return NULL;
 	*slash = '\0';
 	char *p = NULL;
-	return asprintf(&p, "%s/corral-init", self) < 0 ? NULL : p;
+	if (asprintf(&p, "%s/corral-init", self) < 0)
+		return NULL;
+	if (access(p, X_OK) == 0)
+		return p;
+	/* installed: bin/corral and libexec/corral/corral-init (make install) */
+	char *installed = NULL;
+	if (asprintf(&installed, "%s/../libexec/corral/corral-init", self) >= 0 &&
+	    access(installed, X_OK) == 0) {
+		free(p);
+		return installed;
+	}
+	free(installed);
+	return p; /* (missing: the error will name the path beside this program) */
 }
 
 struct common {
@@ -124,7 +133,7 @@ static int cmd_create(int argc, char **argv, struct common *c)
 	};
 	struct cr_sandbox_config cfg;
 	cr_sandbox_config_init(&cfg);
-	cfg.uid_base = DEFAULT_UID_BASE;
+	cfg.uid_base = CR_SANDBOX_UID_BASE_DEFAULT;
 	_cleanup_free_ char *init = NULL;
 	struct cr_net_range range;
 	struct cr_error err;
@@ -198,7 +207,7 @@ static int cmd_create(int argc, char **argv, struct common *c)
 		return CR_EXIT_USAGE;
 	}
 	if (!cfg.init_path) {
-		init = default_init();
+		init = cr_cli_default_init();
 		cfg.init_path = init;
 	}
 	cfg.state_dir = c->state_dir;
@@ -214,26 +223,6 @@ static int cmd_create(int argc, char **argv, struct common *c)
 	printf("%s\n", cr_sandbox_id(sb));
 	cr_sandbox_free(sb);
 	return CR_EXIT_OK;
-}
-
-/* Connects to the sandbox's control socket. */
-static int connect_control(const struct cr_sandbox *sb, struct cr_error *err)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", cr_sandbox_dir(sb)) >=
-	    (int)sizeof(a.sun_path))
-		return cr_error_set(err, ENAMETOOLONG, "control socket path of %s too long",
-				    cr_sandbox_id(sb));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return cr_error_errno(err, errno, "socket");
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		int e = errno;
-		close(fd);
-		return cr_error_errno(err, e, "connect to sandbox %s (%s)", cr_sandbox_id(sb),
-				      a.sun_path);
-	}
-	return fd;
 }
 
 static int open_id(struct common *c, int argc, char **argv, struct cr_sandbox **ret)
@@ -302,7 +291,7 @@ static int cmd_exec(int argc, char **argv, struct common *c)
 	json_t *req = json_pack("{s:s, s:s, s:o, s:I}", "id", id, "op", "exec", "argv", args,
 				"timeout_ms", (json_int_t)timeout_ms);
 	struct cr_error err;
-	int fd = connect_control(sb, &err);
+	int fd = cr_sandbox_connect(sb, &err);
 	if (fd < 0 || !req) {
 		json_decref(req);
 		fprintf(stderr, "corral sandbox exec: %s\n", fd < 0 ? err.msg : "no memory");

@@ -93,6 +93,21 @@ const char *cr_sandbox_workspace(const struct cr_sandbox *sb)
 	return sb->workspace;
 }
 
+int cr_sandbox_connect(const struct cr_sandbox *sb, struct cr_error *err)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", sb->dir) >=
+	    (int)sizeof(a.sun_path))
+		return cr_error_set(err, ENAMETOOLONG, "control socket path of sandbox %s too long",
+				    sb->id);
+	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "socket");
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+		return cr_error_errno(err, errno, "connect to sandbox %s (%s)", sb->id, a.sun_path);
+	return TAKE_FD(fd);
+}
+
 /* --- the mount plan ------------------------------------------------------------------------ */
 
 static const char *const op_names[] = {

@@ -18,6 +18,8 @@
 
 #define CR_SANDBOX_ID_MAX 40 /* "sbx_" + 26 base32 characters + NUL, with room */
 #define CR_SANDBOX_UIDS 65536 /* uids (and gids) mapped into each sandbox */
+/* uid_base for callers without a range of their own: well above any login's uid, below 2^31 */
+#define CR_SANDBOX_UID_BASE_DEFAULT 1000000000u
 
 struct cr_sandbox_config {
 	const char *state_dir; /* sandboxes live in <state_dir>/sandboxes/<id>/ (required) */
@@ -68,6 +70,12 @@ const struct cr_veth *cr_sandbox_veth(const struct cr_sandbox *sb);
 const char *cr_sandbox_dir(const struct cr_sandbox *sb); /* <state>/sandboxes/<id> */
 /* The host path of the sandbox's /workspace. */
 const char *cr_sandbox_workspace(const struct cr_sandbox *sb);
+
+/* Connects to the control socket on which the sandbox's PID 1 serves tool requests (a sandbox
+ * made without cfg->argv; docs/init-protocol.md): a new stream socket, close-on-exec, owned by
+ * the caller, for cr_init_call(). Requests sent before corral-init accepts wait in the socket's
+ * backlog. -ENOENT when the sandbox has no control socket (it runs a program, or is gone). */
+int cr_sandbox_connect(const struct cr_sandbox *sb, struct cr_error *err);
 
 /* How many times the kernel's OOM killer struck inside the sandbox (memory.events oom_kill);
  * 0 where the memory controller is not enabled. */
