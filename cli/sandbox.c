@@ -19,12 +19,14 @@
 #include "corral/initproto.h"
 #include "corral/net.h"
 #include "corral/sandbox.h"
+#include "corral/tool.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: corral sandbox create [OPTIONS]\n"
 		"       corral sandbox exec [OPTIONS] ID [--timeout MS] -- PROGRAM [ARG...]\n"
+		"       corral sandbox tool [OPTIONS] ID NAME [INPUT]\n"
 		"       corral sandbox ls [OPTIONS] [--json]\n"
 		"       corral sandbox pause|resume [OPTIONS] ID\n"
 		"       corral sandbox destroy [OPTIONS] [--keep-workspace] ID\n"
@@ -44,7 +46,12 @@ static void usage(FILE *f)
 		"  --hostname NAME   (default \"sandbox\")\n"
 		"  --cgroup-parent DIR  cgroup2 group to create it under (default <cgroup2>/%s)\n"
 		"create prints the new sandbox's id. exec runs PROGRAM in the sandbox through its\n"
-		"PID 1, prints its output and exits with its status (128+N for signal N).\n",
+		"PID 1, prints its output and exits with its status (128+N for signal N).\n"
+		"tool runs tool NAME of the built-in toolset (bash, read, write, edit, glob, "
+		"grep;\n"
+		"docs/tools.md) with INPUT, a JSON object (default {}), prints the text the model\n"
+		"would read and exits 0, or 1 when the tool call failed. \"tool --list\" prints\n"
+		"the tools' definitions as JSON.\n",
 		CONFIG_CORRAL_STATE_DIR, CR_SANDBOX_UID_BASE_DEFAULT, CONFIG_CORRAL_CGROUP_SUBTREE);
 }
 
@@ -442,6 +449,73 @@ static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 	return CR_EXIT_OK;
 }
 
+static int cmd_tool(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ "list", no_argument, NULL, 'l' },
+		{ 0 },
+	};
+	bool list = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		if (o == OPT_STATE) {
+			c->state_dir = optarg;
+		} else if (o == 'l') {
+			list = true;
+		} else {
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (list) {
+		json_t *defs = cr_toolset_definitions();
+		if (!defs || json_dumpf(defs, stdout, JSON_INDENT(2)) < 0) {
+			json_decref(defs);
+			fprintf(stderr, "corral sandbox tool: no memory\n");
+			return CR_EXIT_FAIL;
+		}
+		json_decref(defs);
+		putchar('\n');
+		return CR_EXIT_OK;
+	}
+	struct cr_sandbox *sbp;
+	int rc = open_id(c, argc, argv, &sbp);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	if (optind >= argc) {
+		fprintf(stderr, "corral sandbox tool: no tool name (bash, read, write, edit, glob, "
+				"grep)\n");
+		return CR_EXIT_USAGE;
+	}
+	const char *name = argv[optind++];
+	const char *input = optind < argc ? argv[optind++] : "{}";
+	if (optind < argc) {
+		fprintf(stderr, "corral sandbox tool: one INPUT (a JSON object) after the name\n");
+		return CR_EXIT_USAGE;
+	}
+	struct cr_error err;
+	_cleanup_close_ int fd = cr_sandbox_connect(sb, &err);
+	if (fd < 0) {
+		fprintf(stderr, "corral sandbox tool: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	struct cr_tool_result res;
+	int r = cr_tool_execute(fd, NULL, name, input, strlen(input), &res, &err);
+	if (r < 0) {
+		fprintf(stderr, "corral sandbox tool: sandbox %s did not answer: %s\n",
+			cr_sandbox_id(sb), err.msg);
+		return CR_EXIT_FAIL;
+	}
+	fputs(res.content, res.is_error ? stderr : stdout);
+	if (*res.content && res.content[strlen(res.content) - 1] != '\n')
+		fputc('\n', res.is_error ? stderr : stdout);
+	bool failed = res.is_error;
+	cr_tool_result_clear(&res);
+	return failed ? CR_EXIT_FAIL : CR_EXIT_OK;
+}
+
 int cr_cli_sandbox(int argc, char **argv)
 {
 	struct common c = { .state_dir = CONFIG_CORRAL_STATE_DIR };
@@ -459,6 +533,8 @@ int cr_cli_sandbox(int argc, char **argv)
 		return cmd_exec(argc, argv, &c);
 	if (strcmp(verb, "ls") == 0)
 		return cmd_ls(argc, argv, &c);
+	if (strcmp(verb, "tool") == 0)
+		return cmd_tool(argc, argv, &c);
 	if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
 	    strcmp(verb, "destroy") == 0)
 		return cmd_simple(argc, argv, &c, verb);

@@ -185,12 +185,8 @@ void cr_tool_result_clear(struct cr_tool_result *r)
 	r->is_error = false;
 }
 
-/* Sets the result to the formatted text; -ENOMEM when it cannot. */
-static int result_set(struct cr_tool_result *ret, bool is_error, struct cr_error *err,
-		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static int result_set(struct cr_tool_result *ret, bool is_error, struct cr_error *err,
-		      const char *fmt, ...)
+int cr_tool_result_set(struct cr_tool_result *ret, bool is_error, struct cr_error *err,
+		       const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -280,7 +276,8 @@ static int call(int fd, const char *id, json_t *req, int timeout_ms, json_t **re
 		return r;
 	if (!json_is_true(json_object_get(resp, "ok"))) {
 		const char *msg = json_string_value(json_object_get(resp, "error"));
-		r = result_set(ret, true, err, "%s", msg ? msg : "the sandbox refused the request");
+		r = cr_tool_result_set(ret, true, err, "%s",
+				       msg ? msg : "the sandbox refused the request");
 		json_decref(resp);
 		return r;
 	}
@@ -302,8 +299,9 @@ static int run_bash(int fd, const char *id, json_t *in, struct cr_tool_result *r
 	if (timeout == 0)
 		timeout = CR_TOOL_TIMEOUT_MS_DEFAULT;
 	if (!command && !restart)
-		return result_set(ret, true, err,
-				  "bash: \"command\" is required (unless \"restart\" is true)");
+		return cr_tool_result_set(
+			ret, true, err,
+			"bash: \"command\" is required (unless \"restart\" is true)");
 	_cleanup_(json_releasep) json_t *req = json_pack(
 		"{s:s, s:s, s:I, s:i, s:b}", "op", "shell", "command", command ? command : ":",
 		"timeout_ms", timeout, "output_cap", BASH_OUTPUT_CAP, "restart", restart);
@@ -314,7 +312,7 @@ static int run_bash(int fd, const char *id, json_t *in, struct cr_tool_result *r
 	if (r < 0 || !resp)
 		return r;
 	if (!command)
-		return result_set(ret, false, err, "The bash shell was restarted.");
+		return cr_tool_result_set(ret, false, err, "The bash shell was restarted.");
 	struct text t = { 0 };
 	const char *output = str(resp, "output");
 	text_add(&t, output ? output : "", output ? strlen(output) : 0);
@@ -346,14 +344,16 @@ static int run_read(int fd, const char *id, json_t *in, struct cr_tool_result *r
 		start = json_integer_value(json_array_get(range, 0));
 		end = json_integer_value(json_array_get(range, 1));
 		if (start < 1)
-			return result_set(ret, true, err,
-					  "read: view_range's start_line is %lld; lines count "
-					  "from 1",
-					  (long long)start);
+			return cr_tool_result_set(
+				ret, true, err,
+				"read: view_range's start_line is %lld; lines count "
+				"from 1",
+				(long long)start);
 		if (end > 0 && end < start)
-			return result_set(ret, true, err,
-					  "read: view_range [%lld, %lld] ends before it starts",
-					  (long long)start, (long long)end);
+			return cr_tool_result_set(
+				ret, true, err,
+				"read: view_range [%lld, %lld] ends before it starts",
+				(long long)start, (long long)end);
 	}
 	_cleanup_(json_releasep) json_t *req =
 		json_pack("{s:s, s:s, s:I}", "op", "read", "path", path, "start_line", start);
@@ -369,7 +369,7 @@ static int run_read(int fd, const char *id, json_t *in, struct cr_tool_result *r
 	json_int_t total = json_integer_value(json_object_get(resp, "total_lines"));
 	struct text t = { 0 };
 	if (total == 0)
-		return result_set(ret, false, err, "%s is empty.", path);
+		return cr_tool_result_set(ret, false, err, "%s is empty.", path);
 	for (const char *p = content ? content : ""; *p; line++) {
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
@@ -400,8 +400,8 @@ static int run_write(int fd, const char *id, json_t *in, struct cr_tool_result *
 		return r;
 	json_int_t bytes = json_integer_value(json_object_get(resp, "bytes"));
 	bool created = json_is_true(json_object_get(resp, "created"));
-	return result_set(ret, false, err, "%s %s (%lld bytes).", created ? "Created" : "Wrote",
-			  path, (long long)bytes);
+	return cr_tool_result_set(ret, false, err, "%s %s (%lld bytes).",
+				  created ? "Created" : "Wrote", path, (long long)bytes);
 }
 
 static int run_edit(int fd, const char *id, json_t *in, struct cr_tool_result *ret,
@@ -419,8 +419,8 @@ static int run_edit(int fd, const char *id, json_t *in, struct cr_tool_result *r
 	if (r < 0 || !resp)
 		return r;
 	json_int_t n = json_integer_value(json_object_get(resp, "replacements"));
-	return result_set(ret, false, err, "Edited %s: %lld replacement%s.", path, (long long)n,
-			  n == 1 ? "" : "s");
+	return cr_tool_result_set(ret, false, err, "Edited %s: %lld replacement%s.", path,
+				  (long long)n, n == 1 ? "" : "s");
 }
 
 /* Runs glob or grep (op) with the input's pattern and path. A response with matches is
@@ -441,7 +441,7 @@ static int search(int fd, const char *id, const char *op, json_t *in, const char
 		return r;
 	if (json_array_size(json_object_get(resp, "matches")) == 0) {
 		json_decref(resp);
-		return result_set(ret, false, err, "%s %s.", none, str(in, "pattern"));
+		return cr_tool_result_set(ret, false, err, "%s %s.", none, str(in, "pattern"));
 	}
 	*ret_resp = resp;
 	return 0;
@@ -535,11 +535,12 @@ static int check_input(const struct tool *t, const char *input, size_t len, json
 	json_error_t jerr;
 	json_t *in = json_loadb(input ? input : "", input ? len : 0, 0, &jerr);
 	if (!in)
-		return result_set(ret, true, err, "%s: the input is not valid JSON: %s", t->name,
-				  jerr.text);
+		return cr_tool_result_set(ret, true, err, "%s: the input is not valid JSON: %s",
+					  t->name, jerr.text);
 	if (!json_is_object(in)) {
 		json_decref(in);
-		return result_set(ret, true, err, "%s: the input must be a JSON object", t->name);
+		return cr_tool_result_set(ret, true, err, "%s: the input must be a JSON object",
+					  t->name);
 	}
 	const char *key;
 	json_t *v;
@@ -551,24 +552,24 @@ static int check_input(const struct tool *t, const char *input, size_t len, json
 			struct text names = { 0 };
 			for (f = t->fields; f->name; f++)
 				text_printf(&names, "%s%s", f == t->fields ? "" : ", ", f->name);
-			int r = result_set(ret, true, err,
-					   "%s: unknown field \"%s\" (its fields: %s)", t->name,
-					   key, names.s ? names.s : "");
+			int r = cr_tool_result_set(ret, true, err,
+						   "%s: unknown field \"%s\" (its fields: %s)",
+						   t->name, key, names.s ? names.s : "");
 			free(names.s);
 			json_decref(in);
 			return r;
 		}
 		if (!field_ok(f, v)) {
 			json_decref(in);
-			return result_set(ret, true, err, "%s: field \"%s\" must be %s", t->name,
-					  f->name, type_name(f->type));
+			return cr_tool_result_set(ret, true, err, "%s: field \"%s\" must be %s",
+						  t->name, f->name, type_name(f->type));
 		}
 	}
 	for (const struct field *f = t->fields; f->name; f++) {
 		if (f->required && !json_object_get(in, f->name)) {
 			json_decref(in);
-			return result_set(ret, true, err, "%s: field \"%s\" is required", t->name,
-					  f->name);
+			return cr_tool_result_set(ret, true, err, "%s: field \"%s\" is required",
+						  t->name, f->name);
 		}
 	}
 	*ret_in = in;
@@ -584,8 +585,8 @@ int cr_tool_execute(int init_fd, const char *call_id, const char *name, const ch
 		struct text names = { 0 };
 		for (size_t i = 0; i < NTOOLS; i++)
 			text_printf(&names, "%s%s", i ? ", " : "", tools[i].name);
-		int r = result_set(ret, true, err, "unknown tool \"%s\" (the tools: %s)",
-				   name ? name : "(null)", names.s ? names.s : "");
+		int r = cr_tool_result_set(ret, true, err, "unknown tool \"%s\" (the tools: %s)",
+					   name ? name : "(null)", names.s ? names.s : "");
 		free(names.s);
 		return r;
 	}

@@ -39,6 +39,10 @@ struct cr_tool_result {
 
 void cr_tool_result_clear(struct cr_tool_result *r);
 
+/* Sets the result to the formatted text (replacing what it held) and is_error; -ENOMEM. */
+int cr_tool_result_set(struct cr_tool_result *ret, bool is_error, struct cr_error *err,
+		       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Runs tool name with input (a JSON text of input_len bytes) through the corral-init connected
  * at init_fd. call_id names the call for corral-init's at-most-once cache (the tool_use id: a
  * repeated id gets the first call's result instead of running again); NULL draws a random

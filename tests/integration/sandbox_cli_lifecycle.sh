@@ -3,7 +3,8 @@
 # command; exec runs programs through its PID 1 (corral-init --listen) with their output and
 # exit status, and the persistent state (the workspace) is seen from the host; ls shows it
 # running, then paused; an exec while paused fails after its timeout, saying why; resume,
-# exec again; destroy removes its cgroup and directory. Bad ids and options are usage errors.
+# exec again; tool runs the built-in tools (a persistent shell, read, a bad field named);
+# destroy removes its cgroup and directory. Bad ids and options are usage errors.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib/common.bash
 source "$(dirname "$0")/lib/common.bash"
@@ -31,6 +32,23 @@ expect_match 'oops' "$ERR" "stderr"
 [ "$(cat "$state/sandboxes/$id/workspace/f")" = made ] || fail "the workspace is not the host's directory"
 run "$CORRAL" sandbox exec "${sb[@]}" "$id" -- sh -c 'kill -TERM $$'
 expect_rc 143 "a program ended by SIGTERM: 128+15"
+
+# the built-in tools, through the same PID 1
+run "$CORRAL" sandbox tool "${sb[@]}" "$id" bash '{"command": "cd /tmp && X=5"}'
+expect_rc 0 "tool bash: $ERR"
+run "$CORRAL" sandbox tool "${sb[@]}" "$id" bash '{"command": "pwd; echo $X"}'
+expect_rc 0 "tool bash again: $ERR"
+[ "$OUT" = $'/tmp\n5' ] || fail "the persistent shell lost its state: $OUT"
+run "$CORRAL" sandbox tool "${sb[@]}" "$id" read '{"file_path": "/workspace/f"}'
+expect_rc 0 "tool read: $ERR"
+[ "$OUT" = $'     1\tmade' ] || fail "tool read printed: $OUT"
+run "$CORRAL" sandbox tool "${sb[@]}" "$id" read '{"path": "f"}'
+expect_rc 1 "tool read with a wrong field"
+expect_match 'unknown field "path"' "$ERR" "the bad field named"
+run "$CORRAL" sandbox tool "${sb[@]}" --list
+expect_rc 0 "tool --list"
+[ "$(jq -r '[.[].name] | join(",")' <<<"$OUT")" = bash,read,write,edit,glob,grep ] ||
+	fail "tool --list: $OUT"
 
 run "$CORRAL" sandbox ls "${sb[@]}"
 expect_rc 0 "ls"

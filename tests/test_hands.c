@@ -1,0 +1,191 @@
+/* Unit tests of runtime/hands: lazy and eager provisioning, a sandbox lost (its init killed
+ * from the host) and replaced on the same workspace, a paused sandbox, handoff, the OOM killer
+ * named as a tool error (in the VM, where the memory controller exists), and clean-up. Real
+ * sandboxes, in a cgroup made for each test. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "corral/cleanup.h"
+#include "corral/hands.h"
+#include "helpers.h"
+
+struct fixture {
+	char *dir, *cgroup, *init;
+	struct cr_hands_config cfg;
+	struct cr_hands *h;
+};
+
+static void setup(struct fixture *f, bool eager)
+{
+	struct stat st;
+	cr_test_need(stat("/proc/self/ns/user", &st) == 0, "no user namespaces");
+	f->dir = cr_test_tmpdir("hands");
+	f->cgroup = cr_test_cgroup("hands", NULL);
+	const char *b = getenv("CORRAL_BUILD");
+	cr_assert(asprintf(&f->init, "%s/corral-init", b ? b : "build") > 0);
+	cr_hands_config_init(&f->cfg);
+	f->cfg.sandbox.state_dir = f->dir;
+	f->cfg.sandbox.init_path = f->init;
+	f->cfg.sandbox.uid_base = 300000;
+	f->cfg.sandbox.cgroup_parent = f->cgroup;
+	f->cfg.eager = eager;
+	struct cr_error err;
+	cr_assert_eq(cr_hands_new(&f->cfg, "sesn_a", &f->h, &err), 0, "%s", err.msg);
+}
+
+static void teardown(struct fixture *f)
+{
+	struct cr_error err;
+	cr_assert_eq(cr_hands_destroy(f->h, false, &err), 0, "%s", err.msg);
+	struct stat st;
+	cr_assert_neq(stat(cr_hands_workspace(f->h), &st), 0, "workspace removed");
+	cr_hands_free(f->h);
+	cr_assert_eq(rmdir(f->cgroup), 0, "no sandbox cgroup left under %s: %s", f->cgroup,
+		     strerror(errno));
+	cr_test_rmrf(f->dir);
+	free(f->dir);
+	free(f->cgroup);
+	free(f->init);
+}
+
+static struct cr_tool_result call(struct fixture *f, const char *name, const char *input)
+{
+	struct cr_tool_result res;
+	struct cr_error err;
+	cr_assert_eq(cr_hands_execute(f->h, NULL, name, input, strlen(input), &res, &err), 0,
+		     "%s %s: %s", name, input, err.msg);
+	return res;
+}
+
+static void bash_ok(struct fixture *f, const char *command, const char *want)
+{
+	char input[512];
+	snprintf(input, sizeof(input), "{\"command\": \"%s\"}", command);
+	struct cr_tool_result res = call(f, "bash", input);
+	cr_assert(!res.is_error, "%s: %s", command, res.content);
+	if (want)
+		cr_assert_str_eq(res.content, want, "%s", command);
+	cr_tool_result_clear(&res);
+}
+
+Test(hands, lazy_by_default_and_provisioned_once, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	cr_assert_null(cr_hands_sandbox(f.h), "nothing made before the first call");
+	cr_assert_eq(strncmp(cr_hands_handle(f.h), "sbh_", 4), 0);
+	cr_assert_eq(strlen(cr_hands_handle(f.h)), 4 + 26, "128 bits in base32");
+	/* a call that cannot run makes no sandbox either */
+	struct cr_tool_result res = call(&f, "Bash", "{}");
+	cr_assert(res.is_error && strstr(res.content, "unknown tool"));
+	cr_tool_result_clear(&res);
+	cr_assert_null(cr_hands_sandbox(f.h));
+	bash_ok(&f, "id -u; hostname; pwd", "0\nsandbox\n/workspace\n");
+	bash_ok(&f, "echo kept > note", "");
+	cr_assert_not_null(cr_hands_sandbox(f.h));
+	cr_assert_eq(cr_hands_provisioned(f.h), 1);
+	teardown(&f);
+}
+
+Test(hands, eager_provisions_at_once, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, true);
+	cr_assert_not_null(cr_hands_sandbox(f.h));
+	cr_assert_eq(cr_hands_provisioned(f.h), 1);
+	bash_ok(&f, "true", "");
+	cr_assert_eq(cr_hands_provisioned(f.h), 1);
+	teardown(&f);
+}
+
+Test(hands, a_killed_init_is_lost_once_then_replaced_on_the_same_workspace, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	bash_ok(&f, "echo survives > note; X=1", "");
+	struct cr_sandbox *first = cr_hands_sandbox(f.h);
+	cr_assert_eq(kill(cr_sandbox_pid(first), SIGKILL), 0);
+	struct cr_tool_result res = call(&f, "bash", "{\"command\": \"echo $X\"}");
+	cr_assert(res.is_error);
+	cr_assert(strstr(res.content, "sandbox lost: its init was killed by signal 9"), "%s",
+		  res.content);
+	cr_tool_result_clear(&res);
+	cr_assert_null(cr_hands_sandbox(f.h), "the lost sandbox is gone");
+	/* the next call provisions anew; the workspace carried over, the shell did not */
+	bash_ok(&f, "cat note; echo \\\"[$X]\\\"", "survives\n[]\n");
+	cr_assert_eq(cr_hands_provisioned(f.h), 2);
+	teardown(&f);
+}
+
+Test(hands, a_call_to_a_paused_sandbox_waits_then_fails_and_never_runs, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, true);
+	/* paused_wait_ms is read at cr_hands_new: new hands with a short one */
+	struct cr_error err;
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.cfg.paused_wait_ms = 300;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), 0, "%s", err.msg);
+	struct cr_sandbox *sb = cr_hands_sandbox(f.h);
+	cr_assert_eq(cr_sandbox_pause(sb, &err), 0, "%s", err.msg);
+	struct cr_tool_result res = call(&f, "bash", "{\"command\": \"touch ran\"}");
+	cr_assert(res.is_error && strstr(res.content, "is paused; the call waited 300 ms"), "%s",
+		  res.content);
+	cr_tool_result_clear(&res);
+	cr_assert_eq(cr_sandbox_resume(sb, &err), 0, "%s", err.msg);
+	bash_ok(&f, "test -e ran && echo ran || echo not run", "not run\n");
+	cr_assert_eq(cr_hands_sandbox(f.h), sb, "paused is not lost");
+	teardown(&f);
+}
+
+Test(hands, handoff_needs_the_handle_and_keeps_the_sandbox, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	bash_ok(&f, "X=7", "");
+	struct cr_sandbox *sb = cr_hands_sandbox(f.h);
+	struct cr_error err;
+	cr_assert_eq(cr_hands_handoff(f.h, "sbh_guess", "sesn_b", &err), -EACCES);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	char handle[CR_HANDS_HANDLE_MAX];
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_b");
+	cr_assert_eq(cr_hands_sandbox(f.h), sb);
+	bash_ok(&f, "echo $X", "7\n");
+	teardown(&f);
+}
+
+Test(hands, the_oom_killer_is_a_tool_error_naming_the_memory_limit, .timeout = 120)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	struct cr_error err;
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.cfg.sandbox.memory_max = 64 << 20;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), 0, "%s", err.msg);
+	bash_ok(&f, "true", "");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/memory.max", cr_sandbox_cgroup(cr_hands_sandbox(f.h)));
+	bool limited = access(path, F_OK) == 0;
+	if (!limited)
+		teardown(&f);
+	cr_test_need(limited, "no memory controller in this cgroup2 (the VM test runs this)");
+	/* dd allocates its whole 256 MiB block at once, above memory.max (no swap) */
+	struct cr_tool_result res =
+		call(&f, "bash", "{\"command\": \"dd if=/dev/zero of=/dev/null bs=256M count=1\"}");
+	cr_assert(res.is_error, "%s", res.content);
+	cr_assert(strstr(res.content, "OOM killer") && strstr(res.content, "67108864 bytes"), "%s",
+		  res.content);
+	cr_tool_result_clear(&res);
+	bash_ok(&f, "echo still here", "still here\n");
+	cr_assert_eq(cr_hands_provisioned(f.h), 1, "a process died, not the sandbox");
+	teardown(&f);
+}
