@@ -1,4 +1,6 @@
-/* runtime/hands: one session's sandbox, made when first needed, replaced after it is lost. */
+/* runtime/hands: one session's sandbox, made when first needed, replaced after it is lost,
+ * found again through its record after a restart. */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -15,6 +17,9 @@
 #include "corral/hands.h"
 #include "corral/id.h"
 
+#include <arpa/inet.h>
+#include <jansson.h>
+
 #define PAUSE_POLL_US 20000
 #define LOST_WAIT_MS 2000 /* for PID 1's exit after its connection closed */
 
@@ -27,7 +32,90 @@ struct cr_hands {
 	int fd; /* connection to the sandbox's corral-init, or -1 */
 	uint64_t ooms_seen; /* the sandbox's OOM kills already reported */
 	unsigned provisioned;
+	uint64_t epoch; /* the session's lease, for the events */
+	/* found again after a restart with its sandbox gone: the next call reports it lost */
+	char lost_pending[200];
+	char lost_sandbox[CR_SANDBOX_ID_MAX];
 };
+
+/* --- record and events --------------------------------------------------------------------- */
+
+static bool valid_handle(const char *handle)
+{
+	if (!handle || strncmp(handle, "sbh_", 4) != 0 || strlen(handle) != 30)
+		return false;
+	for (const char *p = handle + 4; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}
+
+static int hands_dir(const char *state_dir, char *buf, size_t size, struct cr_error *err)
+{
+	if (snprintf(buf, size, "%s/hands", state_dir) >= (int)size)
+		return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+	return 0;
+}
+
+static int record_path(const struct cr_hands *h, const char *suffix, char *buf, size_t size,
+		       struct cr_error *err)
+{
+	if (snprintf(buf, size, "%s/hands/%s.json%s", h->cfg.sandbox.state_dir, h->handle,
+		     suffix) >= (int)size)
+		return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+	return 0;
+}
+
+/* Writes the record (to a temporary file, then renamed over the old one). */
+static int save(struct cr_hands *h, struct cr_error *err)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int r = record_path(h, "", path, sizeof(path), err);
+	if (r == 0)
+		r = record_path(h, ".tmp", tmp, sizeof(tmp), err);
+	if (r < 0)
+		return r;
+	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "handle", h->handle, "session", h->session,
+			      "workspace", h->workspace, "sandbox",
+			      h->sb ? json_string(cr_sandbox_id(h->sb)) : json_null());
+	if (!o)
+		return cr_error_errno(err, ENOMEM, "hands record");
+	errno = 0;
+	r = json_dump_file(o, tmp, JSON_INDENT(2));
+	json_decref(o);
+	if (r < 0 || rename(tmp, path) < 0)
+		return cr_error_errno(err, errno ? errno : EIO, "write %s", path);
+	return 0;
+}
+
+/* Appends one of the session's sandbox events (payload: a JSON object, taken) when there is a
+ * log. */
+static int event(struct cr_hands *h, const char *session, uint64_t epoch, const char *type,
+		 json_t *payload, struct cr_error *err)
+{
+	if (!h->cfg.log) {
+		json_decref(payload);
+		return 0;
+	}
+	char *text = payload ? json_dumps(payload, JSON_COMPACT) : NULL;
+	json_decref(payload);
+	if (!text)
+		return cr_error_errno(err, ENOMEM, "%s event", type);
+	struct cr_log_append a = { .session = session,
+				   .epoch = epoch,
+				   .expected_seq = CR_LOG_ANY_SEQ,
+				   .type = type,
+				   .payload = text,
+				   .payload_len = strlen(text) };
+	int r = cr_log_append(h->cfg.log, &a, NULL, err);
+	free(text);
+	return r < 0 ? cr_error_prefix(err, "record %s in session %s", type, session) : 0;
+}
+
+void cr_hands_set_epoch(struct cr_hands *h, uint64_t epoch)
+{
+	h->epoch = epoch;
+}
 
 void cr_hands_config_init(struct cr_hands_config *cfg)
 {
@@ -71,14 +159,25 @@ static int provision(struct cr_hands *h, struct cr_error *err)
 	h->provisioned++;
 	h->ooms_seen = 0;
 	h->fd = cr_sandbox_connect(h->sb, err);
-	if (h->fd < 0) {
-		r = h->fd;
+	if (h->fd < 0 || (r = save(h, err)) < 0) {
+		r = h->fd < 0 ? h->fd : r;
+		if (h->fd >= 0)
+			close(h->fd);
+		h->fd = -1;
 		cr_sandbox_destroy(h->sb, true, NULL);
 		cr_sandbox_free(h->sb);
 		h->sb = NULL;
+		save(h, NULL);
 		return cr_error_prefix(err, "provision a sandbox for session %s", h->session);
 	}
-	return 0;
+	const struct cr_veth *v = cr_sandbox_veth(h->sb);
+	char addr[INET_ADDRSTRLEN] = "";
+	if (v)
+		inet_ntop(AF_INET, &v->sandbox_addr, addr, sizeof(addr));
+	return event(h, h->session, h->epoch, "sandbox.provisioned",
+		     json_pack("{s:s, s:o}", "sandbox_id", cr_sandbox_id(h->sb), "address",
+			       v ? json_string(addr) : json_null()),
+		     err);
 }
 
 /* Ends the current sandbox (the workspace stays). */
@@ -92,6 +191,22 @@ static void drop_sandbox(struct cr_hands *h)
 		cr_sandbox_free(h->sb);
 		h->sb = NULL;
 	}
+}
+
+/* The sandbox is lost: it goes, and the call's result says why; recorded in the session. */
+static int lose(struct cr_hands *h, const char *id, const char *why, struct cr_tool_result *ret,
+		struct cr_error *err)
+{
+	drop_sandbox(h);
+	save(h, NULL); /* (a stale record names a sandbox that cr_hands_open finds gone) */
+	int r = event(h, h->session, h->epoch, "sandbox.lost",
+		      json_pack("{s:s, s:s}", "sandbox_id", id, "reason", why), err);
+	if (r < 0)
+		return r;
+	return cr_tool_result_set(ret, true, err,
+				  "sandbox lost: %s (sandbox %s; the next call starts a new one, "
+				  "with the same /workspace)",
+				  why, id);
 }
 
 int cr_hands_new(const struct cr_hands_config *cfg, const char *session, struct cr_hands **ret,
@@ -126,15 +241,119 @@ int cr_hands_new(const struct cr_hands_config *cfg, const char *session, struct 
 	}
 	if (r == 0 && mkdir(h->workspace, 0700) < 0)
 		r = cr_error_errno(err, errno, "create workspace %s", h->workspace);
+	if (r == 0 && (r = hands_dir(cfg->sandbox.state_dir, dir, sizeof(dir), err)) == 0 &&
+	    mkdir(dir, 0700) < 0 && errno != EEXIST)
+		r = cr_error_errno(err, errno, "create %s", dir);
+	if (r == 0)
+		r = save(h, err);
 	if (r == 0 && cfg->eager)
 		r = provision(h, err);
 	if (r < 0) {
+		char path[PATH_MAX];
+		if (record_path(h, "", path, sizeof(path), NULL) == 0)
+			unlink(path);
 		if (h->workspace)
 			rmdir(h->workspace);
 		cr_hands_free(h);
 		return r;
 	}
 	*ret = h;
+	return 0;
+}
+
+int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct cr_hands **ret,
+		  struct cr_error *err)
+{
+	if (!valid_handle(handle))
+		return cr_error_set(err, EINVAL, "\"%s\" is not a hands handle",
+				    handle ? handle : "");
+	struct cr_hands *h = calloc(1, sizeof(*h));
+	if (!h)
+		return cr_error_errno(err, ENOMEM, "hands");
+	h->cfg = *cfg;
+	h->fd = -1;
+	if (h->cfg.paused_wait_ms <= 0)
+		h->cfg.paused_wait_ms = CR_TOOL_TIMEOUT_MS_DEFAULT;
+	snprintf(h->handle, sizeof(h->handle), "%s", handle);
+	char path[PATH_MAX];
+	int r = record_path(h, "", path, sizeof(path), err);
+	json_error_t je;
+	json_t *o = r < 0 ? NULL : json_load_file(path, 0, &je);
+	if (r == 0 && !o)
+		r = access(path, F_OK) < 0
+			    ? cr_error_errno(err, errno, "hands %s", handle)
+			    : cr_error_set(err, EIO, "hands record %s: %s", path, je.text);
+	const char *session = json_string_value(json_object_get(o, "session"));
+	const char *ws = json_string_value(json_object_get(o, "workspace"));
+	const char *sbid = json_string_value(json_object_get(o, "sandbox"));
+	if (r == 0 && (!session || !ws))
+		r = cr_error_set(err, EIO, "hands record %s: no session or workspace", path);
+	if (r == 0 && (!(h->session = strdup(session)) || !(h->workspace = strdup(ws))))
+		r = cr_error_errno(err, ENOMEM, "hands");
+	if (r == 0 && sbid) {
+		struct cr_error e;
+		enum cr_sandbox_state st = CR_SANDBOX_STOPPED;
+		if (cr_sandbox_open(cfg->sandbox.state_dir, sbid, &h->sb, &e) < 0 ||
+		    cr_sandbox_state(h->sb, &st, &e) < 0 || st == CR_SANDBOX_STOPPED) {
+			/* gone while nobody watched: clean up now, report at the next call */
+			snprintf(h->lost_sandbox, sizeof(h->lost_sandbox), "%s", sbid);
+			snprintf(h->lost_pending, sizeof(h->lost_pending),
+				 "it stopped while the host side was down");
+			drop_sandbox(h);
+			save(h, NULL);
+		}
+	}
+	json_decref(o);
+	if (r < 0) {
+		cr_hands_free(h);
+		return r;
+	}
+	*ret = h;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err)
+{
+	char dir[PATH_MAX];
+	int r = hands_dir(state_dir, dir, sizeof(dir), err);
+	if (r < 0)
+		return r;
+	char **v = calloc(1, sizeof(*v));
+	size_t n = 0;
+	if (!v)
+		return cr_error_errno(err, ENOMEM, "hands list");
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d && errno != ENOENT) {
+		free(v);
+		return cr_error_errno(err, errno, "open %s", dir);
+	}
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char handle[31];
+		if (strlen(e->d_name) != 35 || strcmp(e->d_name + 30, ".json") != 0)
+			continue;
+		memcpy(handle, e->d_name, 30);
+		handle[30] = '\0';
+		if (!valid_handle(handle))
+			continue;
+		char **nv = realloc(v, (n + 2) * sizeof(*v));
+		if (nv)
+			v = nv;
+		if (!nv || !(v[n] = strdup(handle))) {
+			for (size_t i = 0; i < n; i++)
+				free(v[i]);
+			free(v);
+			return cr_error_errno(err, ENOMEM, "hands list");
+		}
+		v[++n] = NULL;
+	}
+	qsort(v, n, sizeof(*v), cmp_str);
+	*ret = v;
+	*ret_n = n;
 	return 0;
 }
 
@@ -210,6 +429,12 @@ int cr_hands_execute(struct cr_hands *h, const char *call_id, const char *name, 
 	if (!cr_tool_known(name))
 		/* no sandbox is made for a call that cannot run */
 		return cr_tool_execute(-1, call_id, name, input, input_len, ret, err);
+	if (h->lost_pending[0]) {
+		char why[sizeof(h->lost_pending)];
+		snprintf(why, sizeof(why), "%s", h->lost_pending);
+		h->lost_pending[0] = '\0';
+		return lose(h, h->lost_sandbox, why, ret, err);
+	}
 	if (!h->sb) {
 		int r = provision(h, err);
 		if (r < 0)
@@ -222,43 +447,89 @@ int cr_hands_execute(struct cr_hands *h, const char *call_id, const char *name, 
 			"and was not run",
 			cr_sandbox_id(h->sb), h->cfg.paused_wait_ms);
 	struct cr_error call_err;
-	int r = cr_tool_execute(h->fd, call_id, name, input, input_len, ret, &call_err);
+	int r = h->fd >= 0 ? 0 : (h->fd = cr_sandbox_connect(h->sb, &call_err));
+	if (r >= 0)
+		r = cr_tool_execute(h->fd, call_id, name, input, input_len, ret, &call_err);
 	if (r == -ENOMEM) {
 		*err = call_err;
 		return r;
 	}
 	if (r < 0) {
-		char why[300];
+		char why[300], id[CR_SANDBOX_ID_MAX];
 		lost_reason(h, r, &call_err, why, sizeof(why));
-		char id[CR_SANDBOX_ID_MAX];
 		snprintf(id, sizeof(id), "%s", cr_sandbox_id(h->sb));
-		drop_sandbox(h);
-		return cr_tool_result_set(ret, true, err,
-					  "sandbox lost: %s (sandbox %s; the next call starts a "
-					  "new one, with the same /workspace)",
-					  why, id);
+		return lose(h, id, why, ret, err);
 	}
 	return note_oom(h, ret, err);
 }
 
+/* Whether epoch is session's current lease in the log (0 without a log; -ESTALE if not). */
+static int lease_held(struct cr_hands *h, const char *session, uint64_t epoch, struct cr_error *err)
+{
+	struct cr_log_session_info info;
+	if (!h->cfg.log)
+		return 0;
+	int r = cr_log_session_info(h->cfg.log, session, &info, err);
+	if (r < 0)
+		return r;
+	if (info.epoch != epoch)
+		return cr_error_set(err, ESTALE,
+				    "handoff: the lease of session %s is not held (epoch %llu "
+				    "given, %llu current)",
+				    session, (unsigned long long)epoch,
+				    (unsigned long long)info.epoch);
+	return 0;
+}
+
 int cr_hands_handoff(struct cr_hands *h, const char *handle, const char *to_session,
-		     struct cr_error *err)
+		     uint64_t to_epoch, struct cr_error *err)
 {
 	if (!handle || strcmp(handle, h->handle) != 0)
 		return cr_error_set(err, EACCES, "handoff: not this sandbox's handle");
 	if (!to_session || !*to_session)
 		return cr_error_set(err, EINVAL, "handoff: no session to hand the sandbox to");
+	if (strcmp(to_session, h->session) == 0)
+		return cr_error_set(err, EINVAL, "handoff: the sandbox is already session %s's",
+				    to_session);
+	/* Both leases are checked before either event is written, so that a stale caller leaves
+	 * no trace. (A lease taken over between the check and the appends still fails the second
+	 * append; the first session's log then names a handoff that did not happen.) */
+	int r = lease_held(h, h->session, h->epoch, err);
+	if (r == 0)
+		r = lease_held(h, to_session, to_epoch, err);
+	if (r < 0)
+		return r;
 	char *s = strdup(to_session);
 	if (!s)
 		return cr_error_errno(err, ENOMEM, "handoff");
+	/* the handle is a capability: it never goes into a log */
+	const char *id = h->sb ? cr_sandbox_id(h->sb) : NULL;
+	r = event(h, h->session, h->epoch, "sandbox.handoff",
+		  json_pack("{s:o, s:s, s:s}", "sandbox_id", id ? json_string(id) : json_null(),
+			    "from_session", h->session, "to_session", to_session),
+		  err);
+	if (r == 0)
+		r = event(h, to_session, to_epoch, "sandbox.handoff",
+			  json_pack("{s:o, s:s, s:s}", "sandbox_id",
+				    id ? json_string(id) : json_null(), "from_session", h->session,
+				    "to_session", to_session),
+			  err);
+	if (r < 0) {
+		free(s);
+		return r;
+	}
 	free(h->session);
 	h->session = s;
-	return 0;
+	h->epoch = to_epoch;
+	return save(h, err);
 }
 
 int cr_hands_destroy(struct cr_hands *h, bool keep_workspace, struct cr_error *err)
 {
 	drop_sandbox(h);
+	char path[PATH_MAX];
+	if (record_path(h, "", path, sizeof(path), err) == 0 && unlink(path) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "remove %s", path);
 	if (!keep_workspace && h->workspace) {
 		int r = cr_remove_tree(h->workspace, err);
 		if (r < 0 && r != -ENOENT)

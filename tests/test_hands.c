@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include "corral/cleanup.h"
+#include "corral/fileio.h"
 #include "corral/hands.h"
+#include "corral/log.h"
 #include "helpers.h"
 
 struct fixture {
@@ -45,6 +47,11 @@ static void teardown(struct fixture *f)
 	struct stat st;
 	cr_assert_neq(stat(cr_hands_workspace(f->h), &st), 0, "workspace removed");
 	cr_hands_free(f->h);
+	char **list;
+	size_t n;
+	cr_assert_eq(cr_hands_list(f->dir, &list, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 0, "the record is removed with the hands");
+	free(list);
 	cr_assert_eq(rmdir(f->cgroup), 0, "no sandbox cgroup left under %s: %s", f->cgroup,
 		     strerror(errno));
 	cr_test_rmrf(f->dir);
@@ -151,11 +158,11 @@ Test(hands, handoff_needs_the_handle_and_keeps_the_sandbox, .timeout = 60)
 	bash_ok(&f, "X=7", "");
 	struct cr_sandbox *sb = cr_hands_sandbox(f.h);
 	struct cr_error err;
-	cr_assert_eq(cr_hands_handoff(f.h, "sbh_guess", "sesn_b", &err), -EACCES);
+	cr_assert_eq(cr_hands_handoff(f.h, "sbh_guess", "sesn_b", 0, &err), -EACCES);
 	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
 	char handle[CR_HANDS_HANDLE_MAX];
 	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
-	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", 0, &err), 0, "%s", err.msg);
 	cr_assert_str_eq(cr_hands_session(f.h), "sesn_b");
 	cr_assert_eq(cr_hands_sandbox(f.h), sb);
 	bash_ok(&f, "echo $X", "7\n");
@@ -187,5 +194,142 @@ Test(hands, the_oom_killer_is_a_tool_error_naming_the_memory_limit, .timeout = 1
 	cr_tool_result_clear(&res);
 	bash_ok(&f, "echo still here", "still here\n");
 	cr_assert_eq(cr_hands_provisioned(f.h), 1, "a process died, not the sandbox");
+	teardown(&f);
+}
+
+Test(hands, found_again_after_a_restart_with_the_same_shell, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	bash_ok(&f, "X=9", "");
+	char handle[CR_HANDS_HANDLE_MAX];
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
+	cr_hands_free(f.h); /* the host side goes away; the sandbox runs on */
+	f.h = NULL;
+	char **list;
+	size_t n;
+	struct cr_error err;
+	cr_assert_eq(cr_hands_list(f.dir, &list, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(list[0], handle);
+	free(list[0]);
+	free(list);
+	cr_assert_eq(cr_hands_open(&f.cfg, "sbh_nope", &f.h, &err), -EINVAL);
+	cr_assert_eq(cr_hands_open(&f.cfg, "sbh_00000000000000000000000000", &f.h, &err), -ENOENT);
+	cr_assert_eq(cr_hands_open(&f.cfg, handle, &f.h, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	bash_ok(&f, "echo $X", "9\n");
+	cr_assert_eq(cr_hands_provisioned(f.h), 0, "the same sandbox, not a new one");
+	teardown(&f);
+}
+
+Test(hands, a_sandbox_that_died_while_down_is_cleaned_up_and_reported_once, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	bash_ok(&f, "echo kept > note", "");
+	char handle[CR_HANDS_HANDLE_MAX], cgroup[4096];
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
+	snprintf(cgroup, sizeof(cgroup), "%s", cr_sandbox_cgroup(cr_hands_sandbox(f.h)));
+	pid_t pid = cr_sandbox_pid(cr_hands_sandbox(f.h));
+	cr_hands_free(f.h);
+	f.h = NULL;
+	cr_assert_eq(kill(pid, SIGKILL), 0);
+	/* the host side comes back once the sandbox is gone (every process out of its cgroup) */
+	char events[4200];
+	snprintf(events, sizeof(events), "%s/cgroup.events", cgroup);
+	bool empty = false;
+	for (int i = 0; i < 500 && !empty; i++) {
+		_cleanup_free_ char *text = NULL;
+		empty = cr_read_file(events, 4096, &text, NULL, NULL) == 0 &&
+			strstr(text, "populated 0");
+		if (!empty)
+			usleep(10000);
+	}
+	cr_assert(empty, "the killed sandbox's processes did not leave its cgroup");
+	struct cr_error err;
+	cr_assert_eq(cr_hands_open(&f.cfg, handle, &f.h, &err), 0, "%s", err.msg);
+	struct stat st;
+	cr_assert_neq(stat(cgroup, &st), 0, "the dead sandbox's cgroup is removed at once");
+	struct cr_tool_result res = call(&f, "bash", "{\"command\": \"true\"}");
+	cr_assert(res.is_error && strstr(res.content,
+					 "sandbox lost: it stopped while the host side was down"),
+		  "%s", res.content);
+	cr_tool_result_clear(&res);
+	bash_ok(&f, "cat note", "kept\n");
+	cr_assert_eq(cr_hands_provisioned(f.h), 1);
+	teardown(&f);
+}
+
+/* The events of session id, as "type payload" lines. */
+static char *events_of(struct cr_log *log, const char *id)
+{
+	struct cr_log_event *ev;
+	size_t n;
+	struct cr_error err;
+	cr_assert_eq(cr_log_get_events(log, id, 0, 0, &ev, &n, &err), 0, "%s", err.msg);
+	char *out = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&out, &len);
+	for (size_t i = 0; i < n; i++)
+		fprintf(m, "%s %s\n", ev[i].type, ev[i].payload);
+	fclose(m);
+	cr_log_events_free(ev, n);
+	return out;
+}
+
+Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	_cleanup_free_ char *logdir = NULL;
+	cr_assert(asprintf(&logdir, "%s/log", f.dir) > 0);
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	struct cr_log *log;
+	struct cr_error err;
+	cr_assert_eq(cr_log_open(logdir, &o, &log, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_session_create(log, "sesn_a", NULL, &err), 0);
+	cr_assert_eq(cr_log_session_create(log, "sesn_b", NULL, &err), 0);
+	uint64_t ea, eb;
+	cr_assert_eq(cr_log_acquire(log, "sesn_a", &ea, &err), 0);
+	cr_assert_eq(cr_log_acquire(log, "sesn_b", &eb, &err), 0);
+	cr_assert_eq(cr_log_acquire(log, "sesn_b", &eb, &err), 0); /* epoch 2 */
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.cfg.log = log;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), 0, "%s", err.msg);
+	cr_hands_set_epoch(f.h, ea);
+	bash_ok(&f, "true", "");
+	char id[CR_SANDBOX_ID_MAX], handle[CR_HANDS_HANDLE_MAX];
+	snprintf(id, sizeof(id), "%s", cr_sandbox_id(cr_hands_sandbox(f.h)));
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
+	/* a stale lease on the receiving side: refused, nothing changes */
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", 1, &err), -ESTALE, "%s", err.msg);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", eb, &err), 0, "%s", err.msg);
+	kill(cr_sandbox_pid(cr_hands_sandbox(f.h)), SIGKILL);
+	struct cr_tool_result res = call(&f, "bash", "{\"command\": \"true\"}");
+	cr_assert(res.is_error && strstr(res.content, "sandbox lost"), "%s", res.content);
+	cr_tool_result_clear(&res);
+	_cleanup_free_ char *a = events_of(log, "sesn_a");
+	_cleanup_free_ char *b = events_of(log, "sesn_b");
+	char want[512];
+	snprintf(want, sizeof(want), "sandbox.provisioned {\"sandbox_id\":\"%s\",\"address\":null}",
+		 id);
+	cr_assert(strstr(a, want), "%s", a);
+	snprintf(want, sizeof(want),
+		 "sandbox.handoff {\"sandbox_id\":\"%s\",\"from_session\":\"sesn_a\","
+		 "\"to_session\":\"sesn_b\"}",
+		 id);
+	cr_assert(strstr(a, want), "%s", a);
+	cr_assert(strstr(b, want), "%s", b);
+	cr_assert(strstr(b, "sandbox.lost {\"sandbox_id\""), "the loss is the new session's: %s",
+		  b);
+	cr_assert_null(strstr(a, "sandbox.lost"), "%s", a);
+	cr_assert_null(strstr(a, handle), "the handle is never logged");
+	cr_assert_null(strstr(b, handle), "the handle is never logged");
+	cr_log_close(log);
 	teardown(&f);
 }

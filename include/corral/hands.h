@@ -3,7 +3,11 @@
  * bits), the workspace that outlives each sandbox, provisioning (lazily on the first tool call
  * by default, or at once), and what a tool call does when the sandbox is gone: that call is
  * the tool error "sandbox lost: <reason>", the next one provisions a new sandbox on the same
- * workspace. Tool calls go through runtime/tool (cr_tool_execute). docs/sandbox.md, "Hands". */
+ * workspace. Tool calls go through runtime/tool (cr_tool_execute). The binding is kept in a
+ * record (<state_dir>/hands/<handle>.json) so that the hands, and their sandbox, are found again
+ * after the host side restarts; with a log, what happens to the sandbox is recorded in the
+ * session's events (sandbox.provisioned, sandbox.lost, sandbox.handoff in both sessions).
+ * docs/sandbox.md, "Hands". */
 #ifndef CORRAL_HANDS_H
 #define CORRAL_HANDS_H
 
@@ -11,6 +15,7 @@
 #include <stddef.h>
 
 #include "corral/error.h"
+#include "corral/log.h"
 #include "corral/sandbox.h"
 #include "corral/tool.h"
 
@@ -22,6 +27,9 @@ struct cr_hands_config {
 	 * hands. */
 	struct cr_sandbox_config sandbox;
 	bool eager; /* provision in cr_hands_new(), not on the first tool call */
+	/* Where the sandbox's events go (NULL: nowhere). They are appended under the epoch set
+	 * with cr_hands_set_epoch(): the lease of the worker driving the session. */
+	struct cr_log *log;
 	/* How long a tool call waits for a paused sandbox to be resumed before it fails (the call
 	 * is then not sent, so it never runs later); default CR_TOOL_TIMEOUT_MS_DEFAULT. */
 	int paused_wait_ms;
@@ -35,6 +43,19 @@ struct cr_hands;
  * (<state_dir>/workspaces/<handle>); with cfg->eager a sandbox at once. */
 int cr_hands_new(const struct cr_hands_config *cfg, const char *session, struct cr_hands **ret,
 		 struct cr_error *err);
+
+/* Finds hands again by their handle from their record, e.g. after the host side restarted. The
+ * sandbox is found again if it still runs (cr_sandbox_open); one that stopped meanwhile is
+ * destroyed and recorded as lost, and the next tool call provisions anew. -ENOENT for an
+ * unknown handle, -EINVAL for one that is not a handle. */
+int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct cr_hands **ret,
+		  struct cr_error *err);
+
+/* The handles recorded under state_dir, sorted; NULL-terminated, owned by the caller. */
+int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err);
+
+/* The lease epoch under which the hands append the session's sandbox events. */
+void cr_hands_set_epoch(struct cr_hands *h, uint64_t epoch);
 
 const char *cr_hands_handle(const struct cr_hands *h);
 const char *cr_hands_session(const struct cr_hands *h);
@@ -54,11 +75,14 @@ int cr_hands_execute(struct cr_hands *h, const char *call_id, const char *name, 
 		     size_t input_len, struct cr_tool_result *ret, struct cr_error *err);
 
 /* Rebinds the hands to another session; the caller must present the handle (-EACCES for a
- * wrong one). The sandbox and workspace carry over untouched. */
+ * wrong one). The sandbox and workspace carry over untouched. With a log, a sandbox.handoff
+ * event is appended to both sessions first, to the old one under the hands' epoch and to the
+ * new one under to_epoch (each fenced: -ESTALE, and nothing changes, when the caller does not
+ * hold that lease), then the record is rewritten. */
 int cr_hands_handoff(struct cr_hands *h, const char *handle, const char *to_session,
-		     struct cr_error *err);
+		     uint64_t to_epoch, struct cr_error *err);
 
-/* Destroys the sandbox (if any) and, unless keep_workspace, the workspace. */
+/* Destroys the sandbox (if any), the record and, unless keep_workspace, the workspace. */
 int cr_hands_destroy(struct cr_hands *h, bool keep_workspace, struct cr_error *err);
 
 /* Frees the handle's memory; does not stop the sandbox. NULL is fine. */
