@@ -7,8 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <jansson.h>
 
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
@@ -332,4 +336,85 @@ Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
 	cr_assert_null(strstr(b, handle), "the handle is never logged");
 	cr_log_close(log);
 	teardown(&f);
+}
+
+/* In a child with a private mount namespace, the workspaces live on a 1 MiB tmpfs: filling it
+ * is a tool error (from write, from a command), never a lost sandbox, and once space is freed
+ * the same sandbox writes again. Returns 0, 77 to skip, or the failing step. */
+static int full_disk_child(void *arg)
+{
+	struct fixture *f = arg;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return 77;
+	char ws[4096];
+	snprintf(ws, sizeof(ws), "%s/workspaces", f->dir);
+	if (mkdir(ws, 0700) < 0 || mount("tmpfs", ws, "tmpfs", 0, "size=1m,mode=0700") < 0)
+		return 77;
+	struct cr_error err;
+	if (cr_hands_new(&f->cfg, "sesn_a", &f->h, &err) < 0) {
+		fprintf(stderr, "hands: %s\n", err.msg);
+		return 1;
+	}
+	int step = 0;
+	struct cr_tool_result res = { 0 };
+	static char big[2 << 20];
+	memset(big, 'x', sizeof(big) - 1);
+	json_t *in = json_pack("{s:s, s:s}", "file_path", "big", "content", big);
+	char *text = json_dumps(in, JSON_COMPACT);
+	json_decref(in);
+	step = 2;
+	if (cr_hands_execute(f->h, NULL, "write", text, strlen(text), &res, &err) < 0 ||
+	    !res.is_error || !strstr(res.content, "No space left on device")) {
+		fprintf(stderr, "write on a full disk: %s\n", res.content ? res.content : err.msg);
+		goto out;
+	}
+	cr_tool_result_clear(&res);
+	step = 3;
+	const char *fill = "{\"command\": \"head -c 2000000 /dev/zero > fill; echo status $?\"}";
+	if (cr_hands_execute(f->h, NULL, "bash", fill, strlen(fill), &res, &err) < 0 ||
+	    !strstr(res.content, "No space left on device") || !strstr(res.content, "status 1")) {
+		fprintf(stderr, "a command on a full disk: %s\n",
+			res.content ? res.content : err.msg);
+		goto out;
+	}
+	cr_tool_result_clear(&res);
+	step = 4;
+	const char *again = "{\"command\": \"rm fill && echo small > f && cat f\"}";
+	if (cr_hands_execute(f->h, NULL, "bash", again, strlen(again), &res, &err) < 0 ||
+	    res.is_error || strcmp(res.content, "small\n") != 0 ||
+	    cr_hands_provisioned(f->h) != 1) {
+		fprintf(stderr, "after freeing space: %s\n", res.content ? res.content : err.msg);
+		goto out;
+	}
+	step = 0;
+out:
+	cr_tool_result_clear(&res);
+	free(text);
+	cr_hands_destroy(f->h, false, NULL);
+	cr_hands_free(f->h);
+	umount2(ws, MNT_DETACH);
+	return step;
+}
+
+Test(hands, a_full_workspace_disk_is_a_tool_error, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	struct cr_error err;
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.h = NULL;
+	/* setup's workspaces/ goes: the child mounts a small file system there */
+	char ws[4096];
+	snprintf(ws, sizeof(ws), "%s/workspaces", f.dir);
+	rmdir(ws);
+	int r = cr_test_run_in_cgroup(NULL, full_disk_child, &f);
+	cr_test_need(r != 77, "mount namespaces or tmpfs unavailable");
+	cr_assert_eq(r, 0, "full workspace disk scenario failed at step %d", r);
+	/* teardown's checks, with hands that are already gone */
+	cr_assert_eq(rmdir(f.cgroup), 0, "no sandbox cgroup left: %s", strerror(errno));
+	cr_test_rmrf(f.dir);
+	free(f.dir);
+	free(f.cgroup);
+	free(f.init);
 }
