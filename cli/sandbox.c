@@ -42,7 +42,8 @@ static void usage(FILE *f)
 		"  --memory BYTES    memory.max (swap off)\n"
 		"  --pids N          pids.max\n"
 		"  --cpu PERCENT     cpu.max, percent of one CPU\n"
-		"  --egress CIDR:N   a veth pair with the N-th /30 of CIDR (docs/networking.md)\n"
+		"  --egress CIDR[:N] a veth pair with the N-th /30 of CIDR, or without N the\n"
+		"                    lowest one no sandbox holds (docs/networking.md)\n"
 		"  --hostname NAME   (default \"sandbox\")\n"
 		"  --cgroup-parent DIR  cgroup2 group to create it under (default <cgroup2>/%s)\n"
 		"create prints the new sandbox's id. exec runs PROGRAM in the sandbox through its\n"
@@ -180,18 +181,17 @@ static int cmd_create(int argc, char **argv, struct common *c)
 			cfg.cpu_max_pct = (uint32_t)v;
 			break;
 		case OPT_EGRESS: {
+			/* CIDR (the lowest free pair) or CIDR:INDEX */
 			char *colon = strrchr(optarg, ':');
-			if (!colon) {
-				fprintf(stderr, "corral sandbox: --egress %s: want CIDR:INDEX\n",
-					optarg);
-				return CR_EXIT_USAGE;
-			}
-			*colon = '\0';
+			if (colon)
+				*colon = '\0';
 			if (cr_net_range_parse(optarg, &range, &err) < 0) {
 				fprintf(stderr, "corral sandbox: --egress: %s\n", err.msg);
 				return CR_EXIT_USAGE;
 			}
-			if (parse_u64("--egress index", colon + 1, 0, UINT32_MAX, &v) < 0)
+			v = CR_SANDBOX_EGRESS_AUTO;
+			if (colon &&
+			    parse_u64("--egress index", colon + 1, 0, UINT32_MAX - 1, &v) < 0)
 				return CR_EXIT_USAGE;
 			cfg.egress_range = &range;
 			cfg.egress_index = (uint32_t)v;

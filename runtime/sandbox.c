@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -954,14 +955,128 @@ int cr_sandbox_state(const struct cr_sandbox *sb, enum cr_sandbox_state *ret, st
 	return 0;
 }
 
+/* Calls fn for the sandbox end address of every recorded sandbox with egress under state_dir,
+ * until it returns nonzero (which is returned). */
+static int each_address(const char *state_dir,
+			int (*fn)(const char *id, const struct in_addr *addr, void *arg), void *arg,
+			struct cr_error *err)
+{
+	char **ids;
+	size_t n;
+	int r = cr_sandbox_list(state_dir, &ids, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		struct cr_sandbox *sb;
+		if (r == 0 && cr_sandbox_open(state_dir, ids[i], &sb, NULL) == 0) {
+			if (sb->has_veth)
+				r = fn(sb->id, &sb->veth.sandbox_addr, arg);
+			cr_sandbox_free(sb);
+		}
+		free(ids[i]);
+	}
+	free(ids);
+	return r;
+}
+
+struct find_address {
+	struct in_addr addr;
+	char *id;
+};
+
+static int match_address(const char *id, const struct in_addr *addr, void *arg)
+{
+	struct find_address *f = arg;
+	if (addr->s_addr != f->addr.s_addr)
+		return 0;
+	snprintf(f->id, CR_SANDBOX_ID_MAX, "%s", id);
+	return 1;
+}
+
+int cr_sandbox_find_address(const char *state_dir, const struct in_addr *addr,
+			    char ret_id[CR_SANDBOX_ID_MAX], struct cr_error *err)
+{
+	struct find_address f = { .addr = *addr, .id = ret_id };
+	int r = each_address(state_dir, match_address, &f, err);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		char a[INET_ADDRSTRLEN];
+		inet_ntop(AF_INET, addr, a, sizeof(a));
+		return cr_error_set(err, ENOENT, "no sandbox under %s has the address %s",
+				    state_dir, a);
+	}
+	return 0;
+}
+
+struct used_pairs {
+	const struct cr_net_range *range;
+	uint8_t *used; /* one per /30 of the range */
+	uint32_t n;
+};
+
+static int mark_used(const char *id, const struct in_addr *addr, void *arg)
+{
+	(void)id;
+	struct used_pairs *u = arg;
+	uint32_t a = ntohl(addr->s_addr), net = ntohl(u->range->network.s_addr);
+	uint32_t i = (a - net) >> (32 - CR_NET_PAIR_PREFIX);
+	if (a >= net && i < u->n)
+		u->used[i] = 1;
+	return 0;
+}
+
+/* The lowest /30 of the range that no recorded sandbox holds. The caller holds the egress lock
+ * until its own record is written. */
+static int free_pair(const char *state_dir, const struct cr_net_range *range, uint32_t *ret,
+		     struct cr_error *err)
+{
+	struct used_pairs u = { .range = range, .n = cr_net_range_pairs(range) };
+	u.used = calloc(u.n ? u.n : 1, 1);
+	if (!u.used)
+		return cr_error_errno(err, ENOMEM, "egress addresses");
+	int r = each_address(state_dir, mark_used, &u, err);
+	uint32_t i = 0;
+	while (r == 0 && i < u.n && u.used[i])
+		i++;
+	free(u.used);
+	if (r < 0)
+		return r;
+	if (i == u.n)
+		return cr_error_set(err, EADDRNOTAVAIL,
+				    "egress: all %u address pairs of the range are in use", u.n);
+	*ret = i;
+	return 0;
+}
+
+/* Takes <state_dir>/egress.lock: one sandbox at a time picks its addresses and records them. */
+static int lock_egress(const char *state_dir, struct cr_error *err)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/egress.lock", state_dir) >= (int)sizeof(path))
+		return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "open %s", path);
+	int r;
+	do
+		r = flock(fd, LOCK_EX);
+	while (r < 0 && errno == EINTR);
+	if (r < 0) {
+		r = cr_error_errno(err, errno, "lock %s", path);
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* The veth pair of a sandbox with egress, made while its child still waits. */
-static int make_veth(struct cr_sandbox *sb, const struct cr_sandbox_config *cfg,
+static int make_veth(struct cr_sandbox *sb, const struct cr_sandbox_config *cfg, uint32_t index,
 		     struct cr_error *err)
 {
 	struct in_addr host, sandbox;
 	uint8_t prefix;
-	int r = cr_net_pair_addresses(cfg->egress_range, cfg->egress_index, &host, &sandbox,
-				      &prefix, err);
+	int r = cr_net_pair_addresses(cfg->egress_range, index, &host, &sandbox, &prefix, err);
 	if (r < 0)
 		return r;
 	_cleanup_close_ int ns = -1;
@@ -1057,7 +1172,7 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 	struct cr_mount_plan plan = { 0 };
 	_cleanup_free_ int *src_fds = NULL;
 	_cleanup_close_ int cgfd = -1, control = -1;
-	int sync[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	int sync[2] = { -1, -1 }, errp[2] = { -1, -1 }, egress_lock = -1;
 	char root[PATH_MAX];
 
 	r = r ?: make_dirs(sb, cfg->state_dir, cfg->workspace, cfg->uid_base, err);
@@ -1137,7 +1252,16 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 		goto fail; /* closing sync ends the child */
 	}
 	if (cfg->egress_range) {
-		r = make_veth(sb, cfg, err);
+		uint32_t index = cfg->egress_index;
+		if (index == CR_SANDBOX_EGRESS_AUTO) {
+			egress_lock = lock_egress(cfg->state_dir, err);
+			r = egress_lock < 0
+				    ? egress_lock
+				    : free_pair(cfg->state_dir, cfg->egress_range, &index, err);
+			if (r < 0)
+				goto fail;
+		}
+		r = make_veth(sb, cfg, index, err);
 		if (r < 0)
 			goto fail;
 	}
@@ -1164,6 +1288,8 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 	r = write_record(sb, cfg, err);
 	if (r < 0)
 		goto fail;
+	if (egress_lock >= 0)
+		close(egress_lock); /* the record holds the addresses now */
 	cr_mount_plan_free(&plan);
 	if (limits_applied)
 		*limits_applied = limits;
@@ -1180,6 +1306,8 @@ fail:
 	cr_mount_plan_free(&plan);
 	sandbox_cleanup(sb);
 	cr_sandbox_free(sb);
+	if (egress_lock >= 0)
+		close(egress_lock);
 	return r < 0 ? r : -EIO;
 }
 

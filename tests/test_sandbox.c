@@ -535,6 +535,85 @@ Test(sandbox, egress_is_a_veth_pair_and_the_host_sees_the_sandbox_address, .time
 	cr_test_rmrf(dir);
 }
 
+/* Sandboxes with CR_SANDBOX_EGRESS_AUTO get the lowest free address pairs, each its own; an
+ * address names its sandbox; a destroyed sandbox's pair is given out again. */
+static int egress_auto_child(void *arg)
+{
+	const struct egress_args *ea = arg;
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	struct cr_net_range range;
+	struct cr_error err;
+	if (cr_net_range_parse("10.214.0.0/29", &range, &err) < 0) /* two pairs only */
+		return 10;
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, ea->state, init);
+	cfg.cgroup_parent = ea->cgroup;
+	cfg.egress_range = &range;
+	cfg.egress_index = CR_SANDBOX_EGRESS_AUTO;
+	struct cr_sandbox *a = NULL, *b = NULL, *c = NULL;
+	int step = 11;
+	if (cr_sandbox_create(&cfg, &a, NULL, &err) < 0 ||
+	    cr_sandbox_create(&cfg, &b, NULL, &err) < 0)
+		goto out;
+	step = 12;
+	struct in_addr want_a, want_b, host;
+	uint8_t prefix;
+	cr_net_pair_addresses(&range, 0, &host, &want_a, &prefix, NULL);
+	cr_net_pair_addresses(&range, 1, &host, &want_b, &prefix, NULL);
+	if (cr_sandbox_veth(a)->sandbox_addr.s_addr != want_a.s_addr ||
+	    cr_sandbox_veth(b)->sandbox_addr.s_addr != want_b.s_addr)
+		goto out;
+	step = 13;
+	char id[CR_SANDBOX_ID_MAX];
+	if (cr_sandbox_find_address(ea->state, &want_b, id, &err) < 0 ||
+	    strcmp(id, cr_sandbox_id(b)) != 0)
+		goto out;
+	step = 14; /* the range is used up */
+	if (cr_sandbox_create(&cfg, &c, NULL, &err) != -EADDRNOTAVAIL)
+		goto out;
+	step = 15; /* a's pair is free again once a is gone */
+	if (cr_sandbox_destroy(a, false, &err) < 0)
+		goto out;
+	cr_sandbox_free(a);
+	a = NULL;
+	if (cr_sandbox_find_address(ea->state, &want_a, id, &err) != -ENOENT ||
+	    cr_sandbox_create(&cfg, &c, NULL, &err) < 0 ||
+	    cr_sandbox_veth(c)->sandbox_addr.s_addr != want_a.s_addr)
+		goto out;
+	step = 0;
+out:
+	if (step)
+		fprintf(stderr, "egress auto, step %d: %s\n", step, err.msg);
+	struct cr_sandbox *all[] = { a, b, c };
+	for (int i = 0; i < 3; i++) {
+		if (all[i] && cr_sandbox_destroy(all[i], false, &err) < 0)
+			step = step ?: 16;
+		cr_sandbox_free(all[i]);
+	}
+	char **names;
+	size_t n;
+	if (cr_net_list_veths(&names, &n, &err) < 0 || n != 0)
+		step = step ?: 17;
+	cr_net_names_free(names);
+	return step;
+}
+
+Test(sandbox, egress_auto_gives_each_sandbox_its_own_address, .timeout = 60)
+{
+	need_namespaces();
+	_cleanup_free_ char *dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *cg = cr_test_cgroup("sbx", NULL);
+	struct egress_args ea = { dir, cg };
+	int r = cr_test_run_in_cgroup(NULL, egress_auto_child, &ea);
+	struct cr_error err;
+	cr_assert_eq(cr_cgroup_destroy(cg, 5000, &err), 0, "%s", err.msg);
+	cr_test_need(r != 77, "network namespaces unavailable");
+	cr_assert_eq(r, 0, "egress auto scenario failed at step %d", r);
+	cr_test_rmrf(dir);
+}
+
 Test(sandbox, found_again_by_id_paused_resumed_and_destroyed_from_another_handle, .timeout = 60)
 {
 	need_namespaces();

@@ -18,6 +18,7 @@
 
 #define CR_SANDBOX_ID_MAX 40 /* "sbx_" + 26 base32 characters + NUL, with room */
 #define CR_SANDBOX_UIDS 65536 /* uids (and gids) mapped into each sandbox */
+#define CR_SANDBOX_EGRESS_AUTO UINT32_MAX /* egress_index: pick a free address pair */
 /* uid_base for callers without a range of their own: well above any login's uid, below 2^31 */
 #define CR_SANDBOX_UID_BASE_DEFAULT 1000000000u
 
@@ -43,6 +44,9 @@ struct cr_sandbox_config {
 	 * the id>", with the egress_index-th /30 of the range (docs/networking.md): no
 	 * forwarding or NAT, so the sandbox reaches only the host's own addresses. */
 	const struct cr_net_range *egress_range;
+	/* CR_SANDBOX_EGRESS_AUTO: the lowest /30 that no sandbox recorded under state_dir holds,
+	 * chosen under a lock on <state_dir>/egress.lock held until this sandbox's record is
+	 * written, so that each sandbox's address is its own (cr_sandbox_find_address). */
 	uint32_t egress_index;
 	/* What PID 1 runs: NULL serves tool requests (corral-init --listen on the sandbox's
 	 * control socket); else corral-init runs this program (argv, NULL-terminated) with
@@ -108,6 +112,11 @@ const char *cr_sandbox_state_name(enum cr_sandbox_state s);
  * this process's child). -ENOENT for an unknown id, -EINVAL for one that is not an id. */
 int cr_sandbox_open(const char *state_dir, const char *id, struct cr_sandbox **ret,
 		    struct cr_error *err);
+
+/* Which sandbox recorded under state_dir has addr as its (sandbox end) egress address: the
+ * address is a sandbox's identity on the host. -ENOENT when none has it. */
+int cr_sandbox_find_address(const char *state_dir, const struct in_addr *addr,
+			    char ret_id[CR_SANDBOX_ID_MAX], struct cr_error *err);
 
 /* The ids of the sandboxes recorded under state_dir, sorted; *ret is NULL-terminated and owned
  * by the caller (free each, then the array). */
