@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "corral/cleanup.h"
+#include "corral/hands.h"
 #include "corral/initproto.h"
 #include "corral/net.h"
 #include "corral/sandbox.h"
@@ -29,7 +30,8 @@ static void usage(FILE *f)
 		"       corral sandbox tool [OPTIONS] ID NAME [INPUT]\n"
 		"       corral sandbox ls [OPTIONS] [--json]\n"
 		"       corral sandbox pause|resume [OPTIONS] ID\n"
-		"       corral sandbox destroy [OPTIONS] [--keep-workspace] ID\n"
+		"       corral sandbox destroy [OPTIONS] [--keep-workspace] ID|HANDLE\n"
+		"       corral sandbox handoff [OPTIONS] HANDLE SESSION\n"
 		"\n"
 		"Options of every verb:\n"
 		"  --state-dir DIR   where sandboxes live (default %s)\n"
@@ -46,6 +48,11 @@ static void usage(FILE *f)
 		"                    lowest one no sandbox holds (docs/networking.md)\n"
 		"  --hostname NAME   (default \"sandbox\")\n"
 		"  --cgroup-parent DIR  cgroup2 group to create it under (default <cgroup2>/%s)\n"
+		"  --session SESSION the sandbox of a session's hands (docs/sandbox.md, "
+		"\"Hands\"):\n"
+		"                    create prints the sandbox's id and then the hands' handle, a\n"
+		"                    capability; handoff rebinds the hands to another session;\n"
+		"                    destroy HANDLE removes sandbox, workspace and record\n"
 		"create prints the new sandbox's id. exec runs PROGRAM in the sandbox through its\n"
 		"PID 1, prints its output and exits with its status (128+N for signal N).\n"
 		"tool runs tool NAME of the built-in toolset (bash, read, write, edit, glob, "
@@ -120,8 +127,33 @@ enum {
 	OPT_KEEP,
 	OPT_JSON,
 	OPT_TIMEOUT,
-	OPT_CGROUP
+	OPT_CGROUP,
+	OPT_SESSION
 };
+
+/* create --session: the sandbox of a session's hands, made at once; prints its id and the
+ * hands' handle. */
+static int create_hands(const struct cr_sandbox_config *cfg, const char *session)
+{
+	if (cfg->workspace) {
+		fprintf(stderr, "corral sandbox create: --workspace and --session exclude each "
+				"other (a session's hands keep their own workspace)\n");
+		return CR_EXIT_USAGE;
+	}
+	struct cr_hands_config hc;
+	cr_hands_config_init(&hc);
+	hc.sandbox = *cfg;
+	hc.eager = true;
+	struct cr_hands *h;
+	struct cr_error err;
+	if (cr_hands_new(&hc, session, &h, &err) < 0) {
+		fprintf(stderr, "corral sandbox create: %s\n", err.msg);
+		return err.code == EINVAL ? CR_EXIT_USAGE : CR_EXIT_FAIL;
+	}
+	printf("%s\n%s\n", cr_sandbox_id(cr_hands_sandbox(h)), cr_hands_handle(h));
+	cr_hands_free(h);
+	return CR_EXIT_OK;
+}
 
 static int cmd_create(int argc, char **argv, struct common *c)
 {
@@ -137,8 +169,10 @@ static int cmd_create(int argc, char **argv, struct common *c)
 		{ "egress", required_argument, NULL, OPT_EGRESS },
 		{ "hostname", required_argument, NULL, OPT_HOST },
 		{ "cgroup-parent", required_argument, NULL, OPT_CGROUP },
+		{ "session", required_argument, NULL, OPT_SESSION },
 		{ 0 },
 	};
+	const char *session = NULL;
 	struct cr_sandbox_config cfg;
 	cr_sandbox_config_init(&cfg);
 	cfg.uid_base = CR_SANDBOX_UID_BASE_DEFAULT;
@@ -203,6 +237,9 @@ static int cmd_create(int argc, char **argv, struct common *c)
 		case OPT_CGROUP:
 			cfg.cgroup_parent = optarg;
 			break;
+		case OPT_SESSION:
+			session = optarg;
+			break;
 		default:
 			usage(stderr);
 			return CR_EXIT_USAGE;
@@ -218,6 +255,8 @@ static int cmd_create(int argc, char **argv, struct common *c)
 		cfg.init_path = init;
 	}
 	cfg.state_dir = c->state_dir;
+	if (session)
+		return create_hands(&cfg, session);
 	struct cr_sandbox *sb;
 	bool limits;
 	if (cr_sandbox_create(&cfg, &sb, &limits, &err) < 0) {
@@ -409,6 +448,22 @@ static int cmd_ls(int argc, char **argv, struct common *c)
 	return CR_EXIT_OK;
 }
 
+/* handoff HANDLE SESSION, and destroy HANDLE: the hands found again by their handle. */
+static int open_hands(struct common *c, const char *handle, struct cr_hands **ret)
+{
+	struct cr_hands_config hc;
+	cr_hands_config_init(&hc);
+	hc.sandbox.state_dir = c->state_dir;
+	_cleanup_free_ char *init = cr_cli_default_init();
+	hc.sandbox.init_path = init; /* (not used to open; required by the config) */
+	struct cr_error err;
+	if (cr_hands_open(&hc, handle, ret, &err) < 0) {
+		fprintf(stderr, "corral sandbox: %s\n", err.msg);
+		return err.code == EINVAL ? CR_EXIT_USAGE : CR_EXIT_FAIL;
+	}
+	return CR_EXIT_OK;
+}
+
 static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 {
 	static const struct option opts[] = {
@@ -428,6 +483,22 @@ static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 			return CR_EXIT_USAGE;
 		}
 	}
+	if (strcmp(verb, "destroy") == 0 && optind + 1 == argc &&
+	    strncmp(argv[optind], "sbh_", 4) == 0) {
+		/* a session's hands: the sandbox, the record and (unless kept) the workspace */
+		struct cr_hands *h;
+		int rc = open_hands(c, argv[optind], &h);
+		if (rc != CR_EXIT_OK)
+			return rc;
+		struct cr_error err;
+		int r = cr_hands_destroy(h, keep, &err);
+		cr_hands_free(h);
+		if (r < 0) {
+			fprintf(stderr, "corral sandbox destroy: %s\n", err.msg);
+			return CR_EXIT_FAIL;
+		}
+		return CR_EXIT_OK;
+	}
 	struct cr_sandbox *sbp;
 	int rc = open_id(c, argc, argv, &sbp);
 	if (rc != CR_EXIT_OK)
@@ -446,6 +517,44 @@ static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 		fprintf(stderr, "corral sandbox %s: %s\n", verb, err.msg);
 		return CR_EXIT_FAIL;
 	}
+	return CR_EXIT_OK;
+}
+
+static int cmd_handoff(int argc, char **argv, struct common *c)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, OPT_STATE },
+		{ 0 },
+	};
+	int o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != OPT_STATE) {
+			usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+		c->state_dir = optarg;
+	}
+	if (argc - optind != 2) {
+		fprintf(stderr, "corral sandbox handoff: want HANDLE SESSION\n");
+		return CR_EXIT_USAGE;
+	}
+	struct cr_hands *h;
+	int rc = open_hands(c, argv[optind], &h);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	struct cr_error err;
+	const char *from = cr_hands_session(h);
+	_cleanup_free_ char *was = strdup(from);
+	int r = cr_hands_handoff(h, argv[optind], argv[optind + 1], 0, &err);
+	if (r < 0) {
+		fprintf(stderr, "corral sandbox handoff: %s\n", err.msg);
+		cr_hands_free(h);
+		return r == -EINVAL ? CR_EXIT_USAGE : CR_EXIT_FAIL;
+	}
+	struct cr_sandbox *sb = cr_hands_sandbox(h);
+	printf("%s: from session %s to session %s\n", sb ? cr_sandbox_id(sb) : "(no sandbox)",
+	       was ? was : "?", cr_hands_session(h));
+	cr_hands_free(h);
 	return CR_EXIT_OK;
 }
 
@@ -535,6 +644,8 @@ int cr_cli_sandbox(int argc, char **argv)
 		return cmd_ls(argc, argv, &c);
 	if (strcmp(verb, "tool") == 0)
 		return cmd_tool(argc, argv, &c);
+	if (strcmp(verb, "handoff") == 0)
+		return cmd_handoff(argc, argv, &c);
 	if (strcmp(verb, "pause") == 0 || strcmp(verb, "resume") == 0 ||
 	    strcmp(verb, "destroy") == 0)
 		return cmd_simple(argc, argv, &c, verb);

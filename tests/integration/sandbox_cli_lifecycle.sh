@@ -4,7 +4,8 @@
 # exit status, and the persistent state (the workspace) is seen from the host; ls shows it
 # running, then paused; an exec while paused fails after its timeout, saying why; resume,
 # exec again; tool runs the built-in tools (a persistent shell, read, a bad field named);
-# destroy removes its cgroup and directory. Bad ids and options are usage errors.
+# destroy removes its cgroup and directory; a session's hands (create --session, handoff,
+# destroy HANDLE). Bad ids and options are usage errors.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib/common.bash
 source "$(dirname "$0")/lib/common.bash"
@@ -86,3 +87,29 @@ expect_rc 0 "destroy: $ERR"
 run "$CORRAL" sandbox exec "${sb[@]}" "$id" -- true
 expect_rc 1 "exec after destroy"
 expect_match "no sandbox $id" "$ERR" "exec after destroy says so"
+
+# a session's hands: create --session prints the sandbox's id and the handle; handoff needs the
+# handle; destroy HANDLE removes sandbox, workspace and record
+run "$CORRAL" sandbox create "${sb[@]}" --cgroup-parent "$cg" --session sesn_one
+expect_rc 0 "create --session: $ERR"
+hid=$(sed -n 1p <<<"$OUT")
+handle=$(sed -n 2p <<<"$OUT")
+[[ $hid == sbx_* && $handle == sbh_* ]] || fail "create --session printed: $OUT"
+run "$CORRAL" sandbox tool "${sb[@]}" "$hid" write '{"file_path": "w", "content": "hands\n"}'
+expect_rc 0 "tool write in the hands' sandbox: $ERR"
+[ "$(cat "$state/workspaces/$handle/w")" = hands ] || fail "the hands' workspace is not the host's"
+run "$CORRAL" sandbox create "${sb[@]}" --session sesn_x --workspace "$TMP"
+expect_rc 2 "--session with --workspace"
+run "$CORRAL" sandbox handoff "${sb[@]}" sbh_00000000000000000000000000 sesn_two
+expect_rc 1 "handoff with an unknown handle"
+run "$CORRAL" sandbox handoff "${sb[@]}" "$handle" sesn_one
+expect_rc 2 "handoff to the session that has it"
+run "$CORRAL" sandbox handoff "${sb[@]}" "$handle" sesn_two
+expect_rc 0 "handoff: $ERR"
+expect_match "^$hid: from session sesn_one to session sesn_two$" "$OUT" "handoff says what moved"
+[ "$(jq -r .session "$state/hands/$handle.json")" = sesn_two ] || fail "the record still names the old session"
+run "$CORRAL" sandbox destroy "${sb[@]}" "$handle"
+expect_rc 0 "destroy HANDLE: $ERR"
+[ ! -e "$state/sandboxes/$hid" ] && [ ! -e "$state/workspaces/$handle" ] &&
+	[ ! -e "$state/hands/$handle.json" ] || fail "destroy HANDLE left something under $state"
+[ ! -e "$cg/$hid" ] || fail "destroy HANDLE left the cgroup $cg/$hid"
