@@ -312,6 +312,59 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 	return 0;
 }
 
+/* Whether some hands record under state_dir names sandbox id. */
+static int recorded(const char *state_dir, char **handles, const char *id, struct cr_error *err)
+{
+	for (char **hp = handles; *hp; hp++) {
+		char path[PATH_MAX];
+		if (snprintf(path, sizeof(path), "%s/hands/%s.json", state_dir, *hp) >=
+		    (int)sizeof(path))
+			return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+		json_t *o = json_load_file(path, 0, NULL);
+		const char *sb = json_string_value(json_object_get(o, "sandbox"));
+		bool named = sb && strcmp(sb, id) == 0;
+		json_decref(o);
+		if (named)
+			return 1;
+	}
+	return 0;
+}
+
+int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err)
+{
+	char **handles = NULL, **ids = NULL;
+	size_t nh = 0, ns = 0, swept = 0;
+	char prefix[PATH_MAX];
+	int r = 0;
+	if (snprintf(prefix, sizeof(prefix), "%s/workspaces/", state_dir) >= (int)sizeof(prefix))
+		r = cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+	if (r == 0)
+		r = cr_hands_list(state_dir, &handles, &nh, err);
+	if (r == 0)
+		r = cr_sandbox_list(state_dir, &ids, &ns, err);
+	for (size_t i = 0; r == 0 && i < ns; i++) {
+		struct cr_sandbox *sb;
+		if (cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
+			continue;
+		bool hands_made = strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0;
+		int rec = hands_made ? recorded(state_dir, handles, ids[i], err) : 1;
+		if (rec < 0)
+			r = rec;
+		else if (!rec && (r = cr_sandbox_destroy(sb, true, err)) == 0)
+			swept++;
+		cr_sandbox_free(sb);
+	}
+	for (size_t i = 0; handles && handles[i]; i++)
+		free(handles[i]);
+	for (size_t i = 0; ids && ids[i]; i++)
+		free(ids[i]);
+	free(handles);
+	free(ids);
+	if (r == 0 && ret_n)
+		*ret_n = swept;
+	return r;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

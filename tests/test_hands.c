@@ -419,3 +419,32 @@ Test(hands, a_full_workspace_disk_is_a_tool_error, .timeout = 60)
 	free(f.cgroup);
 	free(f.init);
 }
+
+Test(hands, sweep_destroys_hands_sandboxes_no_record_names, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, true);
+	/* a sandbox of the command line's, not the hands': never swept */
+	struct cr_sandbox_config c = f.cfg.sandbox;
+	struct cr_sandbox *other;
+	struct cr_error err;
+	cr_assert_eq(cr_sandbox_create(&c, &other, NULL, &err), 0, "%s", err.msg);
+	size_t n = 99;
+	cr_assert_eq(cr_hands_sweep(f.dir, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 0, "every hands sandbox is recorded");
+	/* a crash between making the sandbox and recording it: the record is gone */
+	char cgroup[4096], record[4096];
+	snprintf(cgroup, sizeof(cgroup), "%s", cr_sandbox_cgroup(cr_hands_sandbox(f.h)));
+	snprintf(record, sizeof(record), "%s/hands/%s.json", f.dir, cr_hands_handle(f.h));
+	cr_assert_eq(unlink(record), 0);
+	cr_assert_eq(cr_hands_sweep(f.dir, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 1);
+	struct stat st;
+	cr_assert_neq(stat(cgroup, &st), 0, "the unrecorded sandbox's cgroup is gone");
+	enum cr_sandbox_state state;
+	cr_assert_eq(cr_sandbox_state(other, &state, &err), 0, "%s", err.msg);
+	cr_assert_eq(state, CR_SANDBOX_RUNNING, "the other sandbox runs on");
+	cr_assert_eq(cr_sandbox_destroy(other, false, &err), 0, "%s", err.msg);
+	cr_sandbox_free(other);
+	teardown(&f);
+}

@@ -54,6 +54,12 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 /* The handles recorded under state_dir, sorted; NULL-terminated, owned by the caller. */
 int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err);
 
+/* Destroys the sandboxes that hands made (their workspace is under <state_dir>/workspaces/)
+ * but that no hands record names any more: left by a crash between making a sandbox and
+ * recording it. Their workspaces stay (a record may still name them). For the host side to
+ * run once at start, before it serves. The number destroyed in *ret_n (may be NULL). */
+int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err);
+
 /* The lease epoch under which the hands append the session's sandbox events. */
 void cr_hands_set_epoch(struct cr_hands *h, uint64_t epoch);
 
