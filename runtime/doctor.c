@@ -27,6 +27,7 @@
 #include "corral/doctor.h"
 #include "corral/fileio.h"
 #include "corral/kconfig.h"
+#include "corral/seccomp.h"
 #include "corral/strutil.h"
 
 static const struct {
@@ -204,31 +205,26 @@ static void probe_namespaces(struct cr_layer_report *l)
 #ifdef CONFIG_CORRAL_SECCOMP
 static int try_seccomp(char *msg, size_t size)
 {
-	/* A filter that makes getppid() fail with EHWPOISON, which it never does on its own. */
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		snprintf(msg, size, "prctl(PR_SET_NO_NEW_PRIVS) failed: %s", cr_errno_name(errno));
+	/* The sandbox's own filter (runtime/seccomp), loaded here in a throwaway child: it must
+	 * load, deny what it denies (keyctl: EPERM; clone3: ENOSYS) and let the rest through. */
+	struct cr_error err;
+	if (cr_seccomp_load_sandbox(&err) < 0) {
+		snprintf(msg, size, "loading the sandbox filter failed: %s", err.msg);
 		return 1;
 	}
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	if (!ctx) {
-		snprintf(msg, size, "seccomp_init failed");
+	bool keyctl_denied = syscall(SYS_keyctl, 0, 0, 0, 0, 0) == -1 && errno == EPERM;
+	bool clone3_enosys = syscall(SYS_clone3, NULL, 0) == -1 && errno == ENOSYS;
+	if (!keyctl_denied || !clone3_enosys || syscall(SYS_getppid) <= 0) {
+		snprintf(msg, size, "the sandbox filter loaded but did not act as written");
 		return 1;
 	}
-	int r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EHWPOISON), SCMP_SYS(getppid), 0);
-	if (r == 0)
-		r = seccomp_load(ctx);
-	seccomp_release(ctx);
-	if (r < 0) {
-		snprintf(msg, size, "loading a seccomp filter failed: %s", cr_errno_name(-r));
-		return 1;
-	}
-	if (syscall(SYS_getppid) != -1 || errno != EHWPOISON) {
-		snprintf(msg, size, "a seccomp filter loaded but did not act");
-		return 1;
-	}
+	size_t n;
+	cr_seccomp_rules(&n);
 	const struct scmp_version *v = seccomp_version();
-	snprintf(msg, size, "a filter loads and acts (libseccomp %u.%u.%u, API level %u)", v->major,
-		 v->minor, v->micro, seccomp_api_get());
+	snprintf(msg, size,
+		 "the sandbox filter (%zu rules) loads and acts (libseccomp %u.%u.%u, API level "
+		 "%u)",
+		 n, v->major, v->minor, v->micro, seccomp_api_get());
 	return 0;
 }
 #endif
