@@ -448,3 +448,29 @@ Test(hands, sweep_destroys_hands_sandboxes_no_record_names, .timeout = 60)
 	cr_sandbox_free(other);
 	teardown(&f);
 }
+
+Test(hands, paths_that_escape_resolve_inside_the_sandbox, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	/* .. past /workspace ends at the sandbox's own root: its generated /etc/passwd */
+	struct cr_tool_result res = call(&f, "read", "{\"file_path\": \"../../../../etc/passwd\"}");
+	cr_assert(!res.is_error && strstr(res.content, "root:x:0:0") &&
+			  !strstr(res.content, "daemon:"),
+		  "%s", res.content);
+	cr_tool_result_clear(&res);
+	/* a symlink to / is the sandbox's / */
+	bash_ok(&f, "ln -s / up", "");
+	res = call(&f, "read", "{\"file_path\": \"up/etc/shadow\"}");
+	cr_assert(res.is_error && strstr(res.content, "No such file"), "%s", res.content);
+	cr_tool_result_clear(&res);
+	/* a write through .. lands in the sandbox's /tmp, never the host's */
+	char input[256], host[128];
+	snprintf(host, sizeof(host), "/tmp/corral-escape-%d", (int)getpid());
+	snprintf(input, sizeof(input), "{\"file_path\": \"../../..%s\", \"content\": \"x\"}", host);
+	res = call(&f, "write", input);
+	cr_assert(!res.is_error, "%s", res.content);
+	cr_tool_result_clear(&res);
+	cr_assert_neq(access(host, F_OK), 0, "the write escaped to the host's %s", host);
+	teardown(&f);
+}
