@@ -45,7 +45,7 @@ void cr_bench_log_opts_init(struct cr_bench_log_opts *opts);
  * failed. */
 int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_error *err);
 
-#define CR_BENCH_SANDBOX_ITERATIONS_DEFAULT 150
+#define CR_BENCH_SANDBOX_ITERATIONS_DEFAULT 300
 #define CR_BENCH_SANDBOX_ITERATIONS_MAX 100000
 #define CR_BENCH_SANDBOX_ROUNDS 5 /* interleaved rounds, each with its share of the iterations */
 #define CR_BENCH_SANDBOX_CALLS 4 /* warm and one-shot round trips per iteration, of each */
@@ -69,7 +69,7 @@ struct cr_bench_sandbox_opts {
 	const atomic_bool *cancel;
 };
 
-/* Fills the defaults (150 iterations, /var/tmp, no init, no progress). */
+/* Fills the defaults (300 iterations, /var/tmp, no init, no progress). */
 void cr_bench_sandbox_opts_init(struct cr_bench_sandbox_opts *opts);
 
 /* corral bench sandbox: a corral sandbox's cold start (cr_sandbox_create, connect to its
