@@ -272,7 +272,7 @@ static void command_line(const struct program *p, char *buf, size_t size)
 
 /* bwrap --unshare-all (user, ipc, pid, net, uts, cgroup namespaces) over the system entries
  * bound read-only (symlinks kept), the host's /etc read-only, a new /dev, /proc and tmpfs /tmp.
- * strs holds the strings the argv points to. */
+ * The argv points into sys, which must outlive it. */
 static int bwrap_program(const struct baseline *b, const struct system *sys, struct program *ret)
 {
 	size_t n = 0;
