@@ -99,7 +99,8 @@ LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c ut
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
 	runtime/tool.c runtime/hands.c \
 	init/frame.c
-CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/log.c
+CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
+	bench/sandbox.c
 CORRALD_SRCS := daemon/corrald.c
 # init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.
 INIT_SRCS := init/corral-init.c init/serve.c init/proc.c init/shell.c init/files.c init/search.c \

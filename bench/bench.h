@@ -45,4 +45,43 @@ void cr_bench_log_opts_init(struct cr_bench_log_opts *opts);
  * failed. */
 int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_error *err);
 
+#define CR_BENCH_SANDBOX_ITERATIONS_DEFAULT 300
+#define CR_BENCH_SANDBOX_ITERATIONS_MAX 100000
+#define CR_BENCH_SANDBOX_ROUNDS 5 /* interleaved rounds, each with its share of the iterations */
+#define CR_BENCH_SANDBOX_CALLS 4 /* warm and one-shot round trips per iteration, of each */
+#define CR_BENCH_SANDBOX_DIR_DEFAULT "/var/tmp"
+/* Longest DIR: a sandbox's control socket, DIR/<work dir>/sandboxes/<id>/control.sock, must
+ * fit in a Unix socket address (108 bytes). */
+#define CR_BENCH_SANDBOX_DIR_MAX 32
+
+struct cr_bench_sandbox_opts {
+	/* Iterations, 1 to CR_BENCH_SANDBOX_ITERATIONS_MAX. Each is one cold start of a corral
+	 * sandbox, one run of each baseline (bwrap, crun, and plain fork+exec) and
+	 * CR_BENCH_SANDBOX_CALLS warm and one-shot round trips, in an order that rotates; they
+	 * are spread over CR_BENCH_SANDBOX_ROUNDS rounds. */
+	unsigned iterations;
+	const char *dir; /* an existing directory of at most CR_BENCH_SANDBOX_DIR_MAX bytes; the
+			  * benchmark works in a fresh one inside (the sandboxes' state dir) */
+	const char *init_path; /* corral-init (required) */
+	FILE *progress; /* progress lines go here; NULL: none */
+	/* Polled while running; once true the benchmark stops, cleans up and fails with
+	 * -ECANCELED. NULL: never. */
+	const atomic_bool *cancel;
+};
+
+/* Fills the defaults (300 iterations, /var/tmp, no init, no progress). */
+void cr_bench_sandbox_opts_init(struct cr_bench_sandbox_opts *opts);
+
+/* corral bench sandbox: a corral sandbox's cold start (cr_sandbox_create, connect to its
+ * control socket, exec of /bin/true, answer received; then destroyed, untimed), the warm round
+ * trip of "true" in the persistent shell of a running sandbox and of a one-shot exec of
+ * /bin/true, against bwrap and crun running /bin/true over the same system directories, and
+ * plain fork+exec of /bin/true, all in the same run. Needs root (it makes sandboxes). On
+ * success *ret is a new JSON object owned by the caller: latencies in milliseconds (*_p50_ms,
+ * *_p95_ms, *_max_ms), a baseline that is not installed or does not work here as null figures
+ * with the reason in *_unavailable, and a "targets" object as cr_bench_log's, where a target
+ * that needs a missing baseline has "value" and "met" null. -EINVAL for bad options,
+ * -ECANCELED when cancelled, else what failed. */
+int cr_bench_sandbox(const struct cr_bench_sandbox_opts *opts, json_t **ret, struct cr_error *err);
+
 #endif

@@ -9,7 +9,6 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +17,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "bench-internal.h"
 #include "bench.h"
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
@@ -62,51 +61,6 @@ void cr_bench_log_opts_init(struct cr_bench_log_opts *opts)
 }
 
 /* --- small helpers ------------------------------------------------------------------------- */
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	/* Cannot fail: CLOCK_MONOTONIC exists and ts is valid. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static bool cancelled(const atomic_bool *cancel)
-{
-	return cancel && atomic_load(cancel);
-}
-
-static int cancel_error(struct cr_error *err)
-{
-	return cr_error_set(err, ECANCELED, "interrupted");
-}
-
-static void progress(const struct cr_bench_log_opts *opts, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void progress(const struct cr_bench_log_opts *opts, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!opts->progress)
-		return;
-	fputs("bench log: ", opts->progress);
-	va_start(ap, fmt);
-	vfprintf(opts->progress, fmt, ap);
-	va_end(ap);
-	fputc('\n', opts->progress);
-	fflush(opts->progress);
-}
-
-static int path_join(char *buf, size_t size, const char *dir, const char *name,
-		     struct cr_error *err)
-{
-	int n = snprintf(buf, size, "%s/%s", dir, name);
-	if (n < 0 || (size_t)n >= size)
-		return cr_error_set(err, ENAMETOOLONG, "%s/%s: path too long", dir, name);
-	return 0;
-}
 
 /* A JSON object payload of exactly len bytes ({"text":"xxx...x"}); owned by the caller. */
 static char *make_payload(size_t len)
@@ -179,96 +133,19 @@ static void log_closep(struct cr_log **log)
 
 /* --- latency samples ----------------------------------------------------------------------- */
 
-struct samples {
-	uint64_t *v; /* nanoseconds */
-	size_t n, cap;
-};
-
-static int samples_add(struct samples *s, uint64_t ns)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 4096;
-		uint64_t *v = reallocarray(s->v, cap, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		s->v = v;
-		s->cap = cap;
-	}
-	s->v[s->n++] = ns;
-	return 0;
-}
-
-static void samples_done(struct samples *s)
-{
-	free(s->v);
-	*s = (struct samples){ 0 };
-}
-
 struct latency {
 	size_t n;
 	double p50_us, p99_us, max_us;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return (x > y) - (x < y);
-}
-
-/* Nearest rank: the smallest sample that pct percent of the samples do not exceed. */
-static double rank_us(const uint64_t *sorted, size_t n, unsigned pct)
-{
-	size_t rank = (n * pct + 99) / 100;
-	return (double)sorted[rank ? rank - 1 : 0] / 1e3;
-}
-
 /* Sorts v (n > 0) and summarizes it. */
 static void latency_of(uint64_t *v, size_t n, struct latency *ret)
 {
-	qsort(v, n, sizeof(*v), cmp_u64);
+	cr_bench_sort(v, n);
 	ret->n = n;
-	ret->p50_us = rank_us(v, n, 50);
-	ret->p99_us = rank_us(v, n, 99);
+	ret->p50_us = (double)cr_bench_rank(v, n, 50) / 1e3;
+	ret->p99_us = (double)cr_bench_rank(v, n, 99) / 1e3;
 	ret->max_us = (double)v[n - 1] / 1e3;
-}
-
-/* --- the work directory -------------------------------------------------------------------- */
-
-struct workdir {
-	char path[PATH_MAX];
-	bool made;
-};
-
-static int workdir_make(struct workdir *w, const char *parent, struct cr_error *err)
-{
-	int r = path_join(w->path, sizeof(w->path), parent, "corral-bench-log.XXXXXX", err);
-	if (r < 0)
-		return r;
-	if (!mkdtemp(w->path))
-		return cr_error_errno(err, errno, "create a work directory in %s", parent);
-	w->made = true;
-	return 0;
-}
-
-static int workdir_remove(struct workdir *w, struct cr_error *err)
-{
-	if (!w->made)
-		return 0;
-	int r = cr_remove_tree(w->path, err);
-	if (r < 0)
-		return r;
-	w->made = false;
-	return 0;
-}
-
-/* On the way out after a failure: the failure is the error to report, so a leftover is only
- * warned about. */
-static void workdir_cleanup(struct workdir *w)
-{
-	struct cr_error e;
-
-	if (workdir_remove(w, &e) < 0)
-		fprintf(stderr, "bench log: could not remove %s: %s\n", w->path, e.msg);
 }
 
 /* Eviction: every regular file is fsynced and its pages dropped from the page cache, every
@@ -329,7 +206,7 @@ struct worker {
 	unsigned index;
 	void *state; /* the workload's, owned by setup/teardown */
 	uint64_t deadline_ns;
-	struct samples lat;
+	struct cr_bench_samples lat;
 	uint64_t end_ns; /* when its last append returned */
 	uint64_t retries;
 	int r;
@@ -345,7 +222,7 @@ struct crew {
 static void crew_free(struct crew *c)
 {
 	for (unsigned i = 0; c->w && i < c->n; i++)
-		samples_done(&c->w[i].lat);
+		cr_bench_samples_done(&c->w[i].lat);
 	free(c->w);
 }
 
@@ -375,18 +252,19 @@ static void *worker_main(void *arg)
 	w->deadline_ns = run->deadline_ns;
 	pthread_mutex_unlock(&run->lock);
 
-	uint64_t now = now_ns();
-	while (go && now < w->deadline_ns && !cancelled(run->cancel)) {
-		uint64_t t0 = now_ns(); /* (not now: that would count samples_add's realloc) */
+	uint64_t now = cr_bench_now_ns();
+	while (go && now < w->deadline_ns && !cr_bench_cancelled(run->cancel)) {
+		uint64_t t0 =
+			cr_bench_now_ns(); /* (not now: that would count samples_add's realloc) */
 		int r = load->append(w, &w->err);
-		now = now_ns();
+		now = cr_bench_now_ns();
 		if (r < 0) {
 			w->r = r;
 			break;
 		}
 		if (r > 0)
 			break;
-		if (samples_add(&w->lat, now - t0) < 0) {
+		if (cr_bench_samples_add(&w->lat, now - t0) < 0) {
 			w->r = cr_error_set(&w->err, ENOMEM, "%s: no memory for latencies",
 					    load->name);
 			break;
@@ -401,8 +279,8 @@ static void *worker_main(void *arg)
 /* Runs the workload with n threads for the given time. Its latencies are also appended to keep
  * unless that is NULL. */
 static int run_timed(const struct workload *load, unsigned n, double seconds,
-		     const atomic_bool *cancel, struct run_result *ret, struct samples *keep,
-		     struct cr_error *err)
+		     const atomic_bool *cancel, struct run_result *ret,
+		     struct cr_bench_samples *keep, struct cr_error *err)
 {
 	struct runner run = {
 		.load = load,
@@ -441,11 +319,11 @@ static int run_timed(const struct workload *load, unsigned n, double seconds,
 	pthread_mutex_lock(&run.lock);
 	while (run.ready < started)
 		pthread_cond_wait(&run.cond, &run.lock);
-	if (r < 0 || cancelled(cancel))
+	if (r < 0 || cr_bench_cancelled(cancel))
 		run.abort = true;
 	if (!run.abort && load->at_start)
 		load->at_start(load->shared);
-	run.start_ns = now_ns();
+	run.start_ns = cr_bench_now_ns();
 	run.deadline_ns = run.start_ns + (uint64_t)(seconds * 1e9);
 	run.go = true;
 	pthread_cond_broadcast(&run.cond);
@@ -472,8 +350,8 @@ static int run_timed(const struct workload *load, unsigned n, double seconds,
 	}
 	if (r < 0)
 		return r;
-	if (cancelled(cancel))
-		return cancel_error(err);
+	if (cr_bench_cancelled(cancel))
+		return cr_bench_cancel_error(err);
 	if (appends == 0)
 		return cr_error_set(err, ETIMEDOUT, "%s: no append completed in %.3g s", load->name,
 				    seconds);
@@ -490,7 +368,7 @@ static int run_timed(const struct workload *load, unsigned n, double seconds,
 		k += crew.w[i].lat.n;
 	}
 	for (size_t i = 0; keep && i < total; i++)
-		if (samples_add(keep, all[i]) < 0)
+		if (cr_bench_samples_add(keep, all[i]) < 0)
 			return cr_error_set(err, ENOMEM, "%s: no memory for latencies", load->name);
 	latency_of(all, total, &ret->lat);
 	ret->appends = appends;
@@ -555,7 +433,7 @@ static void log_at_start(void *shared)
 
 /* The log's figures, added up over the slices of a run (see cr_bench_log), then finished. */
 struct log_result {
-	struct samples lat; /* every acknowledgement latency */
+	struct cr_bench_samples lat; /* every acknowledgement latency */
 	uint64_t appends;
 	double seconds;
 	struct cr_log_stats stats; /* differences over the timed slices, added up */
@@ -642,7 +520,7 @@ struct async_run {
 	struct cr_log *log;
 	const char *payload;
 	uint64_t deadline_ns, last_ack_ns;
-	struct samples lat; /* touched only by the writer thread until the run ends */
+	struct cr_bench_samples lat; /* touched only by the writer thread until the run ends */
 	uint64_t acks;
 	int error;
 	struct cr_error err;
@@ -661,7 +539,7 @@ static int async_issue(struct async_client *cl, struct cr_error *err)
 					 .type = EVENT_TYPE,
 					 .payload = cl->run->payload,
 					 .payload_len = EVENT_SIZE };
-	cl->start_ns = now_ns();
+	cl->start_ns = cr_bench_now_ns();
 	return cr_log_append_async(cl->run->log, &a, async_done, cl, err);
 }
 
@@ -684,14 +562,14 @@ static void async_done(void *arg, int result, const struct cr_log_appended *ev,
 	struct async_client *cl = arg;
 	struct async_run *run = cl->run;
 	(void)ev;
-	uint64_t now = now_ns();
+	uint64_t now = cr_bench_now_ns();
 	if (result < 0) {
 		async_finish_one(run, result, err);
 		return;
 	}
 	run->acks++;
 	run->last_ack_ns = now;
-	if (samples_add(&run->lat, now - cl->start_ns) < 0) {
+	if (cr_bench_samples_add(&run->lat, now - cl->start_ns) < 0) {
 		async_finish_one(run, -ENOMEM, NULL);
 		return;
 	}
@@ -725,7 +603,7 @@ static int bench_log_async(struct cr_log *log, unsigned n, const char *prefix, c
 	}
 	struct cr_log_stats before, after;
 	cr_log_get_stats(log, &before);
-	uint64_t start = now_ns();
+	uint64_t start = cr_bench_now_ns();
 	run.deadline_ns = start + (uint64_t)(seconds * 1e9);
 	pthread_mutex_lock(&run.m);
 	for (unsigned i = 0; i < n; i++) {
@@ -754,7 +632,7 @@ static int bench_log_async(struct cr_log *log, unsigned n, const char *prefix, c
 		goto out;
 	}
 	for (size_t k = 0; k < run.lat.n; k++)
-		if (samples_add(&ret->lat, run.lat.v[k]) < 0) {
+		if (cr_bench_samples_add(&ret->lat, run.lat.v[k]) < 0) {
 			r = cr_error_set(err, ENOMEM, "no memory for latencies");
 			goto out;
 		}
@@ -762,7 +640,7 @@ static int bench_log_async(struct cr_log *log, unsigned n, const char *prefix, c
 	r = 0;
 out:
 	/* (no callback is left: outstanding came down to zero before anything after it ran) */
-	samples_done(&run.lat);
+	cr_bench_samples_done(&run.lat);
 	pthread_mutex_destroy(&run.m);
 	pthread_cond_destroy(&run.c);
 	return r;
@@ -859,7 +737,7 @@ static int sqlite_append(struct worker *w, struct cr_error *err)
 		}
 		sqlite3_reset(c->insert);
 		w->retries++;
-		if (now_ns() >= w->deadline_ns || cancelled(s->cancel))
+		if (cr_bench_now_ns() >= w->deadline_ns || cr_bench_cancelled(s->cancel))
 			return 1;
 	}
 }
@@ -952,7 +830,7 @@ static int bench_sqlite(const char *path, const char *payload, const struct cr_b
 
 /* Added up over the slices of a run, then finished. */
 struct plain_result {
-	struct samples both, sync; /* write + fdatasync; the fdatasync alone */
+	struct cr_bench_samples both, sync; /* write + fdatasync; the fdatasync alone */
 	double seconds;
 	/* finished */
 	uint64_t n;
@@ -1013,9 +891,9 @@ static int bench_plain(const char *path, enum plain_mode mode, const char *paylo
 
 	if (fd < 0)
 		return cr_error_errno(err, errno, "open %s", path);
-	uint64_t start = now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
+	uint64_t start = cr_bench_now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
 	uint64_t now = start, end = start;
-	while (now < deadline && !cancelled(cancel)) {
+	while (now < deadline && !cr_bench_cancelled(cancel)) {
 		if (mode == PLAIN_OVERWRITE && size + EVENT_SIZE > PLAIN_OVERWRITE_BYTES) {
 			if (lseek(fd, 0, SEEK_SET) < 0) /* over the same blocks again */
 				return cr_error_errno(err, errno, "seek in %s", path);
@@ -1029,23 +907,24 @@ static int bench_plain(const char *path, enum plain_mode mode, const char *paylo
 				return cr_error_errno(err, errno, "seek in %s", path);
 			size = 0;
 		}
-		uint64_t t0 = now_ns();
+		uint64_t t0 = cr_bench_now_ns();
 		int r = write_all(fd, payload, EVENT_SIZE);
 		if (r < 0)
 			return cr_error_errno(err, -r, "write %s", path);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = cr_bench_now_ns();
 		if (fdatasync(fd) < 0)
 			return cr_error_errno(err, errno, "fdatasync %s", path);
-		now = now_ns();
+		now = cr_bench_now_ns();
 		size += EVENT_SIZE;
-		if (samples_add(&ret->both, now - t0) < 0 || samples_add(&ret->sync, now - t1) < 0)
+		if (cr_bench_samples_add(&ret->both, now - t0) < 0 ||
+		    cr_bench_samples_add(&ret->sync, now - t1) < 0)
 			return cr_error_set(err, ENOMEM,
 					    "write+fdatasync: no memory for latencies");
 		n++;
 		end = now;
 	}
-	if (cancelled(cancel))
-		return cancel_error(err);
+	if (cr_bench_cancelled(cancel))
+		return cr_bench_cancel_error(err);
 	if (n == 0)
 		return cr_error_set(err, ETIMEDOUT, "write+fdatasync: no sync completed in %.3g s",
 				    seconds);
@@ -1092,8 +971,8 @@ static int fill_log(struct cr_log *log, char (*sessions)[CR_LOG_ID_MAX], size_t 
 	int r = 0;
 
 	for (uint64_t i = 0; i < count; i++) {
-		if (cancelled(cancel)) {
-			r = cancel_error(err);
+		if (cr_bench_cancelled(cancel)) {
+			r = cr_bench_cancel_error(err);
 			break;
 		}
 		pthread_mutex_lock(&f.lock);
@@ -1174,15 +1053,15 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 	r = cr_walk(&evict, err);
 	if (r < 0)
 		return r;
-	if (cancelled(opts->cancel))
-		return cancel_error(err);
+	if (cr_bench_cancelled(opts->cancel))
+		return cr_bench_cancel_error(err);
 
 	lo.create = false;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = cr_bench_now_ns();
 	r = cr_log_open(dir, &lo, &log, err);
 	if (r < 0)
 		return cr_error_prefix(err, "reopen log %s", dir);
-	uint64_t t1 = now_ns();
+	uint64_t t1 = cr_bench_now_ns();
 	for (uint64_t after = 0;;) {
 		struct cr_log_event *ev = NULL;
 		size_t n = 0;
@@ -1212,7 +1091,7 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 					    "cr_log_get_events of %s: %zu events for a limit of %u",
 					    session[0], n, REPLAY_PAGE);
 	}
-	uint64_t t2 = now_ns();
+	uint64_t t2 = cr_bench_now_ns();
 	if (total != REPLAY_EVENTS)
 		return cr_error_set(err, EIO, "replay of %s: %zu events read back, %u appended",
 				    session[0], total, REPLAY_EVENTS);
@@ -1264,8 +1143,8 @@ static int bench_recovery(const char *dir, uint64_t target, const struct cr_benc
 	cr_log_get_stats(log, &st);
 	ret->log_bytes = st.bytes;
 	cr_log_close(TAKE_PTR(log));
-	if (cancelled(opts->cancel))
-		return cancel_error(err);
+	if (cr_bench_cancelled(opts->cancel))
+		return cr_bench_cancel_error(err);
 
 	lo.create = false;
 	r = cr_log_open(dir, &lo, &log, err);
@@ -1329,19 +1208,6 @@ static int ensure_space(const char *dir, uint64_t need, struct cr_error *err)
 	return 0;
 }
 
-static int put(json_t *o, const char *key, json_t *v)
-{
-	return json_object_set_new(o, key, v) < 0 ? -1 : 0;
-}
-
-static json_t *target(double value, const char *bound, double limit, bool *all_met)
-{
-	bool met = strcmp(bound, "at_least") == 0 ? value >= limit : value <= limit;
-	if (!met)
-		*all_met = false;
-	return json_pack("{s:f, s:f, s:b}", "value", value, bound, limit, "met", met);
-}
-
 struct figures {
 	struct plain_result plain, plain_over; /* appending (the issue's); over zeros */
 	struct log_result async, many, one;
@@ -1352,13 +1218,13 @@ struct figures {
 
 static void figures_done(struct figures *f)
 {
-	samples_done(&f->plain_over.both);
-	samples_done(&f->plain_over.sync);
-	samples_done(&f->plain.both);
-	samples_done(&f->plain.sync);
-	samples_done(&f->one.lat);
-	samples_done(&f->async.lat);
-	samples_done(&f->many.lat);
+	cr_bench_samples_done(&f->plain_over.both);
+	cr_bench_samples_done(&f->plain_over.sync);
+	cr_bench_samples_done(&f->plain.both);
+	cr_bench_samples_done(&f->plain.sync);
+	cr_bench_samples_done(&f->one.lat);
+	cr_bench_samples_done(&f->async.lat);
+	cr_bench_samples_done(&f->many.lat);
 }
 
 static json_t *figures_json(const struct cr_bench_log_opts *opts, const char *fs,
@@ -1370,110 +1236,126 @@ static json_t *figures_json(const struct cr_bench_log_opts *opts, const char *fs
 
 	if (!o)
 		return NULL;
-	bad |= put(o, "appenders", json_integer(opts->appenders));
-	bad |= put(o, "seconds", json_real(opts->seconds));
-	bad |= put(o, "dir", json_string(opts->dir));
-	bad |= put(o, "fs", json_string(fs));
-	bad |= put(o, "quick", json_boolean(opts->quick));
-	bad |= put(o, "event_bytes", json_integer(EVENT_SIZE));
+	bad |= cr_bench_put(o, "appenders", json_integer(opts->appenders));
+	bad |= cr_bench_put(o, "seconds", json_real(opts->seconds));
+	bad |= cr_bench_put(o, "dir", json_string(opts->dir));
+	bad |= cr_bench_put(o, "fs", json_string(fs));
+	bad |= cr_bench_put(o, "quick", json_boolean(opts->quick));
+	bad |= cr_bench_put(o, "event_bytes", json_integer(EVENT_SIZE));
 
 	/* the log's acknowledgement: asynchronous appenders (see bench_log_async) */
-	bad |= put(o, "appends", json_integer((json_int_t)f->async.run.appends));
-	bad |= put(o, "appends_seconds", json_real(f->async.run.seconds));
-	bad |= put(o, "appends_per_s", json_real(f->async.run.per_s));
-	bad |= put(o, "ack_p50_us", json_real(f->async.run.lat.p50_us));
-	bad |= put(o, "ack_p99_us", json_real(f->async.run.lat.p99_us));
-	bad |= put(o, "ack_max_us", json_real(f->async.run.lat.max_us));
-	bad |= put(o, "syncs", json_integer((json_int_t)f->async.syncs));
-	bad |= put(o, "events_per_sync", json_real(f->async.events_per_sync));
-	bad |= put(o, "batch_write_sync_mean_us", json_real(f->async.write_sync_mean_us));
-	bad |= put(o, "stats_appends", json_integer((json_int_t)f->async.stats_appends));
+	bad |= cr_bench_put(o, "appends", json_integer((json_int_t)f->async.run.appends));
+	bad |= cr_bench_put(o, "appends_seconds", json_real(f->async.run.seconds));
+	bad |= cr_bench_put(o, "appends_per_s", json_real(f->async.run.per_s));
+	bad |= cr_bench_put(o, "ack_p50_us", json_real(f->async.run.lat.p50_us));
+	bad |= cr_bench_put(o, "ack_p99_us", json_real(f->async.run.lat.p99_us));
+	bad |= cr_bench_put(o, "ack_max_us", json_real(f->async.run.lat.max_us));
+	bad |= cr_bench_put(o, "syncs", json_integer((json_int_t)f->async.syncs));
+	bad |= cr_bench_put(o, "events_per_sync", json_real(f->async.events_per_sync));
+	bad |= cr_bench_put(o, "batch_write_sync_mean_us", json_real(f->async.write_sync_mean_us));
+	bad |= cr_bench_put(o, "stats_appends", json_integer((json_int_t)f->async.stats_appends));
 	/* the same with one thread per appender, blocking in cr_log_append: thread wake-ups and
 	 * scheduling included */
-	bad |= put(o, "threads_appends", json_integer((json_int_t)f->many.run.appends));
-	bad |= put(o, "threads_appends_per_s", json_real(f->many.run.per_s));
-	bad |= put(o, "threads_ack_p50_us", json_real(f->many.run.lat.p50_us));
-	bad |= put(o, "threads_ack_p99_us", json_real(f->many.run.lat.p99_us));
-	bad |= put(o, "threads_ack_max_us", json_real(f->many.run.lat.max_us));
-	bad |= put(o, "threads_syncs", json_integer((json_int_t)f->many.syncs));
-	bad |= put(o, "threads_events_per_sync", json_real(f->many.events_per_sync));
-	bad |= put(o, "threads_batch_write_sync_mean_us", json_real(f->many.write_sync_mean_us));
+	bad |= cr_bench_put(o, "threads_appends", json_integer((json_int_t)f->many.run.appends));
+	bad |= cr_bench_put(o, "threads_appends_per_s", json_real(f->many.run.per_s));
+	bad |= cr_bench_put(o, "threads_ack_p50_us", json_real(f->many.run.lat.p50_us));
+	bad |= cr_bench_put(o, "threads_ack_p99_us", json_real(f->many.run.lat.p99_us));
+	bad |= cr_bench_put(o, "threads_ack_max_us", json_real(f->many.run.lat.max_us));
+	bad |= cr_bench_put(o, "threads_syncs", json_integer((json_int_t)f->many.syncs));
+	bad |= cr_bench_put(o, "threads_events_per_sync", json_real(f->many.events_per_sync));
+	bad |= cr_bench_put(o, "threads_batch_write_sync_mean_us",
+			    json_real(f->many.write_sync_mean_us));
 
-	bad |= put(o, "single_appender_appends", json_integer((json_int_t)f->one.run.appends));
-	bad |= put(o, "single_appender_appends_per_s", json_real(f->one.run.per_s));
-	bad |= put(o, "single_appender_p50_us", json_real(f->one.run.lat.p50_us));
-	bad |= put(o, "single_appender_p99_us", json_real(f->one.run.lat.p99_us));
-	bad |= put(o, "single_appender_max_us", json_real(f->one.run.lat.max_us));
-	bad |= put(o, "single_appender_syncs", json_integer((json_int_t)f->one.syncs));
+	bad |= cr_bench_put(o, "single_appender_appends",
+			    json_integer((json_int_t)f->one.run.appends));
+	bad |= cr_bench_put(o, "single_appender_appends_per_s", json_real(f->one.run.per_s));
+	bad |= cr_bench_put(o, "single_appender_p50_us", json_real(f->one.run.lat.p50_us));
+	bad |= cr_bench_put(o, "single_appender_p99_us", json_real(f->one.run.lat.p99_us));
+	bad |= cr_bench_put(o, "single_appender_max_us", json_real(f->one.run.lat.max_us));
+	bad |= cr_bench_put(o, "single_appender_syncs", json_integer((json_int_t)f->one.syncs));
 
 	/* the issue's baseline: appending to a file */
-	bad |= put(o, "write_fdatasync_samples", json_integer((json_int_t)f->plain.n));
-	bad |= put(o, "write_fdatasync_per_s", json_real(f->plain.per_s));
-	bad |= put(o, "write_fdatasync_p50_us", json_real(f->plain.write_fdatasync.p50_us));
-	bad |= put(o, "write_fdatasync_p99_us", json_real(f->plain.write_fdatasync.p99_us));
-	bad |= put(o, "write_fdatasync_max_us", json_real(f->plain.write_fdatasync.max_us));
-	bad |= put(o, "fdatasync_p50_us", json_real(f->plain.fdatasync.p50_us));
-	bad |= put(o, "fdatasync_p99_us", json_real(f->plain.fdatasync.p99_us));
-	bad |= put(o, "fdatasync_max_us", json_real(f->plain.fdatasync.max_us));
+	bad |= cr_bench_put(o, "write_fdatasync_samples", json_integer((json_int_t)f->plain.n));
+	bad |= cr_bench_put(o, "write_fdatasync_per_s", json_real(f->plain.per_s));
+	bad |= cr_bench_put(o, "write_fdatasync_p50_us",
+			    json_real(f->plain.write_fdatasync.p50_us));
+	bad |= cr_bench_put(o, "write_fdatasync_p99_us",
+			    json_real(f->plain.write_fdatasync.p99_us));
+	bad |= cr_bench_put(o, "write_fdatasync_max_us",
+			    json_real(f->plain.write_fdatasync.max_us));
+	bad |= cr_bench_put(o, "fdatasync_p50_us", json_real(f->plain.fdatasync.p50_us));
+	bad |= cr_bench_put(o, "fdatasync_p99_us", json_real(f->plain.fdatasync.p99_us));
+	bad |= cr_bench_put(o, "fdatasync_max_us", json_real(f->plain.fdatasync.max_us));
 	/* the stricter one: over a file of zeros, as the log's segments */
 	const struct plain_result *ow = &f->plain_over;
-	bad |= put(o, "overwrite_write_fdatasync_samples", json_integer((json_int_t)ow->n));
-	bad |= put(o, "overwrite_write_fdatasync_per_s", json_real(ow->per_s));
-	bad |= put(o, "overwrite_write_fdatasync_p50_us", json_real(ow->write_fdatasync.p50_us));
-	bad |= put(o, "overwrite_write_fdatasync_p99_us", json_real(ow->write_fdatasync.p99_us));
-	bad |= put(o, "overwrite_write_fdatasync_max_us", json_real(ow->write_fdatasync.max_us));
-	bad |= put(o, "overwrite_fdatasync_p50_us", json_real(ow->fdatasync.p50_us));
-	bad |= put(o, "overwrite_fdatasync_p99_us", json_real(ow->fdatasync.p99_us));
-	bad |= put(o, "overwrite_fdatasync_max_us", json_real(ow->fdatasync.max_us));
+	bad |= cr_bench_put(o, "overwrite_write_fdatasync_samples",
+			    json_integer((json_int_t)ow->n));
+	bad |= cr_bench_put(o, "overwrite_write_fdatasync_per_s", json_real(ow->per_s));
+	bad |= cr_bench_put(o, "overwrite_write_fdatasync_p50_us",
+			    json_real(ow->write_fdatasync.p50_us));
+	bad |= cr_bench_put(o, "overwrite_write_fdatasync_p99_us",
+			    json_real(ow->write_fdatasync.p99_us));
+	bad |= cr_bench_put(o, "overwrite_write_fdatasync_max_us",
+			    json_real(ow->write_fdatasync.max_us));
+	bad |= cr_bench_put(o, "overwrite_fdatasync_p50_us", json_real(ow->fdatasync.p50_us));
+	bad |= cr_bench_put(o, "overwrite_fdatasync_p99_us", json_real(ow->fdatasync.p99_us));
+	bad |= cr_bench_put(o, "overwrite_fdatasync_max_us", json_real(ow->fdatasync.max_us));
 
-	bad |= put(o, "sqlite_appends", json_integer((json_int_t)f->sqlite.appends));
-	bad |= put(o, "sqlite_appends_per_s", json_real(f->sqlite.per_s));
-	bad |= put(o, "sqlite_p50_us", json_real(f->sqlite.lat.p50_us));
-	bad |= put(o, "sqlite_p99_us", json_real(f->sqlite.lat.p99_us));
-	bad |= put(o, "sqlite_max_us", json_real(f->sqlite.lat.max_us));
-	bad |= put(o, "sqlite_busy_retries", json_integer((json_int_t)f->sqlite.retries));
+	bad |= cr_bench_put(o, "sqlite_appends", json_integer((json_int_t)f->sqlite.appends));
+	bad |= cr_bench_put(o, "sqlite_appends_per_s", json_real(f->sqlite.per_s));
+	bad |= cr_bench_put(o, "sqlite_p50_us", json_real(f->sqlite.lat.p50_us));
+	bad |= cr_bench_put(o, "sqlite_p99_us", json_real(f->sqlite.lat.p99_us));
+	bad |= cr_bench_put(o, "sqlite_max_us", json_real(f->sqlite.lat.max_us));
+	bad |= cr_bench_put(o, "sqlite_busy_retries", json_integer((json_int_t)f->sqlite.retries));
 
-	bad |= put(o, "replay_events", json_integer((json_int_t)f->replay.events));
-	bad |= put(o, "replay_open_ms", json_real(f->replay.open_ms));
-	bad |= put(o, "replay_10k_ms", json_real(f->replay.total_ms));
-	bad |= put(o, "replay_files_evicted", json_integer((json_int_t)f->replay.files_evicted));
+	bad |= cr_bench_put(o, "replay_events", json_integer((json_int_t)f->replay.events));
+	bad |= cr_bench_put(o, "replay_open_ms", json_real(f->replay.open_ms));
+	bad |= cr_bench_put(o, "replay_10k_ms", json_real(f->replay.total_ms));
+	bad |= cr_bench_put(o, "replay_files_evicted",
+			    json_integer((json_int_t)f->replay.files_evicted));
 
-	bad |= put(o, "recovery_log_bytes", json_integer((json_int_t)f->recovery.log_bytes));
-	bad |= put(o, "recovered_bytes", json_integer((json_int_t)f->recovery.recovered_bytes));
-	bad |= put(o, "recovery_ms", json_real((double)f->recovery.recovery_ns / 1e6));
-	bad |= put(o, "recovery_mb_per_s", json_real(f->recovery.mb_per_s));
-	bad |= put(o, "recovery_cache", json_string("warm"));
-	bad |= put(o, "mb_bytes", json_integer((json_int_t)MB));
+	bad |= cr_bench_put(o, "recovery_log_bytes",
+			    json_integer((json_int_t)f->recovery.log_bytes));
+	bad |= cr_bench_put(o, "recovered_bytes",
+			    json_integer((json_int_t)f->recovery.recovered_bytes));
+	bad |= cr_bench_put(o, "recovery_ms", json_real((double)f->recovery.recovery_ns / 1e6));
+	bad |= cr_bench_put(o, "recovery_mb_per_s", json_real(f->recovery.mb_per_s));
+	bad |= cr_bench_put(o, "recovery_cache", json_string("warm"));
+	bad |= cr_bench_put(o, "mb_bytes", json_integer((json_int_t)MB));
 
 	double vs_sqlite = f->async.run.per_s / f->sqlite.per_s;
 	double p99_vs_sync = f->async.run.lat.p99_us / f->plain.fdatasync.p50_us;
 	double one_vs_plain = f->one.run.lat.p50_us / f->plain.write_fdatasync.p50_us;
-	bad |= put(o, "threads_ack_p99_vs_fdatasync_p50",
-		   json_real(f->many.run.lat.p99_us / f->plain.fdatasync.p50_us));
-	bad |= put(o, "threads_appends_vs_sqlite", json_real(f->many.run.per_s / f->sqlite.per_s));
+	bad |= cr_bench_put(o, "threads_ack_p99_vs_fdatasync_p50",
+			    json_real(f->many.run.lat.p99_us / f->plain.fdatasync.p50_us));
+	bad |= cr_bench_put(o, "threads_appends_vs_sqlite",
+			    json_real(f->many.run.per_s / f->sqlite.per_s));
 	/* the disk's own tail: the target compares a p99 with a median, and here a single
 	 * fdatasync's p99 alone is often above twice its median */
-	bad |= put(o, "ack_p99_vs_fdatasync_p99",
-		   json_real(f->async.run.lat.p99_us / f->plain.fdatasync.p99_us));
-	bad |= put(o, "fdatasync_p99_vs_p50",
-		   json_real(f->plain.fdatasync.p99_us / f->plain.fdatasync.p50_us));
+	bad |= cr_bench_put(o, "ack_p99_vs_fdatasync_p99",
+			    json_real(f->async.run.lat.p99_us / f->plain.fdatasync.p99_us));
+	bad |= cr_bench_put(o, "fdatasync_p99_vs_p50",
+			    json_real(f->plain.fdatasync.p99_us / f->plain.fdatasync.p50_us));
 	/* the two latency targets' ratios again, against the stricter baseline */
-	bad |= put(o, "ack_p99_vs_overwrite_fdatasync_p50",
-		   json_real(f->async.run.lat.p99_us / ow->fdatasync.p50_us));
-	bad |= put(o, "single_p50_vs_overwrite_write_fdatasync_p50",
-		   json_real(f->one.run.lat.p50_us / ow->write_fdatasync.p50_us));
+	bad |= cr_bench_put(o, "ack_p99_vs_overwrite_fdatasync_p50",
+			    json_real(f->async.run.lat.p99_us / ow->fdatasync.p50_us));
+	bad |= cr_bench_put(o, "single_p50_vs_overwrite_write_fdatasync_p50",
+			    json_real(f->one.run.lat.p50_us / ow->write_fdatasync.p50_us));
 	json_t *t = json_object();
 	if (!t) {
 		json_decref(o);
 		return NULL;
 	}
-	bad |= put(t, "appends_vs_sqlite", target(vs_sqlite, "at_least", 10, &all));
-	bad |= put(t, "ack_p99_vs_fdatasync_p50", target(p99_vs_sync, "at_most", 3, &all));
-	bad |= put(t, "single_p50_vs_write_fdatasync_p50",
-		   target(one_vs_plain, "at_most", 1.5, &all));
-	bad |= put(t, "recovery_mb_per_s", target(f->recovery.mb_per_s, "at_least", 1000, &all));
-	bad |= put(o, "targets", t);
-	bad |= put(o, "targets_met", json_boolean(all));
+	bad |= cr_bench_put(t, "appends_vs_sqlite",
+			    cr_bench_target(vs_sqlite, "at_least", 10, &all));
+	bad |= cr_bench_put(t, "ack_p99_vs_fdatasync_p50",
+			    cr_bench_target(p99_vs_sync, "at_most", 3, &all));
+	bad |= cr_bench_put(t, "single_p50_vs_write_fdatasync_p50",
+			    cr_bench_target(one_vs_plain, "at_most", 1.5, &all));
+	bad |= cr_bench_put(t, "recovery_mb_per_s",
+			    cr_bench_target(f->recovery.mb_per_s, "at_least", 1000, &all));
+	bad |= cr_bench_put(o, "targets", t);
+	bad |= cr_bench_put(o, "targets_met", json_boolean(all));
 	if (bad) {
 		json_decref(o);
 		return NULL;
@@ -1483,7 +1365,7 @@ static json_t *figures_json(const struct cr_bench_log_opts *opts, const char *fs
 
 int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_error *err)
 {
-	_cleanup_(workdir_cleanup) struct workdir wd = { 0 };
+	_cleanup_(cr_bench_workdir_cleanup) struct cr_bench_workdir wd = { .name = "log" };
 	_cleanup_free_ char *payload = make_payload(EVENT_SIZE);
 	char path[PATH_MAX];
 	_cleanup_(figures_done) struct figures f = { 0 };
@@ -1516,16 +1398,17 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	if (r < 0)
 		return r;
 	const char *fs = fs_name(opts->dir);
-	r = workdir_make(&wd, opts->dir, err);
+	r = cr_bench_workdir_make(&wd, opts->dir, "corral-bench-log.XXXXXX", err);
 	if (r < 0)
 		return r;
-	progress(opts, "working in %s (%s); %u appenders, %g s per timed run", wd.path, fs,
-		 opts->appenders, opts->seconds);
+	cr_bench_progress(opts->progress, "log",
+			  "working in %s (%s); %u appenders, %g s per timed run", wd.path, fs,
+			  opts->appenders, opts->seconds);
 	if (strcmp(fs, "tmpfs") == 0)
-		progress(opts,
-			 "%s is tmpfs: fdatasync does nothing there, durability is not "
-			 "measured",
-			 opts->dir);
+		cr_bench_progress(opts->progress, "log",
+				  "%s is tmpfs: fdatasync does nothing there, durability is not "
+				  "measured",
+				  opts->dir);
 
 	/* The three figures the latency targets compare are measured in interleaved slices
 	 * (write+fdatasync, the log with one appender, the log with n asynchronous ones, and
@@ -1533,24 +1416,25 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	 * within seconds, and ratios of figures taken at different times would measure the drift.
 	 */
 	double slice = opts->seconds / CR_BENCH_LOG_LATENCY_ROUNDS;
-	progress(opts,
-		 "%u rounds of %g s each: baseline write(%u bytes)+fdatasync (1 thread), over "
-		 "zeros and appending; log, 1 appender; log, %u asynchronous appenders",
-		 CR_BENCH_LOG_LATENCY_ROUNDS, slice, EVENT_SIZE, opts->appenders);
-	r = path_join(path, sizeof(path), wd.path, "log-one", err);
+	cr_bench_progress(
+		opts->progress, "log",
+		"%u rounds of %g s each: baseline write(%u bytes)+fdatasync (1 thread), over "
+		"zeros and appending; log, 1 appender; log, %u asynchronous appenders",
+		CR_BENCH_LOG_LATENCY_ROUNDS, slice, EVENT_SIZE, opts->appenders);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "log-one", err);
 	if (r < 0 || (r = open_fresh_log(path, &one, err)) < 0)
 		return r;
-	r = path_join(path, sizeof(path), wd.path, "log-async", err);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "log-async", err);
 	if (r < 0 || (r = open_fresh_log(path, &async, err)) < 0)
 		return r;
 	char zeros_path[PATH_MAX];
-	r = path_join(zeros_path, sizeof(zeros_path), wd.path, "plain-zeros", err);
+	r = cr_bench_path_join(zeros_path, sizeof(zeros_path), wd.path, "plain-zeros", err);
 	if (r < 0 || (r = plain_zeros(zeros_path, err)) < 0)
 		return r;
 	for (unsigned k = 0; k < CR_BENCH_LOG_LATENCY_ROUNDS; k++) {
 		char name[32], prefix[32];
 		snprintf(name, sizeof(name), "plain-%u", k);
-		r = path_join(path, sizeof(path), wd.path, name, err);
+		r = cr_bench_path_join(path, sizeof(path), wd.path, name, err);
 		if (r < 0)
 			return r;
 		r = bench_plain(path, PLAIN_APPEND, payload, slice, opts->cancel, &f.plain, err);
@@ -1569,8 +1453,8 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 		if (r < 0)
 			return cr_error_prefix(err, "log, %u asynchronous appenders",
 					       opts->appenders);
-		if (cancelled(opts->cancel))
-			return cancel_error(err);
+		if (cr_bench_cancelled(opts->cancel))
+			return cr_bench_cancel_error(err);
 	}
 	cr_log_close(TAKE_PTR(one));
 	cr_log_close(TAKE_PTR(async));
@@ -1579,8 +1463,9 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	log_result_finish(&f.one);
 	log_result_finish(&f.async);
 
-	progress(opts, "log: %u appender threads, %g s", opts->appenders, opts->seconds);
-	r = path_join(path, sizeof(path), wd.path, "log-many", err);
+	cr_bench_progress(opts->progress, "log", "log: %u appender threads, %g s", opts->appenders,
+			  opts->seconds);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "log-many", err);
 	if (r < 0 || (r = open_fresh_log(path, &many, err)) < 0)
 		return r;
 	r = bench_log_appends(many, opts->appenders, "many-", payload, opts->seconds, opts->cancel,
@@ -1590,26 +1475,30 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	cr_log_close(TAKE_PTR(many));
 	log_result_finish(&f.many);
 
-	progress(opts, "baseline: sqlite WAL synchronous=FULL, %u connections, %g s",
-		 opts->appenders, opts->seconds);
-	r = path_join(path, sizeof(path), wd.path, "sqlite.db", err);
+	cr_bench_progress(opts->progress, "log",
+			  "baseline: sqlite WAL synchronous=FULL, %u connections, %g s",
+			  opts->appenders, opts->seconds);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "sqlite.db", err);
 	if (r < 0)
 		return r;
 	r = bench_sqlite(path, payload, opts, &f.sqlite, err);
 	if (r < 0)
 		return cr_error_prefix(err, "sqlite baseline");
 
-	progress(opts, "replay: building a session of %u events, evicting it, cold open",
-		 REPLAY_EVENTS);
-	r = path_join(path, sizeof(path), wd.path, "log-replay", err);
+	cr_bench_progress(opts->progress, "log",
+			  "replay: building a session of %u events, evicting it, cold open",
+			  REPLAY_EVENTS);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "log-replay", err);
 	if (r < 0)
 		return r;
 	r = bench_replay(path, payload, opts, &f.replay, err);
 	if (r < 0)
 		return cr_error_prefix(err, "replay");
 
-	progress(opts, "recovery: writing a %" PRIu64 " MiB log, reopening", recovery_target >> 20);
-	r = path_join(path, sizeof(path), wd.path, "log-recovery", err);
+	cr_bench_progress(opts->progress, "log",
+			  "recovery: writing a %" PRIu64 " MiB log, reopening",
+			  recovery_target >> 20);
+	r = cr_bench_path_join(path, sizeof(path), wd.path, "log-recovery", err);
 	if (r < 0)
 		return r;
 	r = bench_recovery(path, recovery_target, opts, &f.recovery, err);
@@ -1619,8 +1508,8 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	json_t *j = figures_json(opts, fs, &f);
 	if (!j)
 		return cr_error_set(err, ENOMEM, "no memory for the results");
-	progress(opts, "removing %s", wd.path);
-	r = workdir_remove(&wd, err);
+	cr_bench_progress(opts->progress, "log", "removing %s", wd.path);
+	r = cr_bench_workdir_remove(&wd, err);
 	if (r < 0) {
 		json_decref(j);
 		return r;

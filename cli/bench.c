@@ -19,7 +19,9 @@ static void bench_usage(FILE *f)
 	fprintf(f, "usage: corral bench BENCHMARK [OPTIONS]\n\n"
 		   "benchmarks:\n"
 		   "  log        the session event log against SQLite and write+fdatasync\n"
-		   "             (corral bench log --help)\n");
+		   "             (corral bench log --help)\n"
+		   "  sandbox    a sandbox's cold start and round trips against bwrap and crun\n"
+		   "             (corral bench sandbox --help)\n");
 }
 
 static void bench_log_usage(FILE *f)
@@ -61,20 +63,21 @@ static void bench_log_usage(FILE *f)
 		CR_BENCH_LOG_APPENDERS_MAX, CR_BENCH_LOG_SECONDS_MAX);
 }
 
-/* Digits only, 1 to CR_BENCH_LOG_APPENDERS_MAX. */
-static int parse_appenders(const char *arg, unsigned *ret)
+/* Digits only, 1 to max (at most 9 digits), for bench's option opt. */
+static int parse_count(const char *bench, const char *opt, const char *arg, unsigned max,
+		       unsigned *ret)
 {
 	unsigned long v = 0;
 
 	if (!*arg || strspn(arg, "0123456789") != strlen(arg) || strlen(arg) > 9) {
-		fprintf(stderr, "corral bench log: --appenders \"%s\": not a number from 1 to %u\n",
-			arg, CR_BENCH_LOG_APPENDERS_MAX);
+		fprintf(stderr, "corral bench %s: %s \"%s\": not a number from 1 to %u\n", bench,
+			opt, arg, max);
 		return -1;
 	}
 	v = strtoul(arg, NULL, 10);
-	if (v < 1 || v > CR_BENCH_LOG_APPENDERS_MAX) {
-		fprintf(stderr, "corral bench log: --appenders %s: out of range (1 to %u)\n", arg,
-			CR_BENCH_LOG_APPENDERS_MAX);
+	if (v < 1 || v > max) {
+		fprintf(stderr, "corral bench %s: %s %s: out of range (1 to %u)\n", bench, opt, arg,
+			max);
 		return -1;
 	}
 	*ret = (unsigned)v;
@@ -108,24 +111,32 @@ static int parse_seconds(const char *arg, double *ret)
 	return 0;
 }
 
-static int check_dir(const char *dir)
+/* An existing writable directory for bench's --dir, of at most max_len bytes (0: any). */
+static int check_dir(const char *bench, const char *dir, size_t max_len)
 {
 	struct stat st;
 
 	if (!*dir) {
-		fprintf(stderr, "corral bench log: --dir: empty\n");
+		fprintf(stderr, "corral bench %s: --dir: empty\n", bench);
+		return -1;
+	}
+	if (max_len && strlen(dir) > max_len) {
+		fprintf(stderr,
+			"corral bench %s: --dir %s: longer than %zu bytes (a sandbox's control "
+			"socket below it must fit in a socket address)\n",
+			bench, dir, max_len);
 		return -1;
 	}
 	if (stat(dir, &st) < 0) {
-		fprintf(stderr, "corral bench log: --dir %s: %m\n", dir);
+		fprintf(stderr, "corral bench %s: --dir %s: %m\n", bench, dir);
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "corral bench log: --dir %s: not a directory\n", dir);
+		fprintf(stderr, "corral bench %s: --dir %s: not a directory\n", bench, dir);
 		return -1;
 	}
 	if (access(dir, W_OK | X_OK) < 0) {
-		fprintf(stderr, "corral bench log: --dir %s: not writable: %m\n", dir);
+		fprintf(stderr, "corral bench %s: --dir %s: not writable: %m\n", bench, dir);
 		return -1;
 	}
 	return 0;
@@ -224,18 +235,25 @@ static void print_row(const json_t *j, const char *label, const char *per_s, con
 	printf("\n");
 }
 
+/* A target's row: PASS or MISS, or "unknown" when it could not be measured (a null value). */
 static void print_target(const json_t *targets, const char *key, const char *label,
 			 const char *unit)
 {
 	const json_t *t = json_object_get(targets, key);
 	const json_t *least = json_object_get(t, "at_least");
+	const json_t *value = json_object_get(t, "value");
 	double limit = json_number_value(least ? least : json_object_get(t, "at_most"));
 	char want[32], got[32];
 
 	snprintf(want, sizeof(want), "%s %g%s", least ? ">=" : "<=", limit, unit);
-	snprintf(got, sizeof(got), "%.2f%s", num(t, "value"), unit);
+	if (json_is_number(value))
+		snprintf(got, sizeof(got), "%.2f%s", json_number_value(value), unit);
+	else
+		snprintf(got, sizeof(got), "-");
 	printf("  %-48s %-12s %-12s %s\n", label, want, got,
-	       json_is_true(json_object_get(t, "met")) ? "PASS" : "MISS");
+	       !json_is_number(value)			 ? "unknown"
+	       : json_is_true(json_object_get(t, "met")) ? "PASS"
+							 : "MISS");
 }
 
 static void print_table(const json_t *j)
@@ -302,6 +320,26 @@ static void print_table(const json_t *j)
 	       num(j, "single_p50_vs_overwrite_write_fdatasync_p50"));
 }
 
+/* Prints a benchmark's figures as one JSON object or as its table; the exit status. */
+static int print_results(const char *bench, const json_t *j, bool json,
+			 void (*table)(const json_t *j))
+{
+	if (json) {
+		if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) < 0) {
+			fprintf(stderr, "corral bench %s: cannot write JSON\n", bench);
+			return CR_EXIT_FAIL;
+		}
+		putchar('\n');
+	} else {
+		table(j);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "corral bench %s: cannot write the results: %m\n", bench);
+		return CR_EXIT_FAIL;
+	}
+	return CR_EXIT_OK;
+}
+
 /* --- corral bench log ---------------------------------------------------------------------- */
 
 static int bench_log(int argc, char **argv)
@@ -328,7 +366,8 @@ static int bench_log(int argc, char **argv)
 			json = true;
 			break;
 		case 'a':
-			if (parse_appenders(optarg, &o.appenders) < 0)
+			if (parse_count("log", "--appenders", optarg, CR_BENCH_LOG_APPENDERS_MAX,
+					&o.appenders) < 0)
 				return CR_EXIT_USAGE;
 			break;
 		case 's':
@@ -336,7 +375,7 @@ static int bench_log(int argc, char **argv)
 				return CR_EXIT_USAGE;
 			break;
 		case 'd':
-			if (check_dir(optarg) < 0)
+			if (check_dir("log", optarg, 0) < 0)
 				return CR_EXIT_USAGE;
 			o.dir = optarg;
 			break;
@@ -370,20 +409,243 @@ static int bench_log(int argc, char **argv)
 		fprintf(stderr, "corral bench log: %s\n", err.msg);
 		return CR_EXIT_FAIL;
 	}
-	if (json) {
-		if (json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) < 0) {
-			fprintf(stderr, "corral bench log: cannot write JSON\n");
+	return print_results("log", j, json, print_table);
+}
+
+/* --- corral bench sandbox ------------------------------------------------------------------ */
+
+static void bench_sandbox_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corral bench sandbox [--json] [--iterations N] [--dir DIR] [--init PATH]\n"
+		"\n"
+		"Measures a corral sandbox (default root: read-only binds of the host's /usr,\n"
+		"/bin, /lib*; no egress) against bubblewrap and crun, in the same run:\n"
+		"  cold start    cr_sandbox_create, connect to its control socket, exec of\n"
+		"                /bin/true through corral-init, answer received (the sandbox is\n"
+		"                then destroyed, untimed: shown apart);\n"
+		"  warm exec     the round trip of \"true\" in the persistent shell (bash) of a\n"
+		"                running sandbox, on a connection kept open;\n"
+		"  one-shot      the round trip of an exec of /bin/true in that sandbox;\n"
+		"  bwrap         bwrap --unshare-all with the same system directories\n"
+		"                read-only, /etc read-only, --dev, --proc, --tmpfs /tmp, running\n"
+		"                /bin/true, fork to exit;\n"
+		"  crun          crun run of a bundle the benchmark makes (the same system\n"
+		"                directories and /etc bound read-only, /proc, /dev, /tmp;\n"
+		"                namespaces pid, network, ipc, uts, mount; no user namespace)\n"
+		"                running /bin/true, with --cgroup-manager=disabled; on a hybrid\n"
+		"                cgroup host in a private mount namespace with a tmpfs over the\n"
+		"                cgroup2 mount, which crun 1.8 needs there (the wrapper alone is\n"
+		"                timed too);\n"
+		"  fork+exec     of /bin/true with no isolation: the floor of them all.\n"
+		"Each of N iterations (default %u) takes one sample of each kind and %u warm\n"
+		"and %u one-shot round trips, the order rotating, over %u rounds. A baseline\n"
+		"that is not installed is reported as such and its targets as unknown. Works in\n"
+		"a fresh directory inside DIR (default %s; the sandboxes' state directory)\n"
+		"and a cgroup of its own under the cgroup2 mount, and removes both. Needs root.\n"
+		"Latencies in milliseconds (p50, p95, max). Progress goes to stderr.\n"
+		"\n"
+		"  --json           print one JSON object instead of the table\n"
+		"  --iterations N   1 to %u\n"
+		"  --dir DIR        an existing writable directory, at most %d bytes long\n"
+		"  --init PATH      corral-init (default: beside this program)\n"
+		"\n"
+		"Targets (reported, not enforced by the exit status): cold start p50 at most\n"
+		"0.5x crun's and at most 1.5x bwrap's; warm round trip p50 at most 1 ms. Exits 0\n"
+		"when the benchmark ran, 1 when it failed, 2 on bad usage.\n",
+		CR_BENCH_SANDBOX_ITERATIONS_DEFAULT, CR_BENCH_SANDBOX_CALLS, CR_BENCH_SANDBOX_CALLS,
+		CR_BENCH_SANDBOX_ROUNDS, CR_BENCH_SANDBOX_DIR_DEFAULT,
+		CR_BENCH_SANDBOX_ITERATIONS_MAX, CR_BENCH_SANDBOX_DIR_MAX);
+}
+
+static int check_init(const char *path)
+{
+	struct stat st;
+
+	if (!*path) {
+		fprintf(stderr, "corral bench sandbox: --init: empty\n");
+		return -1;
+	}
+	if (stat(path, &st) < 0) {
+		fprintf(stderr, "corral bench sandbox: --init %s: %m\n", path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+		fprintf(stderr, "corral bench sandbox: --init %s: not an executable file\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* A row of latencies in ms (prefix_n, _p50_ms, _p95_ms, _max_ms), or why there are none. */
+static void print_ms_row(const json_t *j, const char *label, const char *prefix,
+			 const char *unavailable)
+{
+	char key[64];
+
+	snprintf(key, sizeof(key), "%s_n", prefix);
+	double n = num(j, key);
+	if (n == 0) {
+		const char *why =
+			unavailable ? json_string_value(json_object_get(j, unavailable)) : NULL;
+		printf("  %-50s %s\n", label,
+		       why && strncmp(why, "not installed", 13) == 0 ? "not installed"
+								     : "unavailable (see below)");
+		return;
+	}
+	printf("  %-50s %6.0f", label, n);
+	static const char *const tails[] = { "p50_ms", "p95_ms", "max_ms" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(tails); i++) {
+		snprintf(key, sizeof(key), "%s_%s", prefix, tails[i]);
+		printf(" %9.2f", num(j, key));
+	}
+	printf("\n");
+}
+
+/* "1.23" or "-" (null: not measured) */
+static const char *ms_or_dash(const json_t *v, char *buf, size_t size)
+{
+	if (!json_is_number(v))
+		return "-";
+	snprintf(buf, size, "%.2f", json_number_value(v));
+	return buf;
+}
+
+static void print_sandbox_table(const json_t *j)
+{
+	const json_t *targets = json_object_get(j, "targets");
+	char a[32], b[32], c[32];
+
+	printf("corral bench sandbox: %.0f iterations in %.0f interleaved rounds, in %s\n\n",
+	       num(j, "iterations"), num(j, "rounds"),
+	       json_string_value(json_object_get(j, "dir")));
+	printf("  %-50s %6s %9s %9s %9s\n", "cold start: nothing to the first exec's answer", "n",
+	       "p50 ms", "p95 ms", "max ms");
+	print_ms_row(j, "corral: create, connect, exec /bin/true, answer", "cold", NULL);
+	print_ms_row(j, "  of which cr_sandbox_create", "cold_create", NULL);
+	print_ms_row(j, "  of which connect, first exec, answer", "cold_first_exec", NULL);
+	print_ms_row(j, "bwrap --unshare-all ... /bin/true", "bwrap", "bwrap_unavailable");
+	print_ms_row(j, "crun run of /bin/true (see the note)", "crun", "crun_unavailable");
+	if (num(j, "crun_wrapper_n") > 0)
+		print_ms_row(j, "  crun's namespace wrapper alone", "crun_wrapper", NULL);
+	print_ms_row(j, "fork+exec /bin/true, no isolation", "spawn", NULL);
+	print_ms_row(j, "corral: destroy (not part of the cold start)", "destroy", NULL);
+	printf("\n  %-50s %6s %9s %9s %9s\n", "round trips in a running sandbox", "n", "p50 ms",
+	       "p95 ms", "max ms");
+	print_ms_row(j, "warm: shell \"true\" (persistent bash)", "warm_exec", NULL);
+	print_ms_row(j, "one-shot: exec /bin/true", "oneshot_exec", NULL);
+
+	printf("\n  p50 per round, ms (cold start / bwrap / crun):");
+	const json_t *rounds = json_object_get(j, "per_round");
+	for (size_t i = 0; i < json_array_size(rounds); i++) {
+		const json_t *r = json_array_get(rounds, i);
+		if (num(r, "cold_n") == 0)
+			continue;
+		printf("  %zu: %s / %s / %s", i + 1,
+		       ms_or_dash(json_object_get(r, "cold_p50_ms"), a, sizeof(a)),
+		       ms_or_dash(json_object_get(r, "bwrap_p50_ms"), b, sizeof(b)),
+		       ms_or_dash(json_object_get(r, "crun_p50_ms"), c, sizeof(c)));
+	}
+	printf("\n  tails: cold start p95 vs bwrap p95: %s%s; vs crun p95: %s%s\n",
+	       ms_or_dash(json_object_get(j, "cold_p95_vs_bwrap_p95"), a, sizeof(a)),
+	       json_is_number(json_object_get(j, "cold_p95_vs_bwrap_p95")) ? "x" : "",
+	       ms_or_dash(json_object_get(j, "cold_p95_vs_crun_p95"), b, sizeof(b)),
+	       json_is_number(json_object_get(j, "cold_p95_vs_crun_p95")) ? "x" : "");
+
+	const json_t *why = json_object_get(j, "bwrap_unavailable");
+	printf("\n  bwrap: %s\n", json_is_string(why)
+					  ? json_string_value(why)
+					  : json_string_value(json_object_get(j, "bwrap_command")));
+	why = json_object_get(j, "crun_unavailable");
+	if (json_is_string(why))
+		printf("  crun: %s\n", json_string_value(why));
+	else
+		printf("  crun: %s\n  note: %s\n",
+		       json_string_value(json_object_get(j, "crun_command")),
+		       json_string_value(json_object_get(j, "crun_note")));
+
+	printf("\n  %-48s %-12s %s\n", "target", "want", "measured");
+	print_target(targets, "cold_p50_vs_crun_p50", "cold start p50 vs crun p50", "x");
+	print_target(targets, "cold_p50_vs_bwrap_p50", "cold start p50 vs bwrap p50", "x");
+	print_target(targets, "warm_exec_p50_ms", "warm round trip p50 (ms)", "");
+}
+
+static int bench_sandbox(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "init", required_argument, NULL, 'i' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct cr_bench_sandbox_opts o;
+	_cleanup_free_ char *init = NULL;
+	bool json = false;
+	int c;
+
+	cr_bench_sandbox_opts_init(&o);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 'n':
+			if (parse_count("sandbox", "--iterations", optarg,
+					CR_BENCH_SANDBOX_ITERATIONS_MAX, &o.iterations) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'd':
+			if (check_dir("sandbox", optarg, CR_BENCH_SANDBOX_DIR_MAX) < 0)
+				return CR_EXIT_USAGE;
+			o.dir = optarg;
+			break;
+		case 'i':
+			if (check_init(optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.init_path = optarg;
+			break;
+		case 'h':
+			bench_sandbox_usage(stdout);
+			return CR_EXIT_OK;
+		default:
+			fprintf(stderr,
+				"corral bench sandbox: unknown or incomplete option \"%s\"\n",
+				argv[optind - 1]);
+			bench_sandbox_usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "corral bench sandbox: unexpected argument \"%s\"\n", argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+	if (!o.init_path) {
+		init = cr_cli_default_init();
+		if (!init) {
+			fprintf(stderr,
+				"corral bench sandbox: cannot find corral-init: give --init\n");
 			return CR_EXIT_FAIL;
 		}
-		putchar('\n');
-	} else {
-		print_table(j);
+		o.init_path = init;
 	}
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "corral bench log: cannot write the results: %m\n");
+
+	_cleanup_(sigwatch_stop) struct sigwatch watch = { 0 };
+	if (sigwatch_start(&watch) < 0)
+		return CR_EXIT_FAIL;
+	o.progress = stderr;
+	o.cancel = &cancel_requested;
+
+	_cleanup_(json_decrefp) json_t *j = NULL;
+	struct cr_error err;
+	if (cr_bench_sandbox(&o, &j, &err) < 0) {
+		fprintf(stderr, "corral bench sandbox: %s\n", err.msg);
 		return CR_EXIT_FAIL;
 	}
-	return CR_EXIT_OK;
+	return print_results("sandbox", j, json, print_sandbox_table);
 }
 
 int cr_cli_bench(int argc, char **argv)
@@ -399,6 +661,9 @@ int cr_cli_bench(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "log") == 0)
 		return bench_log(argc - 1, argv + 1);
-	fprintf(stderr, "corral bench: unknown benchmark \"%s\" (benchmarks: log)\n", argv[1]);
+	if (strcmp(argv[1], "sandbox") == 0)
+		return bench_sandbox(argc - 1, argv + 1);
+	fprintf(stderr, "corral bench: unknown benchmark \"%s\" (benchmarks: log, sandbox)\n",
+		argv[1]);
 	return CR_EXIT_USAGE;
 }

@@ -17,7 +17,8 @@ static const struct verb {
 } verbs[] = {
 	{ "doctor", cr_cli_doctor, "report which kernel enforcement layers work here" },
 	{ "sandbox", cr_cli_sandbox, "create, run in, pause and destroy sandboxes" },
-	{ "bench", cr_cli_bench, "measure corral against its baselines (corral bench log)" },
+	{ "bench", cr_cli_bench,
+	  "measure corral against its baselines (corral bench log|sandbox)" },
 	{ "version", cmd_version, "print corral's version" },
 	{ "help", cmd_help, "show this help" },
 };

@@ -9,7 +9,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
@@ -560,10 +559,13 @@ static _Noreturn void child_main(struct child *c)
 		child_fail(c, "mount the root tmpfs on", c->root, errno);
 	if (chdir(c->root) < 0)
 		child_fail(c, "chdir", c->root, errno);
-	/* uid and gid 0 of the sandbox (uid_base on the host), no supplementary groups */
-	if (setgroups(0, NULL) < 0)
+	/* uid and gid 0 of the sandbox (uid_base on the host), no supplementary groups. System
+	 * calls, not glibc's wrappers: in a threaded parent those signal every other thread to
+	 * change its ids too, and wait for any that has not started yet; the child has none of
+	 * them, so it would wait forever. */
+	if (syscall(SYS_setgroups, 0, NULL) < 0)
 		child_fail(c, "setgroups", NULL, errno);
-	if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+	if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
 		child_fail(c, "become uid 0 of the sandbox", NULL, errno);
 	for (size_t i = 0; i < c->plan->n; i++)
 		run_op(c, i);

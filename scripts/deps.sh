@@ -10,9 +10,10 @@ build=(make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libelf-dev zl
 	libcurl4-openssl-dev libjansson-dev libsodium-dev libmicrohttpd-dev
 	kconfig-frontends-nox libncurses-dev)
 # Unit tests (criterion), format check, VM tests (qemu, busybox, cpio; the kernel itself is
-# fetched with "apt-get download" by scripts/vmtest.sh, never installed), integration tests.
+# fetched with "apt-get download" by scripts/vmtest.sh, never installed), integration tests,
+# and the baselines of corral bench sandbox (bubblewrap, crun).
 test=(libcriterion-dev clang-format qemu-system-x86 busybox-static cpio kmod jq tmux file git util-linux
-	iproute2 procps coreutils)
+	iproute2 procps coreutils bubblewrap crun)
 
 case "${1:-all}" in
 build) want=("${build[@]}") ;;

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sched.h>
 #include <stdio.h>
@@ -185,6 +186,53 @@ Test(sandbox, uid_0_inside_is_an_unprivileged_host_uid, .timeout = 30)
 	struct stat st;
 	cr_assert_eq(stat(path, &st), 0, "the workspace is the host's %s", path);
 	cr_assert_eq(st.st_uid, UID_BASE, "root inside writes as host uid %u", st.st_uid);
+	done(&r);
+}
+
+static void *parked(void *arg)
+{
+	char b;
+	while (read(*(int *)arg, &b, 1) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+/* A threaded creator (corrald, corral bench sandbox) whose other thread has not run yet when
+ * clone3 copies it: glibc's setgroups/setresuid wait for every thread of the process to be
+ * started, and the child has none of them. The new thread shares this one's only CPU, so it
+ * has not started when cr_sandbox_create runs (a new task does not preempt its parent). */
+Test(sandbox, created_while_another_thread_of_the_creator_starts, .timeout = 30)
+{
+	need_namespaces();
+	struct run r = { 0 };
+	r.dir = cr_test_tmpdir("sbx");
+	_cleanup_free_ char *init = init_path();
+	struct cr_sandbox_config cfg;
+	cfg_defaults(&cfg, r.dir, init);
+	cfg_cgroup(&r, &cfg);
+	cpu_set_t all, one;
+	cr_assert_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+	CPU_ZERO(&one);
+	CPU_SET(sched_getcpu(), &one);
+	cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+	int p[2];
+	cr_assert_eq(pipe2(p, O_CLOEXEC), 0);
+	for (int i = 0; i < 5; i++) {
+		pthread_t t;
+		cr_assert_eq(pthread_create(&t, NULL, parked, &p[0]), 0);
+		const char *argv[] = { "/bin/true", NULL };
+		collect(&r, start(&r, &cfg, argv, NULL), "true");
+		cr_assert(exited_zero(&r), "status %d: %s", r.status, r.out);
+		struct cr_error err;
+		cr_assert_eq(cr_sandbox_destroy(r.sb, false, &err), 0, "%s", err.msg);
+		cr_sandbox_free(r.sb);
+		r.sb = NULL;
+		cr_assert_eq(write(p[1], "x", 1), 1);
+		cr_assert_eq(pthread_join(t, NULL), 0);
+	}
+	close(p[0]);
+	close(p[1]);
+	sched_setaffinity(0, sizeof(all), &all);
 	done(&r);
 }
 

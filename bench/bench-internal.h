@@ -1,0 +1,67 @@
+/* bench/bench-internal: what the benchmarks in bench/ share (bench/common.c): the clock,
+ * cancellation, progress lines, latency samples and their ranks, the fresh work directory, and
+ * the JSON of a target. Never used outside bench/. */
+#ifndef CORRAL_BENCH_INTERNAL_H
+#define CORRAL_BENCH_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "corral/error.h"
+
+/* Nanoseconds of CLOCK_MONOTONIC. */
+uint64_t cr_bench_now_ns(void);
+
+/* Whether cancel (may be NULL: never) asks the benchmark to stop. */
+bool cr_bench_cancelled(const atomic_bool *cancel);
+/* Sets err to "interrupted"; returns -ECANCELED. */
+int cr_bench_cancel_error(struct cr_error *err);
+
+/* One progress line, "bench <name>: <text>", to f (NULL: none), flushed. */
+void cr_bench_progress(FILE *f, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* dir/name into buf; -ENAMETOOLONG when it does not fit. */
+int cr_bench_path_join(char *buf, size_t size, const char *dir, const char *name,
+		       struct cr_error *err);
+
+/* Latency samples in nanoseconds. */
+struct cr_bench_samples {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+int cr_bench_samples_add(struct cr_bench_samples *s, uint64_t ns); /* -ENOMEM */
+void cr_bench_samples_done(struct cr_bench_samples *s);
+void cr_bench_sort(uint64_t *v, size_t n);
+/* Nearest rank of n > 0 sorted samples: the smallest sample that pct percent of them do not
+ * exceed. */
+uint64_t cr_bench_rank(const uint64_t *sorted, size_t n, unsigned pct);
+
+/* A fresh directory parent/<template> (template ends in XXXXXX), removed on every way out. */
+struct cr_bench_workdir {
+	const char *name; /* the benchmark's, for the warning of cr_bench_workdir_cleanup */
+	char path[PATH_MAX];
+	bool made;
+};
+
+int cr_bench_workdir_make(struct cr_bench_workdir *w, const char *parent, const char *template,
+			  struct cr_error *err);
+int cr_bench_workdir_remove(struct cr_bench_workdir *w, struct cr_error *err);
+/* On the way out after a failure: the failure is the error to report, so a leftover is only
+ * warned about (on stderr). */
+void cr_bench_workdir_cleanup(struct cr_bench_workdir *w);
+
+/* Sets o[key] to v (taking it); -1 when that failed (v is then freed). */
+int cr_bench_put(json_t *o, const char *key, json_t *v);
+/* A target as the JSON of every benchmark shows it: {"value", bound ("at_least" or "at_most"):
+ * limit, "met"}; clears *all_met when it is not met. */
+json_t *cr_bench_target(double value, const char *bound, double limit, bool *all_met);
+
+#endif

@@ -1,0 +1,139 @@
+/* bench/common: the helpers the benchmarks share (bench/bench-internal.h). Prints nothing but
+ * progress lines and the warning about a work directory it could not remove. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench-internal.h"
+#include "corral/fileio.h"
+
+uint64_t cr_bench_now_ns(void)
+{
+	struct timespec ts;
+
+	/* Cannot fail: CLOCK_MONOTONIC exists and ts is valid. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+bool cr_bench_cancelled(const atomic_bool *cancel)
+{
+	return cancel && atomic_load(cancel);
+}
+
+int cr_bench_cancel_error(struct cr_error *err)
+{
+	return cr_error_set(err, ECANCELED, "interrupted");
+}
+
+void cr_bench_progress(FILE *f, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!f)
+		return;
+	fprintf(f, "bench %s: ", name);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fputc('\n', f);
+	fflush(f);
+}
+
+int cr_bench_path_join(char *buf, size_t size, const char *dir, const char *name,
+		       struct cr_error *err)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= size)
+		return cr_error_set(err, ENAMETOOLONG, "%s/%s: path too long", dir, name);
+	return 0;
+}
+
+/* --- latency samples ----------------------------------------------------------------------- */
+
+int cr_bench_samples_add(struct cr_bench_samples *s, uint64_t ns)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 4096;
+		uint64_t *v = reallocarray(s->v, cap, sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = ns;
+	return 0;
+}
+
+void cr_bench_samples_done(struct cr_bench_samples *s)
+{
+	free(s->v);
+	*s = (struct cr_bench_samples){ 0 };
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return (x > y) - (x < y);
+}
+
+void cr_bench_sort(uint64_t *v, size_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+}
+
+uint64_t cr_bench_rank(const uint64_t *sorted, size_t n, unsigned pct)
+{
+	size_t rank = (n * pct + 99) / 100;
+	return sorted[rank ? rank - 1 : 0];
+}
+
+/* --- the work directory -------------------------------------------------------------------- */
+
+int cr_bench_workdir_make(struct cr_bench_workdir *w, const char *parent, const char *template,
+			  struct cr_error *err)
+{
+	int r = cr_bench_path_join(w->path, sizeof(w->path), parent, template, err);
+	if (r < 0)
+		return r;
+	if (!mkdtemp(w->path))
+		return cr_error_errno(err, errno, "create a work directory in %s", parent);
+	w->made = true;
+	return 0;
+}
+
+int cr_bench_workdir_remove(struct cr_bench_workdir *w, struct cr_error *err)
+{
+	if (!w->made)
+		return 0;
+	int r = cr_remove_tree(w->path, err);
+	if (r < 0)
+		return r;
+	w->made = false;
+	return 0;
+}
+
+void cr_bench_workdir_cleanup(struct cr_bench_workdir *w)
+{
+	struct cr_error e;
+
+	if (cr_bench_workdir_remove(w, &e) < 0)
+		fprintf(stderr, "bench %s: could not remove %s: %s\n", w->name, w->path, e.msg);
+}
+
+/* --- results ------------------------------------------------------------------------------- */
+
+int cr_bench_put(json_t *o, const char *key, json_t *v)
+{
+	return json_object_set_new(o, key, v) < 0 ? -1 : 0;
+}
+
+json_t *cr_bench_target(double value, const char *bound, double limit, bool *all_met)
+{
+	bool met = strcmp(bound, "at_least") == 0 ? value >= limit : value <= limit;
+	if (!met)
+		*all_met = false;
+	return json_pack("{s:f, s:f, s:b}", "value", value, bound, limit, "met", met);
+}
