@@ -345,6 +345,9 @@ int cr_mount_plan_build(const struct cr_sandbox_config *cfg, const char *workspa
 
 /* --- the child ----------------------------------------------------------------------------- */
 
+/* How long the parent waits for the child to reach corral-init's execve. */
+#define SETUP_TIMEOUT_MS 30000
+
 struct child {
 	const struct cr_mount_plan *plan;
 	const char *root; /* host path of the staging directory for the new root */
@@ -356,6 +359,7 @@ struct child {
 	int control_fd; /* becomes fd 3, or -1 */
 	int stdio[3];
 	int *src_fds; /* per plan op: its source opened O_PATH before leaving host uid 0, or -1 */
+	const struct sock_fprog *seccomp; /* built by the parent: the child must not allocate */
 };
 
 /* Reports "what: strerror(e)" to the parent and exits. Async-signal-safe only. */
@@ -620,9 +624,9 @@ static _Noreturn void child_main(struct child *c)
 		child_fail(c, "setsid", NULL, errno);
 	if (chdir("/workspace") < 0)
 		child_fail(c, "chdir /workspace", NULL, errno);
-	struct cr_error serr;
-	if (cr_seccomp_load_sandbox(&serr) < 0)
-		child_fail(c, "seccomp:", serr.msg, serr.code);
+	int e = -cr_seccomp_install(c->seccomp);
+	if (e)
+		child_fail(c, "seccomp: install the sandbox filter", NULL, e);
 	execve(INIT_IN_SANDBOX, c->argv, c->envp);
 	child_fail(c, "execve", INIT_IN_SANDBOX, errno);
 }
@@ -1215,7 +1219,12 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 		r = cr_error_errno(err, ENOMEM, "sandbox");
 		goto fail;
 	}
+	const struct sock_fprog *filter;
+	r = cr_seccomp_sandbox_program(&filter, err);
+	if (r < 0)
+		goto fail;
 	struct child c = { .plan = &plan,
+			   .seccomp = filter,
 			   .src_fds = src_fds,
 			   .root = root,
 			   .hostname = hostname,
@@ -1273,9 +1282,20 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 	}
 	close(sync[1]);
 	sync[1] = -1;
-	/* EOF: execve succeeded (the pipe is close-on-exec); text: the child's error */
+	/* EOF: execve succeeded (the pipe is close-on-exec); text: the child's error. Bounded: a
+	 * child stuck in its set-up (a hung file system under a bind source, say) is killed. */
 	char msg[512];
-	ssize_t n;
+	ssize_t n = -1;
+	struct pollfd pfd = { .fd = errp[0], .events = POLLIN };
+	int pr;
+	do
+		pr = poll(&pfd, 1, SETUP_TIMEOUT_MS);
+	while (pr < 0 && errno == EINTR);
+	if (pr == 0) {
+		r = cr_error_set(err, ETIMEDOUT, "sandbox %s set-up did not finish within %d s",
+				 sb->id, SETUP_TIMEOUT_MS / 1000);
+		goto fail; /* (sandbox_cleanup kills it with its cgroup) */
+	}
 	do
 		n = read(errp[0], msg, sizeof(msg) - 1);
 	while (n < 0 && errno == EINTR);

@@ -4,12 +4,19 @@
  * where the filter is loaded: the sandbox manager calls cr_seccomp_load_sandbox() in the
  * sandbox's child, after no_new_privs and just before it execs corral-init. */
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/personality.h>
+#include <linux/seccomp.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #ifdef CONFIG_CORRAL_SECCOMP
 #include <seccomp.h>
@@ -258,13 +265,74 @@ static int build(scmp_filter_ctx *ret_ctx, struct cr_error *err)
 	return 0;
 }
 
-int cr_seccomp_load_sandbox(struct cr_error *err)
+static pthread_once_t program_once = PTHREAD_ONCE_INIT;
+static struct sock_fprog program;
+static int program_rc;
+static struct cr_error program_err;
+
+/* The filter exported as BPF (seccomp_export_bpf writes to an fd: a memfd here). */
+static void build_program(void)
 {
 	_cleanup_seccomp_ scmp_filter_ctx ctx = NULL;
-	int rc = build(&ctx, err);
+	program_rc = build(&ctx, &program_err);
+	if (program_rc < 0)
+		return;
+	_cleanup_close_ int fd = memfd_create("corral-seccomp", MFD_CLOEXEC);
+	if (fd < 0) {
+		program_rc = cr_error_errno(&program_err, errno, "seccomp: memfd_create");
+		return;
+	}
+	int rc = seccomp_export_bpf(ctx, fd);
+	if (rc < 0) {
+		program_rc =
+			cr_error_errno(&program_err, -rc, "seccomp: exporting the filter as BPF");
+		return;
+	}
+	off_t size = lseek(fd, 0, SEEK_END);
+	struct sock_filter *insns = size > 0 ? malloc((size_t)size) : NULL;
+	if (size <= 0 || size % (off_t)sizeof(*insns) != 0 ||
+	    size / (off_t)sizeof(*insns) > 65535 || !insns ||
+	    pread(fd, insns, (size_t)size, 0) != size) {
+		free(insns);
+		program_rc = cr_error_set(&program_err, EIO,
+					  "seccomp: the exported filter is %lld bytes, not a BPF "
+					  "program",
+					  (long long)size);
+		return;
+	}
+	program = (struct sock_fprog){ .len = (unsigned short)(size / (off_t)sizeof(*insns)),
+				       .filter = insns };
+}
+
+int cr_seccomp_sandbox_program(const struct sock_fprog **ret, struct cr_error *err)
+{
+	pthread_once(&program_once, build_program);
+	if (program_rc < 0) {
+		if (err)
+			*err = program_err;
+		return program_rc;
+	}
+	*ret = &program;
+	return 0;
+}
+
+int cr_seccomp_install(const struct sock_fprog *prog)
+{
+	/* what seccomp_load() does with the attributes build() sets: no_new_privs, no flags */
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, prog) < 0)
+		return -errno;
+	return 0;
+}
+
+int cr_seccomp_load_sandbox(struct cr_error *err)
+{
+	const struct sock_fprog *prog;
+	int rc = cr_seccomp_sandbox_program(&prog, err);
 	if (rc < 0)
 		return rc;
-	rc = seccomp_load(ctx);
+	rc = cr_seccomp_install(prog);
 	if (rc < 0)
 		return cr_error_errno(err, -rc, "seccomp: loading the sandbox filter");
 	return 0;
@@ -283,6 +351,20 @@ int cr_seccomp_export_pfc(int fd, struct cr_error *err)
 }
 
 #else
+
+int cr_seccomp_sandbox_program(const struct sock_fprog **ret, struct cr_error *err)
+{
+	(void)ret;
+	return cr_error_set(err, EOPNOTSUPP,
+			    "seccomp: this corral was built without seccomp filters "
+			    "(CONFIG_CORRAL_SECCOMP is off): the sandbox filter cannot be loaded");
+}
+
+int cr_seccomp_install(const struct sock_fprog *prog)
+{
+	(void)prog;
+	return -EOPNOTSUPP;
+}
 
 int cr_seccomp_load_sandbox(struct cr_error *err)
 {

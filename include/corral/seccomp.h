@@ -39,6 +39,19 @@ struct cr_seccomp_rule {
  * storage, valid for the life of the process. Available in every build (it is only data). */
 const struct cr_seccomp_rule *cr_seccomp_rules(size_t *ret_n);
 
+struct sock_fprog;
+
+/* The sandbox filter as a BPF program, built from cr_seccomp_rules() once per process (the
+ * first call; thread-safe) and kept for its life. The sandbox manager takes it before clone3,
+ * so that the child, a copy of a possibly threaded process, never runs libseccomp (which
+ * allocates: a lock another thread held at the copy would never be released). -EOPNOTSUPP
+ * when built without CONFIG_CORRAL_SECCOMP. */
+int cr_seccomp_sandbox_program(const struct sock_fprog **ret, struct cr_error *err);
+
+/* Sets no_new_privs and installs prog on the calling thread with the seccomp system call:
+ * async-signal-safe, nothing allocated. 0 or -errno. */
+int cr_seccomp_install(const struct sock_fprog *prog);
+
 /* Builds the sandbox filter from cr_seccomp_rules() and loads it into the calling thread
  * (no TSYNC: the caller is the sandbox's single-threaded child, about to exec PID 1). It
  * sets no_new_privs if the caller has not. Irreversible for the thread and every process it
