@@ -160,6 +160,8 @@ static json_t *call_response(struct call *c)
 /* Moves the first n pending bytes into the call's output. */
 static void commit(struct call *c, size_t n)
 {
+	if (n == 0)
+		return; /* (pending is NULL until output comes) */
 	cr_capture_add(&c->out, c->pending, n);
 	memmove(c->pending, c->pending + n, c->plen - n);
 	c->plen -= n;

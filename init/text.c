@@ -137,8 +137,8 @@ size_t cr_utf8_trim(const char *buf, size_t len)
 void cr_capture_add(struct cr_capture *c, const char *buf, size_t n)
 {
 	c->total += n;
-	if (c->len >= c->cap)
-		return;
+	if (n == 0 || c->len >= c->cap)
+		return; /* (buf may be NULL with n 0: nothing to copy) */
 	size_t keep = c->cap - c->len < n ? c->cap - c->len : n;
 	c->head = cr_xrealloc(c->head, c->len + keep);
 	memcpy(c->head + c->len, buf, keep);
