@@ -498,6 +498,17 @@ struct egress_args {
 	const char *state, *cgroup;
 };
 
+/* Whether any cr- interface is left in this network namespace (or they cannot be listed). */
+static bool veths_left(void)
+{
+	char **names = NULL;
+	size_t n;
+	struct cr_error err;
+	bool left = cr_net_list_veths(&names, &n, &err) < 0 || n != 0;
+	cr_net_names_free(names);
+	return left;
+}
+
 static int egress_child(void *arg)
 {
 	const struct egress_args *ea = arg;
@@ -561,26 +572,30 @@ static int egress_child(void *arg)
 	if (cr_sandbox_destroy(sb, false, &err) < 0)
 		step = step ?: 17;
 	cr_sandbox_free(sb);
-	char **names;
-	size_t n;
-	if (cr_net_list_veths(&names, &n, &err) < 0 || n != 0)
+	if (veths_left())
 		step = step ?: 18;
-	cr_net_names_free(names);
 	return step;
 }
 
-Test(sandbox, egress_is_a_veth_pair_and_the_host_sees_the_sandbox_address, .timeout = 60)
+/* Runs an egress scenario in a child with its own network namespace, a state directory and a
+ * cgroup of the test's; the cgroup is gone before the verdict. */
+static void egress_scenario(int (*child)(void *), const char *what)
 {
 	need_namespaces();
 	_cleanup_free_ char *dir = cr_test_tmpdir("sbx");
 	_cleanup_free_ char *cg = cr_test_cgroup("sbx", NULL);
 	struct egress_args ea = { dir, cg };
-	int r = cr_test_run_in_cgroup(NULL, egress_child, &ea);
+	int r = cr_test_run_in_cgroup(NULL, child, &ea);
 	struct cr_error err;
 	cr_assert_eq(cr_cgroup_destroy(cg, 5000, &err), 0, "%s", err.msg);
 	cr_test_need(r != 77, "network namespaces unavailable");
-	cr_assert_eq(r, 0, "egress scenario failed at step %d", r);
+	cr_assert_eq(r, 0, "%s scenario failed at step %d", what, r);
 	cr_test_rmrf(dir);
+}
+
+Test(sandbox, egress_is_a_veth_pair_and_the_host_sees_the_sandbox_address, .timeout = 60)
+{
+	egress_scenario(egress_child, "egress");
 }
 
 /* Sandboxes with CR_SANDBOX_EGRESS_AUTO get the lowest free address pairs, each its own; an
@@ -640,26 +655,14 @@ out:
 			step = step ?: 16;
 		cr_sandbox_free(all[i]);
 	}
-	char **names;
-	size_t n;
-	if (cr_net_list_veths(&names, &n, &err) < 0 || n != 0)
+	if (veths_left())
 		step = step ?: 17;
-	cr_net_names_free(names);
 	return step;
 }
 
 Test(sandbox, egress_auto_gives_each_sandbox_its_own_address, .timeout = 60)
 {
-	need_namespaces();
-	_cleanup_free_ char *dir = cr_test_tmpdir("sbx");
-	_cleanup_free_ char *cg = cr_test_cgroup("sbx", NULL);
-	struct egress_args ea = { dir, cg };
-	int r = cr_test_run_in_cgroup(NULL, egress_auto_child, &ea);
-	struct cr_error err;
-	cr_assert_eq(cr_cgroup_destroy(cg, 5000, &err), 0, "%s", err.msg);
-	cr_test_need(r != 77, "network namespaces unavailable");
-	cr_assert_eq(r, 0, "egress auto scenario failed at step %d", r);
-	cr_test_rmrf(dir);
+	egress_scenario(egress_auto_child, "egress auto");
 }
 
 Test(sandbox, found_again_by_id_paused_resumed_and_destroyed_from_another_handle, .timeout = 60)
