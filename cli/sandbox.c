@@ -128,7 +128,8 @@ enum {
 	OPT_JSON,
 	OPT_TIMEOUT,
 	OPT_CGROUP,
-	OPT_SESSION
+	OPT_SESSION,
+	OPT_LIST
 };
 
 /* create --session: the sandbox of a session's hands, made at once; prints its id and the
@@ -384,25 +385,52 @@ static int cmd_exec(int argc, char **argv, struct common *c)
 	return status;
 }
 
-static int cmd_ls(int argc, char **argv, struct common *c)
+/* The flags of the verbs that take nothing but flags and operands. */
+enum {
+	FLAG_JSON = 1,
+	FLAG_KEEP = 2,
+	FLAG_LIST = 4
+};
+
+/* Parses --state-dir and the flags in allowed (FLAG_*) into *ret; with stop_at_operand,
+ * options after the first operand are left alone (they belong to it). Prints the usage and
+ * returns CR_EXIT_USAGE for anything else. */
+static int parse_flags(int argc, char **argv, struct common *c, unsigned allowed,
+		       bool stop_at_operand, unsigned *ret)
 {
 	static const struct option opts[] = {
 		{ "state-dir", required_argument, NULL, OPT_STATE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "keep-workspace", no_argument, NULL, OPT_KEEP },
+		{ "list", no_argument, NULL, OPT_LIST },
 		{ 0 },
 	};
-	bool json = false;
+	*ret = 0;
 	int o;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o == OPT_STATE)
+	while ((o = getopt_long(argc, argv, stop_at_operand ? "+" : "", opts, NULL)) != -1) {
+		unsigned flag = o == OPT_JSON	? FLAG_JSON
+				: o == OPT_KEEP ? FLAG_KEEP
+				: o == OPT_LIST ? FLAG_LIST
+						: 0;
+		if (o == OPT_STATE) {
 			c->state_dir = optarg;
-		else if (o == OPT_JSON)
-			json = true;
-		else {
+		} else if (flag && (allowed & flag)) {
+			*ret |= flag;
+		} else {
 			usage(stderr);
 			return CR_EXIT_USAGE;
 		}
 	}
+	return CR_EXIT_OK;
+}
+
+static int cmd_ls(int argc, char **argv, struct common *c)
+{
+	unsigned flags;
+	int rc = parse_flags(argc, argv, c, FLAG_JSON, false, &flags);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	bool json = flags & FLAG_JSON;
 	char **ids;
 	size_t n;
 	struct cr_error err;
@@ -466,28 +494,17 @@ static int open_hands(struct common *c, const char *handle, struct cr_hands **re
 
 static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, OPT_STATE },
-		{ "keep-workspace", no_argument, NULL, OPT_KEEP },
-		{ 0 },
-	};
-	bool keep = false;
-	int o;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o == OPT_STATE)
-			c->state_dir = optarg;
-		else if (o == OPT_KEEP && strcmp(verb, "destroy") == 0)
-			keep = true;
-		else {
-			usage(stderr);
-			return CR_EXIT_USAGE;
-		}
-	}
+	unsigned flags;
+	int rc = parse_flags(argc, argv, c, strcmp(verb, "destroy") == 0 ? FLAG_KEEP : 0, false,
+			     &flags);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	bool keep = flags & FLAG_KEEP;
 	if (strcmp(verb, "destroy") == 0 && optind + 1 == argc &&
 	    strncmp(argv[optind], "sbh_", 4) == 0) {
 		/* a session's hands: the sandbox, the record and (unless kept) the workspace */
 		struct cr_hands *h;
-		int rc = open_hands(c, argv[optind], &h);
+		rc = open_hands(c, argv[optind], &h);
 		if (rc != CR_EXIT_OK)
 			return rc;
 		struct cr_error err;
@@ -500,7 +517,7 @@ static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 		return CR_EXIT_OK;
 	}
 	struct cr_sandbox *sbp;
-	int rc = open_id(c, argc, argv, &sbp);
+	rc = open_id(c, argc, argv, &sbp);
 	if (rc != CR_EXIT_OK)
 		return rc;
 	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
@@ -522,24 +539,16 @@ static int cmd_simple(int argc, char **argv, struct common *c, const char *verb)
 
 static int cmd_handoff(int argc, char **argv, struct common *c)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, OPT_STATE },
-		{ 0 },
-	};
-	int o;
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (o != OPT_STATE) {
-			usage(stderr);
-			return CR_EXIT_USAGE;
-		}
-		c->state_dir = optarg;
-	}
+	unsigned flags;
+	int rc = parse_flags(argc, argv, c, 0, false, &flags);
+	if (rc != CR_EXIT_OK)
+		return rc;
 	if (argc - optind != 2) {
 		fprintf(stderr, "corral sandbox handoff: want HANDLE SESSION\n");
 		return CR_EXIT_USAGE;
 	}
 	struct cr_hands *h;
-	int rc = open_hands(c, argv[optind], &h);
+	rc = open_hands(c, argv[optind], &h);
 	if (rc != CR_EXIT_OK)
 		return rc;
 	struct cr_error err;
@@ -560,24 +569,11 @@ static int cmd_handoff(int argc, char **argv, struct common *c)
 
 static int cmd_tool(int argc, char **argv, struct common *c)
 {
-	static const struct option opts[] = {
-		{ "state-dir", required_argument, NULL, OPT_STATE },
-		{ "list", no_argument, NULL, 'l' },
-		{ 0 },
-	};
-	bool list = false;
-	int o;
-	while ((o = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (o == OPT_STATE) {
-			c->state_dir = optarg;
-		} else if (o == 'l') {
-			list = true;
-		} else {
-			usage(stderr);
-			return CR_EXIT_USAGE;
-		}
-	}
-	if (list) {
+	unsigned flags;
+	int rc = parse_flags(argc, argv, c, FLAG_LIST, true, &flags);
+	if (rc != CR_EXIT_OK)
+		return rc;
+	if (flags & FLAG_LIST) {
 		json_t *defs = cr_toolset_definitions();
 		if (!defs || json_dumpf(defs, stdout, JSON_INDENT(2)) < 0) {
 			json_decref(defs);
@@ -589,7 +585,7 @@ static int cmd_tool(int argc, char **argv, struct common *c)
 		return CR_EXIT_OK;
 	}
 	struct cr_sandbox *sbp;
-	int rc = open_id(c, argc, argv, &sbp);
+	rc = open_id(c, argc, argv, &sbp);
 	if (rc != CR_EXIT_OK)
 		return rc;
 	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
