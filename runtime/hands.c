@@ -1,6 +1,5 @@
 /* runtime/hands: one session's sandbox, made when first needed, replaced after it is lost,
  * found again through its record after a restart. */
-#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -42,12 +41,7 @@ struct cr_hands {
 
 static bool valid_handle(const char *handle)
 {
-	if (!handle || strncmp(handle, "sbh_", 4) != 0 || strlen(handle) != 30)
-		return false;
-	for (const char *p = handle + 4; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
-			return false;
-	return true;
+	return cr_id_valid("sbh_", handle);
 }
 
 static int hands_dir(const char *state_dir, char *buf, size_t size, struct cr_error *err)
@@ -312,21 +306,30 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 	return 0;
 }
 
-/* Whether some hands record under state_dir names sandbox id. */
-static int recorded(const char *state_dir, char **handles, const char *id, struct cr_error *err)
+/* The sandbox ids the hands records name, as the keys of a new object (each record read once). */
+static int named_sandboxes(const char *state_dir, char **handles, json_t **ret,
+			   struct cr_error *err)
 {
+	json_t *named = json_object();
+	if (!named)
+		return cr_error_errno(err, ENOMEM, "hands sweep");
 	for (char **hp = handles; *hp; hp++) {
 		char path[PATH_MAX];
 		if (snprintf(path, sizeof(path), "%s/hands/%s.json", state_dir, *hp) >=
-		    (int)sizeof(path))
+		    (int)sizeof(path)) {
+			json_decref(named);
 			return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+		}
 		json_t *o = json_load_file(path, 0, NULL);
 		const char *sb = json_string_value(json_object_get(o, "sandbox"));
-		bool named = sb && strcmp(sb, id) == 0;
+		int r = sb ? json_object_set_new(named, sb, json_true()) : 0;
 		json_decref(o);
-		if (named)
-			return 1;
+		if (r < 0) {
+			json_decref(named);
+			return cr_error_errno(err, ENOMEM, "hands sweep");
+		}
 	}
+	*ret = named;
 	return 0;
 }
 
@@ -340,20 +343,23 @@ int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err)
 		r = cr_error_set(err, ENAMETOOLONG, "state directory path too long");
 	if (r == 0)
 		r = cr_hands_list(state_dir, &handles, &nh, err);
+	json_t *named = NULL;
+	if (r == 0)
+		r = named_sandboxes(state_dir, handles, &named, err);
 	if (r == 0)
 		r = cr_sandbox_list(state_dir, &ids, &ns, err);
 	for (size_t i = 0; r == 0 && i < ns; i++) {
 		struct cr_sandbox *sb;
-		if (cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
+		if (json_object_get(named, ids[i]) ||
+		    cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
 			continue;
-		bool hands_made = strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0;
-		int rec = hands_made ? recorded(state_dir, handles, ids[i], err) : 1;
-		if (rec < 0)
-			r = rec;
-		else if (!rec && (r = cr_sandbox_destroy(sb, true, err)) == 0)
+		/* hands made it (its workspace is theirs), and no record names it */
+		if (strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0 &&
+		    (r = cr_sandbox_destroy(sb, true, err)) == 0)
 			swept++;
 		cr_sandbox_free(sb);
 	}
+	json_decref(named);
 	for (size_t i = 0; handles && handles[i]; i++)
 		free(handles[i]);
 	for (size_t i = 0; ids && ids[i]; i++)
@@ -365,49 +371,23 @@ int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err)
 	return r;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* <handle>.json, listed as the handle. */
+static bool handle_record(const char *name, char *out, size_t size, void *arg)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	(void)arg;
+	const char *dot = strrchr(name, '.');
+	if (!dot || strcmp(dot, ".json") != 0 || (size_t)(dot - name) >= size)
+		return false;
+	memcpy(out, name, (size_t)(dot - name));
+	out[dot - name] = '\0';
+	return valid_handle(out);
 }
 
 int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err)
 {
 	char dir[PATH_MAX];
 	int r = hands_dir(state_dir, dir, sizeof(dir), err);
-	if (r < 0)
-		return r;
-	char **v = calloc(1, sizeof(*v));
-	size_t n = 0;
-	if (!v)
-		return cr_error_errno(err, ENOMEM, "hands list");
-	_cleanup_closedir_ DIR *d = opendir(dir);
-	if (!d && errno != ENOENT) {
-		free(v);
-		return cr_error_errno(err, errno, "open %s", dir);
-	}
-	for (struct dirent *e; d && (e = readdir(d));) {
-		char handle[31];
-		if (strlen(e->d_name) != 35 || strcmp(e->d_name + 30, ".json") != 0)
-			continue;
-		memcpy(handle, e->d_name, 30);
-		handle[30] = '\0';
-		if (!valid_handle(handle))
-			continue;
-		char **nv = realloc(v, (n + 2) * sizeof(*v));
-		if (nv)
-			v = nv;
-		if (!nv || !(v[n] = strdup(handle))) {
-			for (size_t i = 0; i < n; i++)
-				free(v[i]);
-			free(v);
-			return cr_error_errno(err, ENOMEM, "hands list");
-		}
-		v[++n] = NULL;
-	}
-	qsort(v, n, sizeof(*v), cmp_str);
-	*ret = v;
-	*ret_n = n;
-	return 0;
+	return r < 0 ? r : cr_dir_list(dir, handle_record, NULL, ret, ret_n, err);
 }
 
 /* Why the sandbox no longer answers, after a call failed with call_r. */

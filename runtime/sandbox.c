@@ -783,12 +783,7 @@ static int write_record(const struct cr_sandbox *sb, const struct cr_sandbox_con
 
 static bool valid_id(const char *id)
 {
-	if (strncmp(id, "sbx_", 4) != 0 || strlen(id) != 30)
-		return false;
-	for (const char *p = id + 4; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
-			return false;
-	return true;
+	return cr_id_valid("sbx_", id);
 }
 
 int cr_sandbox_open(const char *state_dir, const char *id, struct cr_sandbox **ret,
@@ -868,49 +863,25 @@ int cr_sandbox_open(const char *state_dir, const char *id, struct cr_sandbox **r
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* A sandbox's directory that still holds its record (not only a kept workspace). */
+static bool recorded_sandbox(const char *name, char *out, size_t size, void *arg)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	char rec[PATH_MAX];
+	if (!valid_id(name) ||
+	    snprintf(rec, sizeof(rec), "%s/%s/%s", (const char *)arg, name, RECORD) >=
+		    (int)sizeof(rec) ||
+	    access(rec, F_OK) < 0)
+		return false;
+	snprintf(out, size, "%s", name);
+	return true;
 }
 
 int cr_sandbox_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/sandboxes", state_dir);
-	char **ids = calloc(1, sizeof(char *));
-	size_t n = 0;
-	if (!ids)
-		return cr_error_errno(err, ENOMEM, "sandbox list");
-	_cleanup_closedir_ DIR *d = opendir(path);
-	if (!d && errno != ENOENT) {
-		free(ids);
-		return cr_error_errno(err, errno, "read %s", path);
-	}
-	for (struct dirent *de; d && (de = readdir(d));) {
-		if (!valid_id(de->d_name))
-			continue;
-		char rec[PATH_MAX];
-		if (snprintf(rec, sizeof(rec), "%s/%s/%s", path, de->d_name, RECORD) >=
-			    (int)sizeof(rec) ||
-		    access(rec, F_OK) < 0)
-			continue; /* only a kept workspace is left of it */
-		char *id = strdup(de->d_name);
-		char **x = id ? reallocarray(ids, n + 2, sizeof(char *)) : NULL;
-		if (!x) {
-			free(id);
-			for (size_t i = 0; i < n; i++)
-				free(ids[i]);
-			free(ids);
-			return cr_error_errno(err, ENOMEM, "sandbox list");
-		}
-		ids = x;
-		ids[n++] = id;
-		ids[n] = NULL;
-	}
-	qsort(ids, n, sizeof(char *), cmp_str);
-	*ret = ids;
-	*ret_n = n;
-	return 0;
+	if (snprintf(path, sizeof(path), "%s/sandboxes", state_dir) >= (int)sizeof(path))
+		return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+	return cr_dir_list(path, recorded_sandbox, path, ret, ret_n, err);
 }
 
 int cr_sandbox_pause(struct cr_sandbox *sb, struct cr_error *err)

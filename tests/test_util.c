@@ -1,4 +1,4 @@
-/* Unit tests of util/: errors and small-file I/O. */
+/* Unit tests of util/: errors, small-file I/O and directory listings, ids. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +10,7 @@
 #include "corral/cleanup.h"
 #include "corral/error.h"
 #include "corral/fileio.h"
+#include "corral/id.h"
 #include "corral/strutil.h"
 #include "helpers.h"
 
@@ -163,4 +164,61 @@ Test(strutil, word_in_matches_whole_words_in_space_and_comma_lists)
 	cr_assert_not(cr_word_in("bpf_foo,lockdown", "bpf", 3));
 	cr_assert_not(cr_word_in("", "bpf", 3));
 	cr_assert_not(cr_word_in("a,,b", "", 0), "empty words never match");
+}
+
+Test(id, valid_accepts_formatted_ids_only)
+{
+	uint8_t raw[CR_ID_RAW];
+	char id[64];
+	cr_assert_eq(cr_id_random(raw, NULL), 0);
+	cr_assert_eq(cr_id_format("sbx_", raw, id, sizeof(id)), 0);
+	cr_assert(cr_id_valid("sbx_", id));
+	cr_assert_not(cr_id_valid("sbh_", id), "another prefix");
+	id[10] = '/';
+	cr_assert_not(cr_id_valid("sbx_", id), "a slash");
+	cr_assert_not(cr_id_valid("sbx_", "sbx_abc"), "too short");
+	cr_assert_not(cr_id_valid("sbx_", "sbx_../../../../../../../../../.."), "dots");
+	cr_assert_not(cr_id_valid("sbx_", NULL));
+}
+
+static bool keep_txt_stem(const char *name, char *out, size_t size, void *arg)
+{
+	(void)arg;
+	size_t n = strlen(name);
+	if (n < 5 || strcmp(name + n - 4, ".txt") != 0 || n - 4 >= size)
+		return false;
+	memcpy(out, name, n - 4);
+	out[n - 4] = '\0';
+	return true;
+}
+
+Test(fileio, dir_list_keeps_renames_and_sorts)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("util");
+	static const char *files[] = { "b.txt", "a.txt", "c.dat", "c.txt" };
+	for (size_t i = 0; i < 4; i++) {
+		char p[4096];
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+		cr_assert_geq(fd, 0);
+		close(fd);
+	}
+	char **names;
+	size_t n;
+	struct cr_error err;
+	cr_assert_eq(cr_dir_list(dir, keep_txt_stem, NULL, &names, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(names[0], "a");
+	cr_assert_str_eq(names[1], "b");
+	cr_assert_str_eq(names[2], "c");
+	cr_assert_null(names[3]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	char missing[4200];
+	snprintf(missing, sizeof(missing), "%s/none", dir);
+	cr_assert_eq(cr_dir_list(missing, keep_txt_stem, NULL, &names, &n, &err), 0);
+	cr_assert_eq(n, 0, "a missing directory is an empty list");
+	free(names);
+	cr_test_rmrf(dir);
 }

@@ -157,3 +157,43 @@ int cr_remove_tree(const char *path, struct cr_error *err)
 			     .dir = remove_dir };
 	return cr_walk(&w, err);
 }
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cr_dir_list(const char *dir, bool (*keep)(const char *name, char *out, size_t size, void *arg),
+		void *arg, char ***ret, size_t *ret_n, struct cr_error *err)
+{
+	char **names = calloc(1, sizeof(char *));
+	size_t n = 0;
+	if (!names)
+		return cr_error_errno(err, ENOMEM, "list %s", dir);
+	_cleanup_closedir_ DIR *d = opendir(dir);
+	if (!d && errno != ENOENT) {
+		free(names);
+		return cr_error_errno(err, errno, "read %s", dir);
+	}
+	for (struct dirent *de; d && (de = readdir(d));) {
+		char name[256];
+		if (!keep(de->d_name, name, sizeof(name), arg))
+			continue;
+		char *copy = strdup(name);
+		char **x = copy ? reallocarray(names, n + 2, sizeof(char *)) : NULL;
+		if (!x) {
+			free(copy);
+			for (size_t i = 0; i < n; i++)
+				free(names[i]);
+			free(names);
+			return cr_error_errno(err, ENOMEM, "list %s", dir);
+		}
+		names = x;
+		names[n++] = copy;
+		names[n] = NULL;
+	}
+	qsort(names, n, sizeof(char *), cmp_names);
+	*ret = names;
+	*ret_n = n;
+	return 0;
+}

@@ -43,3 +43,14 @@ int cr_id_format(const char *prefix, const uint8_t raw[CR_ID_RAW], char *out, si
 	out[o] = '\0';
 	return 0;
 }
+
+bool cr_id_valid(const char *prefix, const char *s)
+{
+	size_t pl = strlen(prefix);
+	if (!s || strncmp(s, prefix, pl) != 0 || strlen(s) != pl + CR_ID_CHARS)
+		return false;
+	for (const char *p = s + pl; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return false;
+	return true;
+}

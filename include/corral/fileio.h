@@ -35,6 +35,12 @@ struct cr_walk {
 
 int cr_walk(struct cr_walk *w, struct cr_error *err);
 
+/* The names of dir's entries that keep() accepts, sorted, NULL-terminated, owned by the caller
+ * (free each, then the array). keep() may rename an entry: it writes the name to list into
+ * out (size bytes) and returns true. A missing dir is an empty list. */
+int cr_dir_list(const char *dir, bool (*keep)(const char *name, char *out, size_t size, void *arg),
+		void *arg, char ***ret, size_t *ret_n, struct cr_error *err);
+
 /* Removes path and everything below it without following a symbolic link anywhere (a tree a
  * sandbox wrote may hold links to anything); a link given as path is removed itself. A missing
  * path is not an error; a tree deeper than 256 directories is -ELOOP. */
