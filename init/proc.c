@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +80,8 @@ void cr_child_reset(void)
 
 /* --- exec --------------------------------------------------------------------------------- */
 
-/* Why a child could not become the program: sent over a close-on-exec pipe. */
+/* Why a child could not become the program: written by the child into the parent's memory,
+ * which it shares until it execs or exits (see cr_spawn). */
 struct spawn_failure {
 	int in_chdir; /* 1: chdir to cwd failed, 0: execve */
 	int err;
@@ -155,44 +157,52 @@ int cr_nonblocking(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+struct spawn_args {
+	char *const *argv, *const *envp;
+	const char *cwd;
+	const int *stdio;
+	struct spawn_failure f;
+};
+
+static int spawn_child(void *arg)
+{
+	struct spawn_args *a = arg;
+	cr_child_reset();
+	if (dup2(a->stdio[0], 0) < 0 || dup2(a->stdio[1], 1) < 0 || dup2(a->stdio[2], 2) < 0) {
+		a->f.err = errno;
+	} else if (a->cwd && chdir(a->cwd) < 0) {
+		a->f.in_chdir = 1;
+		a->f.err = errno;
+	} else {
+		a->f.err = exec_search(a->argv, a->envp);
+	}
+	_exit(127);
+}
+
+/* The child's stack while it shares our memory (PID 1 has one thread, and CLONE_VFORK stops it
+ * until the child has exec'd or exited, so one will do). */
+static char spawn_stack[64 * 1024] __attribute__((aligned(16)));
+
 int cr_spawn(char *const argv[], char *const envp[], const char *cwd, const int stdio[3],
 	     pid_t *ret_pid, struct cr_error *err)
 {
-	int fail[2];
-	if (pipe2(fail, O_CLOEXEC) < 0)
-		return cr_error_errno(err, errno, "pipe");
-	pid_t pid = fork();
-	if (pid < 0) {
-		int r = cr_error_errno(err, errno, "fork");
-		close(fail[0]);
-		close(fail[1]);
-		return r;
-	}
-	if (pid == 0) {
-		cr_child_reset();
-		struct spawn_failure f = { 0 };
-		if (dup2(stdio[0], 0) < 0 || dup2(stdio[1], 1) < 0 || dup2(stdio[2], 2) < 0) {
-			f.err = errno;
-		} else if (cwd && chdir(cwd) < 0) {
-			f.in_chdir = 1;
-			f.err = errno;
-		} else {
-			f.err = exec_search(argv, envp);
-		}
-		if (write(fail[1], &f, sizeof(f)) < 0)
-			_exit(127);
-		_exit(127);
-	}
-	close(fail[1]);
-	setpgid(pid, pid); /* (the child does it too: whichever runs first) */
-
-	/* Until the program runs there is nothing to poll; exec (or its failure) is quick. */
-	struct spawn_failure f;
-	ssize_t n;
-	while ((n = read(fail[0], &f, sizeof(f))) < 0 && errno == EINTR)
-		;
-	close(fail[0]);
-	if (n != sizeof(f)) {
+	/* A vfork: the child borrows our memory until its execve, instead of a copy of our page
+	 * tables that execve throws away at once (and copy-on-write faults for us after). Where
+	 * page-table work is dear, as in a VM with shadow paging, that halves the time to start a
+	 * program. Every signal stays blocked until the child has reset the handlers it copied,
+	 * so none of ours ever runs in it. */
+	struct spawn_args a = { .argv = argv, .envp = envp, .cwd = cwd, .stdio = stdio };
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid_t pid = clone(spawn_child, spawn_stack + sizeof(spawn_stack),
+			  CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	int e = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (pid < 0)
+		return cr_error_errno(err, e, "clone");
+	struct spawn_failure f = a.f;
+	if (!f.err) {
 		*ret_pid = pid;
 		return 0;
 	}
