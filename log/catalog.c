@@ -1,6 +1,7 @@
 /* log/catalog: SQLite catalog. Every statement's error becomes a cr_error naming the catalog. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log/catalog.h"
@@ -18,6 +19,12 @@ static const char *const migrations[CATALOG_SCHEMA_VERSION] = {
 	"  epoch INTEGER NOT NULL,"
 	"  holder TEXT,"
 	"  heartbeat_ns INTEGER);",
+	/* 2 */
+	"CREATE TABLE sandboxes ("
+	"  id TEXT PRIMARY KEY,"
+	"  session_id TEXT NOT NULL,"
+	"  address TEXT UNIQUE);"
+	"CREATE INDEX sandboxes_session ON sandboxes(session_id);",
 };
 
 static int sql_error(sqlite3 *db, struct cr_error *err, const char *what)
@@ -155,5 +162,108 @@ int catalog_repair(sqlite3 *db, const struct catalog_session *sessions, size_t n
 fail:
 	sqlite3_finalize(ins);
 	exec(db, "ROLLBACK;", NULL);
+	return r;
+}
+
+/* --- sandboxes ------------------------------------------------------------------------------ */
+
+/* A sandbox's address is its own: a row that held it before (a sandbox gone without its row
+ * being removed) gives way (OR REPLACE removes the row the UNIQUE address collides with). */
+static int sandbox_put(sqlite3 *db, const struct cr_log_sandbox *s, struct cr_error *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db,
+			       "INSERT OR REPLACE INTO sandboxes (id, session_id, address) "
+			       "VALUES (?1, ?2, ?3)",
+			       -1, &st, NULL) != SQLITE_OK)
+		return sql_error(db, err, "prepare sandbox upsert");
+	sqlite3_bind_text(st, 1, s->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, s->session, -1, SQLITE_STATIC);
+	if (s->address[0])
+		sqlite3_bind_text(st, 3, s->address, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 3);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_error(db, err, "write sandbox");
+}
+
+int catalog_sandbox_put(sqlite3 *db, const struct cr_log_sandbox *s, struct cr_error *err)
+{
+	return sandbox_put(db, s, err);
+}
+
+int catalog_sandbox_delete(sqlite3 *db, const char *id, struct cr_error *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(db, "DELETE FROM sandboxes WHERE id = ?1", -1, &st, NULL) !=
+	    SQLITE_OK)
+		return sql_error(db, err, "prepare sandbox delete");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : sql_error(db, err, "delete sandbox");
+}
+
+static void copy_column(sqlite3_stmt *st, int col, char *buf, size_t size)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+	snprintf(buf, size, "%s", v ? (const char *)v : "");
+}
+
+int catalog_sandboxes(sqlite3 *db, const char *address, struct cr_log_sandbox **ret, size_t *ret_n,
+		      struct cr_error *err)
+{
+	sqlite3_stmt *st;
+	const char *sql = address ? "SELECT id, session_id, address FROM sandboxes "
+				    "WHERE address = ?1"
+				  : "SELECT id, session_id, address FROM sandboxes "
+				    "ORDER BY id";
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sql_error(db, err, "prepare sandbox query");
+	if (address)
+		sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+	struct cr_log_sandbox *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 8;
+			struct cr_log_sandbox *nv = realloc(v, c * sizeof(*v));
+			if (!nv) {
+				free(v);
+				sqlite3_finalize(st);
+				return cr_error_errno(err, ENOMEM, "catalog: sandboxes");
+			}
+			v = nv;
+			cap = c;
+		}
+		struct cr_log_sandbox *s = &v[n++];
+		copy_column(st, 0, s->id, sizeof(s->id));
+		copy_column(st, 1, s->session, sizeof(s->session));
+		copy_column(st, 2, s->address, sizeof(s->address));
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return sql_error(db, err, "read sandboxes");
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int catalog_sandboxes_reset(sqlite3 *db, const struct cr_log_sandbox *v, size_t n,
+			    struct cr_error *err)
+{
+	int r = exec(db, "BEGIN IMMEDIATE; DELETE FROM sandboxes;", err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		r = sandbox_put(db, &v[i], err);
+	if (r == 0)
+		r = exec(db, "COMMIT;", err);
+	if (r < 0)
+		exec(db, "ROLLBACK;", NULL);
 	return r;
 }

@@ -86,6 +86,9 @@ struct req {
 	char *payload;
 	size_t payload_len;
 	unsigned flags;
+	/* The next request belongs to the same group (cr_log_append_all): the group is written
+	 * whole, in one batch, or not at all. */
+	bool linked;
 	cr_log_done_fn done;
 	void *arg;
 	/* set by the writer */
@@ -108,6 +111,8 @@ struct cr_log {
 	int dirfd, lockfd;
 	struct cr_log_options opts;
 	sqlite3 *catalog;
+	/* The catalog's one connection: the writer's role notes sessions, any thread sandboxes. */
+	pthread_mutex_t catalog_lock;
 
 	pthread_mutex_t qlock; /* the queue, stopping and who holds the writer's role */
 	pthread_cond_t work;
@@ -1160,7 +1165,10 @@ static int assign(struct cr_log *log, struct req *r)
 	return 0;
 }
 
-/* Reverses assign() for a request of a batch that failed; log->lock held. */
+/* Reverses assign() for a request of a batch that failed; log->lock held. Every request
+ * assigned after r in the batch is undone too, in any order: a session's epoch and next
+ * sequence go back to the lowest any of them saw (with the last one's values alone, a session
+ * with two events in a failed batch would skip a sequence number). */
 static void undo(struct req *r)
 {
 	struct session *s = r->s;
@@ -1173,8 +1181,10 @@ static void undo(struct req *r)
 		break;
 	case REQ_EVENT:
 	case REQ_ACQUIRE:
-		s->epoch = r->undo_epoch;
-		s->next_seq = r->undo_next_seq;
+		if (r->undo_epoch < s->epoch)
+			s->epoch = r->undo_epoch;
+		if (r->undo_next_seq < s->next_seq)
+			s->next_seq = r->undo_next_seq;
 		break;
 	}
 }
@@ -1231,7 +1241,9 @@ static void catalog_note(struct cr_log *log, struct session *s)
 				      .epoch = s->durable_epoch,
 				      .last_seq = s->durable_seq };
 	/* The catalog is a mirror: on failure it is repaired at the next open. */
+	pthread_mutex_lock(&log->catalog_lock);
 	catalog_put(log->catalog, &cs, NULL);
+	pthread_mutex_unlock(&log->catalog_lock);
 }
 
 /* Writes one batch: requests in order; completes each. */
@@ -1262,6 +1274,27 @@ static void poison(struct cr_log *log, const struct cr_error *why)
 }
 
 /* Checks and numbers the batch's requests, encodes them and submits the write. */
+#define GROUP_REFUSED "not written: another event of its group was refused: "
+
+/* Member bad of the group that starts at first was refused: the group is written not at all.
+ * The members before it were assigned and are undone; they and the rest fail with its error. */
+static void fail_group(struct req *first, struct req *bad)
+{
+	bool assigned = true;
+	for (struct req *q = first;; q = q->next) {
+		if (q == bad) {
+			assigned = false;
+		} else {
+			if (assigned)
+				undo(q);
+			q->result = bad->result;
+			cr_error_set(&q->err, bad->err.code, GROUP_REFUSED "%s", bad->err.msg);
+		}
+		if (!q->linked)
+			break;
+	}
+}
+
 static void start_batch(struct cr_log *log, struct batch *b)
 {
 	size_t used = BATCH_HEADER_SIZE;
@@ -1269,21 +1302,36 @@ static void start_batch(struct cr_log *log, struct batch *b)
 
 	pthread_mutex_lock(&log->lock);
 	int failed = log->failed;
+	struct req *group = NULL; /* the first request of the group r is in */
+	size_t group_used = used;
+	uint32_t group_frames = 0;
 	for (struct req *r = b->reqs; r; r = r->next) {
+		if (!group) {
+			group = r;
+			group_used = used;
+			group_frames = nframes;
+		}
+		bool last = !r->linked;
 		if (failed) {
 			r->result = -failed;
 			r->err = log->fail_err;
-			continue;
+		} else if ((r->result = assign(log, r)) == 0) {
+			struct log_frame f;
+			frame_of(r, &f);
+			r->frame_size = (uint32_t)log_frame_size(&f);
+			r->batch_off = used;
+			used += r->frame_size;
+			nframes++;
+		} else if (group != r || !last) {
+			fail_group(group, r);
+			used = group_used;
+			nframes = group_frames;
+			while (r->linked)
+				r = r->next;
+			last = true;
 		}
-		r->result = assign(log, r);
-		if (r->result < 0)
-			continue;
-		struct log_frame f;
-		frame_of(r, &f);
-		r->frame_size = (uint32_t)log_frame_size(&f);
-		r->batch_off = used;
-		used += r->frame_size;
-		nframes++;
+		if (last)
+			group = NULL;
 	}
 	pthread_mutex_unlock(&log->lock);
 	b->used = used;
@@ -1435,7 +1483,7 @@ static struct req *take_batch(struct cr_log *log)
 	if (first) {
 		struct req *last = first;
 		size_t bytes = last->payload_len;
-		while (last->next && bytes < BATCH_MAX_BYTES) {
+		while (last->next && (bytes < BATCH_MAX_BYTES || last->linked)) { /* groups whole */
 			last = last->next;
 			bytes += last->payload_len + 128;
 		}
@@ -1503,20 +1551,27 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/* Queues r and the requests linked after it through next (a group), in one go. */
 static int enqueue(struct cr_log *log, struct req *r, struct cr_error *err)
 {
+	struct req *last = r;
+	while (last->next)
+		last = last->next;
 	pthread_mutex_lock(&log->qlock);
 	if (log->stopping) {
 		pthread_mutex_unlock(&log->qlock);
-		free(r->payload);
-		free(r);
+		for (struct req *next; r; r = next) {
+			next = r->next;
+			free(r->payload);
+			free(r);
+		}
 		return cr_error_set(err, ESHUTDOWN, "the log is closing");
 	}
 	if (log->tail)
 		log->tail->next = r;
 	else
 		log->head = r;
-	log->tail = r;
+	log->tail = last;
 	pthread_cond_signal(&log->work);
 	pthread_mutex_unlock(&log->qlock);
 	return 0;
@@ -1571,8 +1626,8 @@ static int waiter_wait(struct waiter *w, struct cr_log_appended *ret, struct cr_
  * itself, as a batch of one, with write and fdatasync system calls: handing it to the writer
  * thread would cost two thread wake-ups and the io_uring worker's one for the sync, together
  * as long as a fast disk's sync. Whatever arrives meanwhile queues for the writer thread, which
- * waits for this batch to be durable before it forms the next. Returns false when the log is
- * not idle; the caller then queues r. */
+ * waits for this batch to be durable before it forms the next. r may be a group (linked
+ * through next). Returns false when the log is not idle; the caller then queues r. */
 static bool append_inline(struct cr_log *log, struct req *r)
 {
 	pthread_mutex_lock(&log->qlock);
@@ -1582,7 +1637,6 @@ static bool append_inline(struct cr_log *log, struct req *r)
 	pthread_mutex_unlock(&log->qlock);
 	if (!mine)
 		return false;
-	r->next = NULL;
 	struct batch b = { .reqs = r, .ring = false };
 	start_batch(log, &b);
 	finish_batch(log, &b);
@@ -1696,6 +1750,53 @@ int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_l
 	struct req *r;
 	int res = event_req(log, a, &r, err);
 	return res < 0 ? res : submit_and_wait(log, r, ret, err);
+}
+
+int cr_log_append_all(struct cr_log *log, const struct cr_log_append *a, size_t n,
+		      struct cr_log_appended *ret, struct cr_error *err)
+{
+	if (n == 0 || n > CR_LOG_GROUP_MAX)
+		return cr_error_set(err, EINVAL, "a group of %zu appends: want 1 to %d", n,
+				    CR_LOG_GROUP_MAX);
+	struct req *reqs[CR_LOG_GROUP_MAX];
+	struct waiter w[CR_LOG_GROUP_MAX];
+	for (size_t i = 0; i < n; i++) {
+		int r = event_req(log, &a[i], &reqs[i], err);
+		if (r < 0) {
+			cr_error_prefix(err, "append %zu of the group", i + 1);
+			while (i-- > 0) {
+				free(reqs[i]->payload);
+				free(reqs[i]);
+			}
+			return r;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		w[i] = (struct waiter){ .m = PTHREAD_MUTEX_INITIALIZER,
+					.c = PTHREAD_COND_INITIALIZER };
+		reqs[i]->done = waiter_done;
+		reqs[i]->arg = &w[i];
+		reqs[i]->linked = i + 1 < n;
+		reqs[i]->next = i + 1 < n ? reqs[i + 1] : NULL;
+	}
+	if (!append_inline(log, reqs[0])) {
+		int r = enqueue(log, reqs[0], err);
+		if (r < 0)
+			return r;
+	}
+	/* every member has the group's outcome; the error told is the refused member's own */
+	int res = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct cr_error e;
+		int r = waiter_wait(&w[i], ret ? &ret[i] : NULL, &e);
+		if (r < 0 &&
+		    (res == 0 || strncmp(e.msg, GROUP_REFUSED, strlen(GROUP_REFUSED)) != 0)) {
+			res = r;
+			if (err)
+				*err = e;
+		}
+	}
+	return res;
 }
 
 int cr_log_session_create(struct cr_log *log, const char *id, char ret_id[CR_LOG_ID_MAX],
@@ -1965,6 +2066,77 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 	return r;
 }
 
+/* --- the catalog's sandboxes --------------------------------------------------------------- */
+
+static bool sandbox_row_valid(const struct cr_log_sandbox *sb, struct cr_error *err)
+{
+	if (!sb->id[0] || !sb->session[0]) {
+		cr_error_set(err, EINVAL, "catalog: a sandbox needs an id and a session");
+		return false;
+	}
+	if (!memchr(sb->id, 0, sizeof(sb->id)) || !memchr(sb->session, 0, sizeof(sb->session)) ||
+	    !memchr(sb->address, 0, sizeof(sb->address))) {
+		cr_error_set(err, EINVAL, "catalog: a sandbox field is not terminated");
+		return false;
+	}
+	return true;
+}
+
+int cr_log_sandbox_note(struct cr_log *log, const struct cr_log_sandbox *sb, struct cr_error *err)
+{
+	if (!sandbox_row_valid(sb, err))
+		return -EINVAL;
+	pthread_mutex_lock(&log->catalog_lock);
+	int r = catalog_sandbox_put(log->catalog, sb, err);
+	pthread_mutex_unlock(&log->catalog_lock);
+	return r;
+}
+
+int cr_log_sandbox_forget(struct cr_log *log, const char *id, struct cr_error *err)
+{
+	pthread_mutex_lock(&log->catalog_lock);
+	int r = catalog_sandbox_delete(log->catalog, id, err);
+	pthread_mutex_unlock(&log->catalog_lock);
+	return r;
+}
+
+int cr_log_sandbox_by_address(struct cr_log *log, const char *address, struct cr_log_sandbox *ret,
+			      struct cr_error *err)
+{
+	struct cr_log_sandbox *v = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&log->catalog_lock);
+	int r = catalog_sandboxes(log->catalog, address, &v, &n, err);
+	pthread_mutex_unlock(&log->catalog_lock);
+	if (r == 0 && n == 0)
+		r = cr_error_set(err, ENOENT, "catalog: no sandbox has address %s", address);
+	if (r == 0)
+		*ret = v[0]; /* (the address is UNIQUE: at most one) */
+	free(v);
+	return r;
+}
+
+int cr_log_list_sandboxes(struct cr_log *log, struct cr_log_sandbox **ret, size_t *ret_n,
+			  struct cr_error *err)
+{
+	pthread_mutex_lock(&log->catalog_lock);
+	int r = catalog_sandboxes(log->catalog, NULL, ret, ret_n, err);
+	pthread_mutex_unlock(&log->catalog_lock);
+	return r;
+}
+
+int cr_log_sandboxes_reset(struct cr_log *log, const struct cr_log_sandbox *v, size_t n,
+			   struct cr_error *err)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!sandbox_row_valid(&v[i], err))
+			return -EINVAL;
+	pthread_mutex_lock(&log->catalog_lock);
+	int r = catalog_sandboxes_reset(log->catalog, v, n, err);
+	pthread_mutex_unlock(&log->catalog_lock);
+	return r;
+}
+
 void cr_log_get_stats(struct cr_log *log, struct cr_log_stats *ret)
 {
 	pthread_mutex_lock(&log->lock);
@@ -2127,6 +2299,7 @@ void cr_log_close(struct cr_log *log)
 		close(log->dirfd);
 	pthread_mutex_destroy(&log->lock);
 	pthread_mutex_destroy(&log->qlock);
+	pthread_mutex_destroy(&log->catalog_lock);
 	pthread_cond_destroy(&log->work);
 	pthread_cond_destroy(&log->durable);
 	pthread_mutex_destroy(&log->spare_lock);
@@ -2147,6 +2320,7 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	log->rand_used = sizeof(log->rand_pool); /* empty: the first id fills it */
 	pthread_mutex_init(&log->lock, NULL);
 	pthread_mutex_init(&log->qlock, NULL);
+	pthread_mutex_init(&log->catalog_lock, NULL);
 	pthread_cond_init(&log->work, NULL);
 	pthread_cond_init(&log->durable, NULL);
 	if (opts)

@@ -345,6 +345,83 @@ Test(log, fencing_refuses_stale_epoch_and_unexpected_seq)
 	cr_test_rmrf(dir);
 }
 
+Test(log, a_group_is_written_whole_in_one_batch_or_not_at_all)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	create(log, "a");
+	create(log, "b");
+	uint64_t eb;
+	cr_assert_eq(cr_log_acquire(log, "b", &eb, &err), 0, "%s", err.msg);
+	struct cr_log_append g[3] = {
+		{ .session = "a", .type = "x.one", .payload = "{\"n\":1}", .payload_len = 7 },
+		{ .session = "a", .type = "x.two", .payload = "{\"n\":2}", .payload_len = 7 },
+		{ .session = "b",
+		  .epoch = eb,
+		  .type = "x.three",
+		  .payload = "{}",
+		  .payload_len = 2 },
+	};
+	struct cr_log_appended out[3];
+	cr_assert_eq(cr_log_append_all(log, g, 3, out, &err), 0, "%s", err.msg);
+	cr_assert_eq(out[0].seq, 1);
+	cr_assert_eq(out[1].seq, 2, "two of one session: consecutive, in order");
+	cr_assert_eq(out[2].seq, 2, "after b's lease.acquired");
+	cr_assert_str_neq(out[0].id, out[1].id);
+
+	/* one stale member refuses the group: nothing of it is written, no number is used */
+	g[2].epoch = eb - 1;
+	cr_assert_eq(cr_log_append_all(log, g, 3, out, &err), -ESTALE);
+	cr_assert(strstr(err.msg, "conflict: session b") && !strstr(err.msg, "not written"),
+		  "the refused member's own error: %s", err.msg);
+	cr_assert_eq(last_seq(log, "a"), 2);
+	cr_assert_eq(last_seq(log, "b"), 2);
+	g[0].expected_seq = 9; /* refused first: the others never assigned */
+	g[2].epoch = eb;
+	cr_assert_eq(cr_log_append_all(log, g, 3, NULL, &err), -ESTALE);
+	cr_assert(strstr(err.msg, "expected seq 9"), "%s", err.msg);
+	g[0].expected_seq = CR_LOG_ANY_SEQ;
+	/* bad input in any member: refused before anything is queued */
+	g[1].payload = "{nope";
+	g[1].payload_len = 5;
+	cr_assert_eq(cr_log_append_all(log, g, 3, NULL, &err), -EINVAL);
+	cr_assert(strstr(err.msg, "append 2 of the group"), "%s", err.msg);
+	cr_assert_eq(cr_log_append_all(log, g, 0, NULL, &err), -EINVAL);
+	cr_assert_eq(cr_log_append_all(log, g, CR_LOG_GROUP_MAX + 1, NULL, &err), -EINVAL);
+	cr_assert_eq(last_seq(log, "a"), 2);
+	cr_assert_eq(append(log, "a", 0, "{}"), 3, "no gap after refused groups");
+	/* through the writer thread too (the log busy with an async append) */
+	g[1].payload = "{}";
+	g[1].payload_len = 2;
+	struct cr_log_append busy = {
+		.session = "b", .epoch = eb, .type = "x.busy", .payload = "{}", .payload_len = 2
+	};
+	cr_assert_eq(cr_log_append_async(log, &busy, NULL, NULL, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_append_all(log, g, 3, out, &err), 0, "%s", err.msg);
+	cr_assert_eq(out[0].seq, 4);
+	cr_assert_eq(out[1].seq, 5);
+	cr_log_close(log);
+
+	/* each group is one batch in the segment: a crash keeps all of it or none */
+	size_t len;
+	_cleanup_free_ char *seg = segment_path(dir, 1);
+	_cleanup_free_ uint8_t *img = slurp(seg, &len);
+	uint64_t starts[16], end;
+	size_t nb = batches(img, len, starts, 16, &end);
+	size_t groups = 0;
+	for (size_t i = 0; i < nb; i++) {
+		struct log_frame f;
+		cr_assert_eq(log_frame_decode(img + starts[i], len - starts[i], &f), 1);
+		groups += f.batch_frames >= 3;
+	}
+	cr_assert_eq(groups, 2, "both groups whole in a batch each");
+	log = open_log(dir, 0);
+	cr_assert_eq(last_seq(log, "a"), 5);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
 struct acquirer {
 	struct cr_log *log;
 	uint64_t epochs[50];
@@ -826,6 +903,113 @@ Test(log_recovery, catalog_is_repaired_from_the_log)
 	cr_test_rmrf(dir);
 }
 
+static struct cr_log_sandbox sandbox_row(const char *id, const char *session, const char *address)
+{
+	struct cr_log_sandbox r = { 0 };
+	snprintf(r.id, sizeof(r.id), "%s", id);
+	snprintf(r.session, sizeof(r.session), "%s", session);
+	snprintf(r.address, sizeof(r.address), "%s", address);
+	return r;
+}
+
+Test(log, catalog_maps_sandbox_addresses_to_sessions)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	struct cr_log_sandbox a = sandbox_row("sbx_a", "sesn_1", "10.213.0.2");
+	struct cr_log_sandbox b = sandbox_row("sbx_b", "sesn_2", "");
+	struct cr_log_sandbox got;
+	cr_assert_eq(cr_log_sandbox_note(log, &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_sandbox_note(log, &b, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_sandbox_by_address(log, "10.213.0.2", &got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got.id, "sbx_a");
+	cr_assert_str_eq(got.session, "sesn_1");
+	cr_assert_eq(cr_log_sandbox_by_address(log, "10.213.0.6", &got, &err), -ENOENT);
+	cr_assert(strstr(err.msg, "10.213.0.6"), "%s", err.msg);
+	/* handed off: the same row, another session */
+	a = sandbox_row("sbx_a", "sesn_3", "10.213.0.2");
+	cr_assert_eq(cr_log_sandbox_note(log, &a, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_sandbox_by_address(log, "10.213.0.2", &got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got.session, "sesn_3");
+	/* a new sandbox with a stale row's address: the address is the new one's alone */
+	struct cr_log_sandbox c = sandbox_row("sbx_c", "sesn_1", "10.213.0.2");
+	cr_assert_eq(cr_log_sandbox_note(log, &c, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_sandbox_by_address(log, "10.213.0.2", &got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got.id, "sbx_c");
+	struct cr_log_sandbox *v;
+	size_t n;
+	cr_assert_eq(cr_log_list_sandboxes(log, &v, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 2, "sbx_a gave its address up with its row");
+	cr_assert_str_eq(v[0].id, "sbx_b");
+	cr_assert_str_eq(v[0].address, "", "no egress: no address");
+	cr_assert_str_eq(v[1].id, "sbx_c");
+	free(v);
+	/* bad rows are refused whole */
+	struct cr_log_sandbox bad = sandbox_row("sbx_d", "", "");
+	cr_assert_eq(cr_log_sandbox_note(log, &bad, &err), -EINVAL);
+	cr_assert_eq(cr_log_sandboxes_reset(log, (struct cr_log_sandbox[]){ a, bad }, 2, &err),
+		     -EINVAL);
+	cr_assert_eq(cr_log_list_sandboxes(log, &v, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 2, "a refused reset changes nothing");
+	free(v);
+	cr_assert_eq(cr_log_sandbox_forget(log, "sbx_b", &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_sandbox_forget(log, "sbx_none", &err), 0, "%s", err.msg);
+	cr_log_close(log);
+
+	/* kept across a reopen; a reset makes the table exactly what it is given */
+	log = open_log(dir, 0);
+	cr_assert_eq(cr_log_sandbox_by_address(log, "10.213.0.2", &got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got.id, "sbx_c");
+	cr_assert_eq(cr_log_sandboxes_reset(log, &a, 1, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_list_sandboxes(log, &v, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(v[0].id, "sbx_a");
+	free(v);
+	cr_assert_eq(cr_log_sandboxes_reset(log, NULL, 0, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_list_sandboxes(log, &v, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 0);
+	free(v);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+Test(log_recovery, a_version_1_catalog_is_migrated_and_a_newer_one_refused)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	create(log, "a");
+	cr_log_close(log);
+	_cleanup_free_ char *path = NULL;
+	cr_assert_geq(asprintf(&path, "%s/catalog.db", dir), 0);
+	sqlite3 *db;
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "DROP TABLE sandboxes; PRAGMA user_version = 1;", NULL, NULL,
+				  NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+
+	log = open_log(dir, 0);
+	struct cr_error err;
+	struct cr_log_sandbox a = sandbox_row("sbx_a", "a", "10.213.0.2");
+	cr_assert_eq(cr_log_sandbox_note(log, &a, &err), 0, "%s", err.msg);
+	cr_log_close(log);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(st), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(st, 0), 2);
+	sqlite3_finalize(st);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	cr_assert_eq(cr_log_open(dir, &o, &log, &err), -EPROTONOSUPPORT);
+	cr_assert(strstr(err.msg, "schema version 99"), "%s", err.msg);
+	cr_test_rmrf(dir);
+}
+
 /* --- follow and concurrency ---------------------------------------------------------------- */
 
 struct later {
@@ -1122,6 +1306,11 @@ static int enospc_child(void *arg)
 		return 12; /* nothing of the failed append is visible */
 	if (append_by(via_writer, log, &a, &err) != -ENOSPC)
 		return 13;
+	/* two events of one session in a batch that fails: the session's next number goes back
+	 * to the first's (no gap after space is freed, checked at the end) */
+	struct cr_log_append two[2] = { a, a };
+	if (cr_log_append_all(log, two, 2, NULL, &err) != -ENOSPC)
+		return 17;
 	unlink(filler);
 	if (append_by(via_writer, log, &a, &err) != 0)
 		return 14; /* space again: appends succeed */

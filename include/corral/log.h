@@ -3,8 +3,9 @@
  * appends that arrive while a batch is being written and fdatasync'ed form the next batch, and
  * an append is acknowledged only after the sync that covers it completed. Per-session fencing
  * (epoch + expected sequence) shuts stale writers out. A SQLite catalog (WAL) mirrors the
- * sessions; on open the log wins and the catalog is repaired. The log validates framing, sizes
- * and JSON, never the meaning of event types. Knows nothing of sandboxes or the model.
+ * sessions; on open the log wins and the catalog is repaired. The catalog also holds the sandbox
+ * manager's table of sandboxes (cr_log_sandbox_note), which the log only stores. The log
+ * validates framing, sizes and JSON, never the meaning of event types.
  *
  * Thread safety: every call may be made from any thread at once, except cr_log_close(). */
 #ifndef CORRAL_LOG_H
@@ -112,6 +113,16 @@ int cr_log_append_async(struct cr_log *log, const struct cr_log_append *a, cr_lo
 int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_log_appended *ret,
 		  struct cr_error *err);
 
+#define CR_LOG_GROUP_MAX 16 /* appends in one cr_log_append_all() */
+
+/* Appends a[0..n) as one unit, blocking: all are written in one batch (each durable exactly
+ * when the others are; a crash keeps all or none) or none is. Each is fenced on its own
+ * session's epoch and expected_seq as with cr_log_append, and one refused refuses them all
+ * (the error is the refused one's). The events may be of different sessions; two of one
+ * session get consecutive sequence numbers in order. ret (may be NULL) gets n results. */
+int cr_log_append_all(struct cr_log *log, const struct cr_log_append *a, size_t n,
+		      struct cr_log_appended *ret, struct cr_error *err);
+
 /* Marks a pending event processed, durably (itself an appended record: the log stays
  * append-only); fenced like an append. -EINVAL if that event is not pending. */
 int cr_log_mark_processed(struct cr_log *log, const char *session, uint64_t epoch, uint64_t seq,
@@ -146,6 +157,36 @@ void cr_log_events_free(struct cr_log_event *events, size_t n);
  * in *ret_last_seq. */
 int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int timeout_ms,
 		uint64_t *ret_last_seq, struct cr_error *err);
+
+/* --- the catalog's sandboxes -------------------------------------------------------------- */
+
+#define CR_LOG_SANDBOX_ID_MAX 40 /* a sandbox id, with NUL (see runtime/sandbox) */
+
+/* Which sandbox serves which session at which egress address. The
+ * address is the sandbox's identity on the host: the credential broker finds the session
+ * behind a connection by its source address (cr_log_sandbox_by_address). Noted by the sandbox
+ * manager (runtime/hands) as sandboxes come and go; like the rest of the catalog a mirror, made
+ * to agree with the sandbox manager's own records when it starts (cr_hands_sweep). The hands
+ * handle, a capability, is not in it: the catalog is for other programs to read. */
+struct cr_log_sandbox {
+	char id[CR_LOG_SANDBOX_ID_MAX]; /* "sbx_..." */
+	char session[CR_LOG_ID_MAX];
+	char address[16]; /* the sandbox end's IPv4 address, dotted; "" without egress */
+};
+
+/* Inserts or replaces the row of sb->id (a row holding the same address gives way). */
+int cr_log_sandbox_note(struct cr_log *log, const struct cr_log_sandbox *sb, struct cr_error *err);
+/* Removes the row of sandbox id (none is fine). */
+int cr_log_sandbox_forget(struct cr_log *log, const char *id, struct cr_error *err);
+/* The sandbox holding address (dotted IPv4); -ENOENT when none does. */
+int cr_log_sandbox_by_address(struct cr_log *log, const char *address, struct cr_log_sandbox *ret,
+			      struct cr_error *err);
+/* Every row, sorted by id; *ret is owned by the caller (free). */
+int cr_log_list_sandboxes(struct cr_log *log, struct cr_log_sandbox **ret, size_t *ret_n,
+			  struct cr_error *err);
+/* Makes the table exactly v[0..n), in one transaction. */
+int cr_log_sandboxes_reset(struct cr_log *log, const struct cr_log_sandbox *v, size_t n,
+			   struct cr_error *err);
 
 /* --- numbers ------------------------------------------------------------------------------- */
 
