@@ -32,6 +32,10 @@ struct cr_hands {
 	uint64_t ooms_seen; /* the sandbox's OOM kills already reported */
 	unsigned provisioned;
 	uint64_t epoch; /* the session's lease, for the events */
+	/* A handoff under way (with a log): recorded before its events are appended, so that
+	 * cr_hands_open can tell from the log whether it happened. */
+	char *handoff_to;
+	uint64_t handoff_after; /* the old session's last seq before the events */
 	/* found again after a restart with its sandbox gone: the next call reports it lost */
 	char lost_pending[200];
 	char lost_sandbox[CR_SANDBOX_ID_MAX];
@@ -72,6 +76,13 @@ static int save(struct cr_hands *h, struct cr_error *err)
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "handle", h->handle, "session", h->session,
 			      "workspace", h->workspace, "sandbox",
 			      h->sb ? json_string(cr_sandbox_id(h->sb)) : json_null());
+	if (o && h->handoff_to &&
+	    json_object_set_new(o, "handoff",
+				json_pack("{s:s, s:I}", "to_session", h->handoff_to, "after_seq",
+					  (json_int_t)h->handoff_after)) < 0) {
+		json_decref(o);
+		o = NULL;
+	}
 	if (!o)
 		return cr_error_errno(err, ENOMEM, "hands record");
 	errno = 0;
@@ -142,6 +153,24 @@ unsigned cr_hands_provisioned(const struct cr_hands *h)
 	return h->provisioned;
 }
 
+_Static_assert(CR_LOG_SANDBOX_ID_MAX >= CR_SANDBOX_ID_MAX,
+	       "the catalog's sandbox rows must hold sandbox ids");
+
+/* The catalog's row for sandbox sb of the hands (the sandbox manager's mapping of address to
+ * sandbox to session). A mirror: a failure here is repaired by the next cr_hands_sweep. */
+static void catalog_note(struct cr_hands *h, const struct cr_sandbox *sb)
+{
+	if (!h->cfg.log || !sb)
+		return;
+	struct cr_log_sandbox row = { 0 };
+	snprintf(row.id, sizeof(row.id), "%s", cr_sandbox_id(sb));
+	snprintf(row.session, sizeof(row.session), "%s", h->session);
+	const struct cr_veth *v = cr_sandbox_veth(sb);
+	if (v)
+		inet_ntop(AF_INET, &v->sandbox_addr, row.address, sizeof(row.address));
+	cr_log_sandbox_note(h->cfg.log, &row, NULL);
+}
+
 static int provision(struct cr_hands *h, struct cr_error *err)
 {
 	struct cr_sandbox_config c = h->cfg.sandbox;
@@ -164,6 +193,7 @@ static int provision(struct cr_hands *h, struct cr_error *err)
 		save(h, NULL);
 		return cr_error_prefix(err, "provision a sandbox for session %s", h->session);
 	}
+	catalog_note(h, h->sb);
 	const struct cr_veth *v = cr_sandbox_veth(h->sb);
 	char addr[INET_ADDRSTRLEN] = "";
 	if (v)
@@ -181,6 +211,8 @@ static void drop_sandbox(struct cr_hands *h)
 		close(h->fd);
 	h->fd = -1;
 	if (h->sb) {
+		if (h->cfg.log)
+			cr_log_sandbox_forget(h->cfg.log, cr_sandbox_id(h->sb), NULL);
 		cr_sandbox_destroy(h->sb, true, NULL);
 		cr_sandbox_free(h->sb);
 		h->sb = NULL;
@@ -217,6 +249,7 @@ int cr_hands_new(const struct cr_hands_config *cfg, const char *session, struct 
 	}
 	h->cfg = *cfg;
 	h->fd = -1;
+	h->epoch = cfg->epoch;
 	if (h->cfg.paused_wait_ms <= 0)
 		h->cfg.paused_wait_ms = CR_TOOL_TIMEOUT_MS_DEFAULT;
 	uint8_t raw[CR_ID_RAW];
@@ -255,6 +288,62 @@ int cr_hands_new(const struct cr_hands_config *cfg, const char *session, struct 
 	return 0;
 }
 
+/* Whether session's events after seq after hold the sandbox.handoff to to_session of sandbox
+ * sbid (NULL: none). */
+static int handoff_logged(struct cr_log *log, const char *session, uint64_t after,
+			  const char *to_session, const char *sbid, bool *ret, struct cr_error *err)
+{
+	*ret = false;
+	for (;;) {
+		struct cr_log_event *ev;
+		size_t n;
+		int r = cr_log_get_events(log, session, after, 256, &ev, &n, err);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n && !*ret; i++) {
+			if (strcmp(ev[i].type, "sandbox.handoff") != 0)
+				continue;
+			json_t *p = json_loads(ev[i].payload, 0, NULL);
+			const char *to = json_string_value(json_object_get(p, "to_session"));
+			const char *id = json_string_value(json_object_get(p, "sandbox_id"));
+			*ret = to && strcmp(to, to_session) == 0 &&
+			       (sbid ? id && strcmp(id, sbid) == 0 : !id);
+			json_decref(p);
+		}
+		if (n)
+			after = ev[n - 1].seq;
+		cr_log_events_free(ev, n);
+		if (*ret || n < 256)
+			return 0;
+	}
+}
+
+/* A record that names a handoff under way: the host side stopped between recording the intent
+ * and binding the new session. The log says whether the handoff's events were written (they
+ * are written together or not at all): if so the hands are the new session's, else still the
+ * old one's. Without a log, or with the old session gone from it, the intent is dropped. */
+static int settle_handoff(struct cr_hands *h, json_t *intent, const char *sbid,
+			  struct cr_error *err)
+{
+	const char *to = json_string_value(json_object_get(intent, "to_session"));
+	json_t *after = json_object_get(intent, "after_seq");
+	bool happened = false;
+	if (to && json_is_integer(after) && json_integer_value(after) >= 0 && h->cfg.log) {
+		struct cr_error e;
+		if (handoff_logged(h->cfg.log, h->session, (uint64_t)json_integer_value(after), to,
+				   sbid, &happened, &e) < 0)
+			happened = false;
+	}
+	if (happened) {
+		char *s = strdup(to);
+		if (!s)
+			return cr_error_errno(err, ENOMEM, "hands");
+		free(h->session);
+		h->session = s;
+	}
+	return 0;
+}
+
 int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct cr_hands **ret,
 		  struct cr_error *err)
 {
@@ -266,6 +355,7 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 		return cr_error_errno(err, ENOMEM, "hands");
 	h->cfg = *cfg;
 	h->fd = -1;
+	h->epoch = cfg->epoch;
 	if (h->cfg.paused_wait_ms <= 0)
 		h->cfg.paused_wait_ms = CR_TOOL_TIMEOUT_MS_DEFAULT;
 	snprintf(h->handle, sizeof(h->handle), "%s", handle);
@@ -284,19 +374,28 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 		r = cr_error_set(err, EIO, "hands record %s: no session or workspace", path);
 	if (r == 0 && (!(h->session = strdup(session)) || !(h->workspace = strdup(ws))))
 		r = cr_error_errno(err, ENOMEM, "hands");
+	json_t *intent = json_object_get(o, "handoff");
+	if (r == 0 && intent)
+		r = settle_handoff(h, intent, sbid, err);
 	if (r == 0 && sbid) {
 		struct cr_error e;
 		enum cr_sandbox_state st = CR_SANDBOX_STOPPED;
 		if (cr_sandbox_open(cfg->sandbox.state_dir, sbid, &h->sb, &e) < 0 ||
 		    cr_sandbox_state(h->sb, &st, &e) < 0 || st == CR_SANDBOX_STOPPED) {
 			/* gone while nobody watched: clean up now, report at the next call */
+			if (cfg->log)
+				cr_log_sandbox_forget(cfg->log, sbid, NULL);
 			snprintf(h->lost_sandbox, sizeof(h->lost_sandbox), "%s", sbid);
 			snprintf(h->lost_pending, sizeof(h->lost_pending),
 				 "it stopped while the host side was down");
 			drop_sandbox(h);
 			save(h, NULL);
+		} else {
+			catalog_note(h, h->sb);
 		}
 	}
+	if (r == 0 && intent)
+		r = save(h, err); /* settled: the record without the intent */
 	json_decref(o);
 	if (r < 0) {
 		cr_hands_free(h);
@@ -306,7 +405,7 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 	return 0;
 }
 
-/* The sandbox ids the hands records name, as the keys of a new object (each record read once). */
+/* The sandboxes the hands records name: sandbox id -> session (each record read once). */
 static int named_sandboxes(const char *state_dir, char **handles, json_t **ret,
 			   struct cr_error *err)
 {
@@ -322,7 +421,9 @@ static int named_sandboxes(const char *state_dir, char **handles, json_t **ret,
 		}
 		json_t *o = json_load_file(path, 0, NULL);
 		const char *sb = json_string_value(json_object_get(o, "sandbox"));
-		int r = sb ? json_object_set_new(named, sb, json_true()) : 0;
+		const char *session = json_string_value(json_object_get(o, "session"));
+		int r = sb ? json_object_set_new(named, sb, json_string(session ? session : ""))
+			   : 0;
 		json_decref(o);
 		if (r < 0) {
 			json_decref(named);
@@ -333,12 +434,36 @@ static int named_sandboxes(const char *state_dir, char **handles, json_t **ret,
 	return 0;
 }
 
-int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err)
+/* Adds the catalog's row for a recorded sandbox that still exists. */
+static int add_row(struct cr_log_sandbox **rows, size_t *n, const char *id, const char *session,
+		   const struct cr_sandbox *sb, struct cr_error *err)
 {
+	if (!session || !*session)
+		return 0; /* (a record without a session: cr_hands_open refuses it too) */
+	struct cr_log_sandbox *v = realloc(*rows, (*n + 1) * sizeof(**rows));
+	if (!v)
+		return cr_error_errno(err, ENOMEM, "hands sweep");
+	*rows = v;
+	struct cr_log_sandbox *row = &v[(*n)++];
+	*row = (struct cr_log_sandbox){ 0 };
+	snprintf(row->id, sizeof(row->id), "%s", id);
+	snprintf(row->session, sizeof(row->session), "%s", session);
+	const struct cr_veth *veth = cr_sandbox_veth(sb);
+	if (veth)
+		inet_ntop(AF_INET, &veth->sandbox_addr, row->address, sizeof(row->address));
+	return 0;
+}
+
+int cr_hands_sweep(const struct cr_hands_config *cfg, size_t *ret_n, struct cr_error *err)
+{
+	const char *state_dir = cfg->sandbox.state_dir;
 	char **handles = NULL, **ids = NULL;
-	size_t nh = 0, ns = 0, swept = 0;
+	size_t nh = 0, ns = 0, swept = 0, nrows = 0;
+	struct cr_log_sandbox *rows = NULL;
 	char prefix[PATH_MAX];
 	int r = 0;
+	if (!state_dir)
+		return cr_error_set(err, EINVAL, "hands sweep: no state directory");
 	if (snprintf(prefix, sizeof(prefix), "%s/workspaces/", state_dir) >= (int)sizeof(prefix))
 		r = cr_error_set(err, ENAMETOOLONG, "state directory path too long");
 	if (r == 0)
@@ -350,16 +475,22 @@ int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err)
 		r = cr_sandbox_list(state_dir, &ids, &ns, err);
 	for (size_t i = 0; r == 0 && i < ns; i++) {
 		struct cr_sandbox *sb;
-		if (json_object_get(named, ids[i]) ||
-		    cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
+		if (cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
 			continue;
+		json_t *n = json_object_get(named, ids[i]);
+		if (n)
+			r = add_row(&rows, &nrows, ids[i], json_string_value(n), sb, err);
 		/* hands made it (its workspace is theirs), and no record names it */
-		if (strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0 &&
-		    (r = cr_sandbox_destroy(sb, true, err)) == 0)
+		else if (strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0 &&
+			 (r = cr_sandbox_destroy(sb, true, err)) == 0)
 			swept++;
 		cr_sandbox_free(sb);
 	}
+	/* the catalog's rows: exactly the recorded sandboxes that exist */
+	if (r == 0 && cfg->log)
+		r = cr_log_sandboxes_reset(cfg->log, rows, nrows, err);
 	json_decref(named);
+	free(rows);
 	for (size_t i = 0; handles && handles[i]; i++)
 		free(handles[i]);
 	for (size_t i = 0; ids && ids[i]; i++)
@@ -496,24 +627,6 @@ int cr_hands_execute(struct cr_hands *h, const char *call_id, const char *name, 
 	return note_oom(h, ret, err);
 }
 
-/* Whether epoch is session's current lease in the log (0 without a log; -ESTALE if not). */
-static int lease_held(struct cr_hands *h, const char *session, uint64_t epoch, struct cr_error *err)
-{
-	struct cr_log_session_info info;
-	if (!h->cfg.log)
-		return 0;
-	int r = cr_log_session_info(h->cfg.log, session, &info, err);
-	if (r < 0)
-		return r;
-	if (info.epoch != epoch)
-		return cr_error_set(err, ESTALE,
-				    "handoff: the lease of session %s is not held (epoch %llu "
-				    "given, %llu current)",
-				    session, (unsigned long long)epoch,
-				    (unsigned long long)info.epoch);
-	return 0;
-}
-
 int cr_hands_handoff(struct cr_hands *h, const char *handle, const char *to_session,
 		     uint64_t to_epoch, struct cr_error *err)
 {
@@ -524,37 +637,63 @@ int cr_hands_handoff(struct cr_hands *h, const char *handle, const char *to_sess
 	if (strcmp(to_session, h->session) == 0)
 		return cr_error_set(err, EINVAL, "handoff: the sandbox is already session %s's",
 				    to_session);
-	/* Both leases are checked before either event is written, so that a stale caller leaves
-	 * no trace. (A lease taken over between the check and the appends still fails the second
-	 * append; the first session's log then names a handoff that did not happen.) */
-	int r = lease_held(h, h->session, h->epoch, err);
-	if (r == 0)
-		r = lease_held(h, to_session, to_epoch, err);
-	if (r < 0)
-		return r;
-	char *s = strdup(to_session);
-	if (!s)
+	char *to = strdup(to_session);
+	if (!to)
 		return cr_error_errno(err, ENOMEM, "handoff");
-	/* the handle is a capability: it never goes into a log */
-	const char *id = h->sb ? cr_sandbox_id(h->sb) : NULL;
-	r = event(h, h->session, h->epoch, "sandbox.handoff",
-		  json_pack("{s:o, s:s, s:s}", "sandbox_id", id ? json_string(id) : json_null(),
-			    "from_session", h->session, "to_session", to_session),
-		  err);
-	if (r == 0)
-		r = event(h, to_session, to_epoch, "sandbox.handoff",
-			  json_pack("{s:o, s:s, s:s}", "sandbox_id",
-				    id ? json_string(id) : json_null(), "from_session", h->session,
-				    "to_session", to_session),
-			  err);
-	if (r < 0) {
-		free(s);
-		return r;
+	int r = 0;
+	if (h->cfg.log) {
+		/* The intent first, then both sessions' events as one unit (both durable or
+		 * neither, each fenced on its lease: a caller that does not hold both changes
+		 * nothing), then the record binds the new session. A crash between the steps is
+		 * settled by cr_hands_open from the log. */
+		struct cr_log_session_info info;
+		r = cr_log_session_info(h->cfg.log, h->session, &info, err);
+		if (r == 0) {
+			h->handoff_to = to;
+			h->handoff_after = info.last_seq;
+			r = save(h, err);
+		}
+		/* the handle is a capability: it never goes into a log */
+		const char *id = h->sb ? cr_sandbox_id(h->sb) : NULL;
+		json_t *p = json_pack("{s:o, s:s, s:s}", "sandbox_id",
+				      id ? json_string(id) : json_null(), "from_session",
+				      h->session, "to_session", to_session);
+		char *text = p ? json_dumps(p, JSON_COMPACT) : NULL;
+		json_decref(p);
+		if (r == 0 && !text)
+			r = cr_error_errno(err, ENOMEM, "handoff event");
+		if (r == 0) {
+			struct cr_log_append ev[2] = {
+				{ .session = h->session,
+				  .epoch = h->epoch,
+				  .type = "sandbox.handoff",
+				  .payload = text,
+				  .payload_len = strlen(text) },
+				{ .session = to_session,
+				  .epoch = to_epoch,
+				  .type = "sandbox.handoff",
+				  .payload = text,
+				  .payload_len = strlen(text) },
+			};
+			r = cr_log_append_all(h->cfg.log, ev, 2, NULL, err);
+			if (r < 0)
+				cr_error_prefix(err, "handoff from session %s to %s", h->session,
+						to_session);
+		}
+		free(text);
+		h->handoff_to = NULL;
+		if (r < 0) {
+			save(h, NULL); /* (the intent goes; open would find no events anyway) */
+			free(to);
+			return r;
+		}
 	}
 	free(h->session);
-	h->session = s;
+	h->session = to;
 	h->epoch = to_epoch;
-	return save(h, err);
+	r = save(h, err);
+	catalog_note(h, h->sb);
+	return r;
 }
 
 int cr_hands_destroy(struct cr_hands *h, bool keep_workspace, struct cr_error *err)

@@ -309,9 +309,19 @@ Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
 	char id[CR_SANDBOX_ID_MAX], handle[CR_HANDS_HANDLE_MAX];
 	snprintf(id, sizeof(id), "%s", cr_sandbox_id(cr_hands_sandbox(f.h)));
 	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
-	/* a stale lease on the receiving side: refused, nothing changes */
+	/* a stale lease on either side: refused, nothing changes, in neither log */
 	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", 1, &err), -ESTALE, "%s", err.msg);
 	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	cr_hands_set_epoch(f.h, ea + 1);
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", eb, &err), -ESTALE, "%s", err.msg);
+	cr_hands_set_epoch(f.h, ea);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	{
+		_cleanup_free_ char *a0 = events_of(log, "sesn_a");
+		_cleanup_free_ char *b0 = events_of(log, "sesn_b");
+		cr_assert_null(strstr(a0, "sandbox.handoff"), "%s", a0);
+		cr_assert_null(strstr(b0, "sandbox.handoff"), "%s", b0);
+	}
 	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", eb, &err), 0, "%s", err.msg);
 	kill(cr_sandbox_pid(cr_hands_sandbox(f.h)), SIGKILL);
 	struct cr_tool_result res = call(&f, "bash", "{\"command\": \"true\"}");
@@ -334,6 +344,202 @@ Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
 	cr_assert_null(strstr(a, "sandbox.lost"), "%s", a);
 	cr_assert_null(strstr(a, handle), "the handle is never logged");
 	cr_assert_null(strstr(b, handle), "the handle is never logged");
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0, "%s",
+		     err.msg); /* while the log is open */
+	cr_log_close(log);
+	teardown(&f);
+}
+
+/* In a child with its own network namespace (the host, for egress): the catalog maps each
+ * sandbox's egress address to its hands and session, through handoff, a loss and a new
+ * sandbox, and the sweep makes it agree with the records. Returns 0, 77 to skip, or the failing
+ * step. */
+struct catalog_args {
+	struct fixture *f;
+	const char *logdir;
+	struct cr_log *log;
+	uint64_t ea, eb;
+};
+
+static bool row_is(struct cr_log *log, const char *address, const char *id, const char *session)
+{
+	struct cr_log_sandbox got;
+	struct cr_error err;
+	if (cr_log_sandbox_by_address(log, address, &got, &err) < 0) {
+		fprintf(stderr, "catalog: %s\n", err.msg);
+		return false;
+	}
+	if (strcmp(got.id, id) != 0 || strcmp(got.session, session) != 0) {
+		fprintf(stderr, "catalog: %s is %s/%s, not %s/%s\n", address, got.id, got.session,
+			id, session);
+		return false;
+	}
+	return true;
+}
+
+static size_t rows(struct cr_log *log)
+{
+	struct cr_log_sandbox *v;
+	size_t n = 999;
+	struct cr_error err;
+	if (cr_log_list_sandboxes(log, &v, &n, &err) == 0)
+		free(v);
+	return n;
+}
+
+static int catalog_child(void *arg)
+{
+	struct catalog_args *ca = arg;
+	struct fixture *f = ca->f;
+	if (unshare(CLONE_NEWNET) < 0)
+		return 77;
+	struct cr_net_range range;
+	struct cr_error err;
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	/* (the log's threads would not survive the fork into this child: it opens the log) */
+	if (cr_net_range_parse("10.215.0.0/24", &range, &err) < 0 ||
+	    cr_log_open(ca->logdir, &o, &ca->log, &err) < 0 ||
+	    cr_log_session_create(ca->log, "sesn_a", NULL, &err) < 0 ||
+	    cr_log_session_create(ca->log, "sesn_b", NULL, &err) < 0 ||
+	    cr_log_acquire(ca->log, "sesn_a", &ca->ea, &err) < 0 ||
+	    cr_log_acquire(ca->log, "sesn_b", &ca->eb, &err) < 0) {
+		fprintf(stderr, "log: %s\n", err.msg);
+		return 10;
+	}
+	f->cfg.log = ca->log;
+	f->cfg.epoch = ca->ea; /* (the eager provision is recorded under it) */
+	f->cfg.eager = true;
+	f->cfg.sandbox.egress_range = &range;
+	f->cfg.sandbox.egress_index = CR_SANDBOX_EGRESS_AUTO;
+	struct cr_hands *h;
+	if (cr_hands_new(&f->cfg, "sesn_a", &h, &err) < 0) {
+		fprintf(stderr, "hands: %s\n", err.msg);
+		cr_log_close(ca->log);
+		return 11;
+	}
+	char id[CR_SANDBOX_ID_MAX], handle[CR_HANDS_HANDLE_MAX];
+	snprintf(id, sizeof(id), "%s", cr_sandbox_id(cr_hands_sandbox(h)));
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(h));
+	int step = 12; /* the first pair's sandbox end is .2 */
+	if (!row_is(ca->log, "10.215.0.2", id, "sesn_a") || rows(ca->log) != 1)
+		goto out;
+	step = 13;
+	if (cr_hands_handoff(h, handle, "sesn_b", ca->eb, &err) < 0 ||
+	    !row_is(ca->log, "10.215.0.2", id, "sesn_b"))
+		goto out;
+	step = 14; /* a catalog that drifted (a stale row, a lost one) is set right by the sweep */
+	struct cr_log_sandbox stale = { .id = "sbx_stale",
+					.session = "sesn_x",
+					.address = "10.215.0.6" };
+	size_t swept;
+	if (cr_log_sandbox_note(ca->log, &stale, &err) < 0 ||
+	    cr_log_sandbox_forget(ca->log, id, &err) < 0 ||
+	    cr_hands_sweep(&f->cfg, &swept, &err) < 0 || swept != 0 ||
+	    !row_is(ca->log, "10.215.0.2", id, "sesn_b") || rows(ca->log) != 1)
+		goto out;
+	step = 15; /* lost: the row goes with the sandbox; the next one has a row of its own */
+	kill(cr_sandbox_pid(cr_hands_sandbox(h)), SIGKILL);
+	struct cr_tool_result res = { 0 };
+	const char *in = "{\"command\": \"true\"}";
+	if (cr_hands_execute(h, NULL, "bash", in, strlen(in), &res, &err) < 0 || !res.is_error ||
+	    rows(ca->log) != 0)
+		goto out;
+	cr_tool_result_clear(&res);
+	step = 16;
+	if (cr_hands_execute(h, NULL, "bash", in, strlen(in), &res, &err) < 0 || res.is_error ||
+	    !cr_hands_sandbox(h) ||
+	    !row_is(ca->log, "10.215.0.2", cr_sandbox_id(cr_hands_sandbox(h)), "sesn_b"))
+		goto out;
+	step = 17;
+	if (cr_hands_destroy(h, false, &err) < 0 || rows(ca->log) != 0)
+		goto out;
+	step = 0;
+out:
+	cr_tool_result_clear(&res);
+	if (step)
+		cr_hands_destroy(h, false, NULL);
+	cr_hands_free(h);
+	cr_log_close(ca->log);
+	return step;
+}
+
+Test(hands, the_catalog_maps_each_sandbox_address_to_its_session, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	_cleanup_free_ char *logdir = NULL;
+	cr_assert(asprintf(&logdir, "%s/log", f.dir) > 0);
+	struct catalog_args ca = { .f = &f, .logdir = logdir };
+	int r = cr_test_run_in_cgroup(NULL, catalog_child, &ca);
+	cr_test_need(r != 77, "network namespaces unavailable");
+	cr_assert_eq(r, 0, "catalog scenario failed at step %d", r);
+	teardown(&f);
+}
+
+/* Rewrites the hands record as the host side left it when it stopped in the middle of a
+ * handoff from session from: the intent recorded, the binding not yet changed. */
+static void record_intent(struct fixture *f, const char *handle, const char *from, const char *to,
+			  uint64_t after_seq)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/hands/%s.json", f->dir, handle);
+	json_t *o = json_load_file(path, 0, NULL);
+	cr_assert_not_null(o);
+	json_object_set_new(o, "session", json_string(from));
+	json_object_set_new(
+		o, "handoff",
+		json_pack("{s:s, s:I}", "to_session", to, "after_seq", (json_int_t)after_seq));
+	cr_assert_eq(json_dump_file(o, path, 0), 0);
+	json_decref(o);
+}
+
+Test(hands, a_handoff_cut_short_by_a_restart_is_settled_from_the_log, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	_cleanup_free_ char *logdir = NULL;
+	cr_assert(asprintf(&logdir, "%s/log", f.dir) > 0);
+	struct cr_log_options o;
+	cr_log_options_init(&o);
+	o.create = true;
+	struct cr_log *log;
+	struct cr_error err;
+	cr_assert_eq(cr_log_open(logdir, &o, &log, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_log_session_create(log, "sesn_a", NULL, &err), 0);
+	cr_assert_eq(cr_log_session_create(log, "sesn_b", NULL, &err), 0);
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.cfg.log = log;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), 0, "%s", err.msg);
+	bash_ok(&f, "X=5", "");
+	char handle[CR_HANDS_HANDLE_MAX];
+	snprintf(handle, sizeof(handle), "%s", cr_hands_handle(f.h));
+	struct cr_log_session_info info;
+	cr_assert_eq(cr_log_session_info(log, "sesn_a", &info, &err), 0);
+	uint64_t before = info.last_seq;
+
+	/* stopped after the intent, before the events: still sesn_a's */
+	cr_hands_free(f.h);
+	record_intent(&f, handle, "sesn_a", "sesn_b", before);
+	cr_assert_eq(cr_hands_open(&f.cfg, handle, &f.h, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_a");
+	/* the handoff happens; then the host side is found stopped before the binding changed */
+	cr_assert_eq(cr_hands_handoff(f.h, handle, "sesn_b", 0, &err), 0, "%s", err.msg);
+	cr_hands_free(f.h);
+	record_intent(&f, handle, "sesn_a", "sesn_b", before);
+	cr_assert_eq(cr_hands_open(&f.cfg, handle, &f.h, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(cr_hands_session(f.h), "sesn_b", "the log says it was handed off");
+	bash_ok(&f, "echo $X", "5\n");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/hands/%s.json", f.dir, handle);
+	json_t *rec = json_load_file(path, 0, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(rec, "session")), "sesn_b");
+	cr_assert_null(json_object_get(rec, "handoff"), "settled: the intent is gone");
+	json_decref(rec);
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0, "%s",
+		     err.msg); /* while the log is open */
 	cr_log_close(log);
 	teardown(&f);
 }
@@ -430,14 +636,14 @@ Test(hands, sweep_destroys_hands_sandboxes_no_record_names, .timeout = 60)
 	struct cr_error err;
 	cr_assert_eq(cr_sandbox_create(&c, &other, NULL, &err), 0, "%s", err.msg);
 	size_t n = 99;
-	cr_assert_eq(cr_hands_sweep(f.dir, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_hands_sweep(&f.cfg, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 0, "every hands sandbox is recorded");
 	/* a crash between making the sandbox and recording it: the record is gone */
 	char cgroup[4096], record[4096];
 	snprintf(cgroup, sizeof(cgroup), "%s", cr_sandbox_cgroup(cr_hands_sandbox(f.h)));
 	snprintf(record, sizeof(record), "%s/hands/%s.json", f.dir, cr_hands_handle(f.h));
 	cr_assert_eq(unlink(record), 0);
-	cr_assert_eq(cr_hands_sweep(f.dir, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_hands_sweep(&f.cfg, &n, &err), 0, "%s", err.msg);
 	cr_assert_eq(n, 1);
 	struct stat st;
 	cr_assert_neq(stat(cgroup, &st), 0, "the unrecorded sandbox's cgroup is gone");

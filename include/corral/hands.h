@@ -6,7 +6,8 @@
  * workspace. Tool calls go through runtime/tool (cr_tool_execute). The binding is kept in a
  * record (<state_dir>/hands/<handle>.json) so that the hands, and their sandbox, are found again
  * after the host side restarts; with a log, what happens to the sandbox is recorded in the
- * session's events (sandbox.provisioned, sandbox.lost, sandbox.handoff in both sessions).
+ * session's events (sandbox.provisioned, sandbox.lost, sandbox.handoff in both sessions), and
+ * which sandbox serves which session at which egress address in the catalog's sandboxes.
  * docs/sandbox.md, "Hands". */
 #ifndef CORRAL_HANDS_H
 #define CORRAL_HANDS_H
@@ -27,9 +28,10 @@ struct cr_hands_config {
 	 * hands. */
 	struct cr_sandbox_config sandbox;
 	bool eager; /* provision in cr_hands_new(), not on the first tool call */
-	/* Where the sandbox's events go (NULL: nowhere). They are appended under the epoch set
-	 * with cr_hands_set_epoch(): the lease of the worker driving the session. */
+	/* Where the sandbox's events go (NULL: nowhere). They are appended under epoch, the
+	 * lease of the worker driving the session (cr_hands_new; later cr_hands_set_epoch()). */
 	struct cr_log *log;
+	uint64_t epoch;
 	/* How long a tool call waits for a paused sandbox to be resumed before it fails (the call
 	 * is then not sent, so it never runs later); default CR_TOOL_TIMEOUT_MS_DEFAULT. */
 	int paused_wait_ms;
@@ -54,11 +56,13 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 /* The handles recorded under state_dir, sorted; NULL-terminated, owned by the caller. */
 int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err);
 
-/* Destroys the sandboxes that hands made (their workspace is under <state_dir>/workspaces/)
- * but that no hands record names any more: left by a crash between making a sandbox and
- * recording it. Their workspaces stay (a record may still name them). For the host side to
- * run once at start, before it serves. The number destroyed in *ret_n (may be NULL). */
-int cr_hands_sweep(const char *state_dir, size_t *ret_n, struct cr_error *err);
+/* For the host side to run once at start, before it serves. Destroys the sandboxes that hands
+ * made under cfg->sandbox.state_dir (their workspace is under <state_dir>/workspaces/) but that
+ * no hands record names any more: left by a crash between making a sandbox and recording it.
+ * Their workspaces stay (a record may still name them). With cfg->log, then makes the catalog's
+ * sandboxes (cr_log_sandbox_note) exactly the recorded sandboxes that still exist. The number
+ * destroyed in *ret_n (may be NULL). */
+int cr_hands_sweep(const struct cr_hands_config *cfg, size_t *ret_n, struct cr_error *err);
 
 /* The lease epoch under which the hands append the session's sandbox events. */
 void cr_hands_set_epoch(struct cr_hands *h, uint64_t epoch);
