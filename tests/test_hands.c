@@ -282,12 +282,11 @@ static char *events_of(struct cr_log *log, const char *id)
 	return out;
 }
 
-Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
+/* A new log in the fixture's directory with sessions sesn_a and sesn_b. */
+static struct cr_log *log_of_two_sessions(const struct fixture *f)
 {
-	struct fixture f = { 0 };
-	setup(&f, false);
 	_cleanup_free_ char *logdir = NULL;
-	cr_assert(asprintf(&logdir, "%s/log", f.dir) > 0);
+	cr_assert(asprintf(&logdir, "%s/log", f->dir) > 0);
 	struct cr_log_options o;
 	cr_log_options_init(&o);
 	o.create = true;
@@ -296,6 +295,15 @@ Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
 	cr_assert_eq(cr_log_open(logdir, &o, &log, &err), 0, "%s", err.msg);
 	cr_assert_eq(cr_log_session_create(log, "sesn_a", NULL, &err), 0);
 	cr_assert_eq(cr_log_session_create(log, "sesn_b", NULL, &err), 0);
+	return log;
+}
+
+Test(hands, the_sandbox_events_go_to_the_sessions_logs, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	struct cr_log *log = log_of_two_sessions(&f);
+	struct cr_error err;
 	uint64_t ea, eb;
 	cr_assert_eq(cr_log_acquire(log, "sesn_a", &ea, &err), 0);
 	cr_assert_eq(cr_log_acquire(log, "sesn_b", &eb, &err), 0);
@@ -499,16 +507,8 @@ Test(hands, a_handoff_cut_short_by_a_restart_is_settled_from_the_log, .timeout =
 {
 	struct fixture f = { 0 };
 	setup(&f, false);
-	_cleanup_free_ char *logdir = NULL;
-	cr_assert(asprintf(&logdir, "%s/log", f.dir) > 0);
-	struct cr_log_options o;
-	cr_log_options_init(&o);
-	o.create = true;
-	struct cr_log *log;
+	struct cr_log *log = log_of_two_sessions(&f);
 	struct cr_error err;
-	cr_assert_eq(cr_log_open(logdir, &o, &log, &err), 0, "%s", err.msg);
-	cr_assert_eq(cr_log_session_create(log, "sesn_a", NULL, &err), 0);
-	cr_assert_eq(cr_log_session_create(log, "sesn_b", NULL, &err), 0);
 	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
 	cr_hands_free(f.h);
 	f.cfg.log = log;
