@@ -1,8 +1,9 @@
 /* init/serve: corral-init's tool server (docs/init-protocol.md). One event loop over the
- * connection, a signalfd and the pipes of what runs: requests are read and dispatched, every
- * child is reaped as it exits (orphans too), deadlines are enforced, responses go out as they
- * complete. The last 256 request ids are remembered with their responses, so a repeated id is
- * answered without running it again. Nothing here blocks on a child or on the peer. */
+ * connections (up to CONNS_MAX clients at once with --listen), a signalfd and the pipes of what
+ * runs: requests are read and dispatched, every child is reaped as it exits (orphans too),
+ * deadlines are enforced, responses go out as they complete, each to the connections that asked
+ * for it. The last 256 request ids are remembered with their responses, so a repeated id is
+ * answered without running it again. Nothing here blocks on a child or on a peer. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,14 +25,31 @@
  * beyond that is replaced by a short error that says it ran: a repeat never runs twice. */
 #define CACHE_IDS 256
 #define CACHE_BYTES (64u << 20)
+/* Clients served at once with --listen; more wait in the listening socket's backlog. */
+#define CONNS_MAX 16
 
 struct entry {
 	char *id;
 	bool done;
 	bool dropped; /* the response was let go to stay within CACHE_BYTES */
-	unsigned waiting; /* repeats of the id that came while it ran */
+	/* While it runs: the connections (by serial) owed its response, the one that asked and
+	 * any that repeated the id meanwhile (a connection once for each time it asked). */
+	uint64_t *owed;
+	size_t nowed;
 	char *frame;
 	size_t len;
+};
+
+/* A client. Slots are reused; the serial, never: a response owed to a connection that has
+ * gone never reaches the next one in its slot. */
+struct conn {
+	int fd; /* -1: a free slot */
+	uint64_t serial;
+	char *in;
+	size_t in_len, in_cap;
+	uint64_t skip; /* bytes of an oversized frame still to discard */
+	char *out;
+	size_t out_off, out_len, out_cap;
 };
 
 struct watch {
@@ -40,14 +58,11 @@ struct watch {
 };
 
 struct cr_srv {
-	int conn, sigfd;
+	int sigfd;
 	int listen_fd; /* --listen: connections come and go, jobs and the shell stay; else -1 */
 	bool pid1, closing;
-	char *in;
-	size_t in_len, in_cap;
-	uint64_t skip; /* bytes of an oversized frame still to discard */
-	char *out;
-	size_t out_off, out_len, out_cap;
+	struct conn conns[CONNS_MAX]; /* --serve: the one in conns[0] */
+	uint64_t next_serial;
 	struct entry cache[CACHE_IDS * 2]; /* oldest first; running entries are never evicted */
 	size_t ncache;
 	size_t cache_bytes;
@@ -128,69 +143,74 @@ void cr_response_frame(const char *id, json_t *response, char **ret_frame, size_
 	}
 }
 
-/* The client has gone. Serving one connection, that is the end; listening, the next client
- * is waited for while jobs and the shell carry on. */
-static void drop_conn(struct cr_srv *s)
+/* The client has gone. Serving one connection, that is the end; listening, the others carry
+ * on and the next client is accepted, while jobs and the shell carry on too. */
+static void drop_conn(struct cr_srv *s, struct conn *c)
 {
-	if (s->listen_fd < 0) {
+	close(c->fd);
+	free(c->in);
+	free(c->out);
+	*c = (struct conn){ .fd = -1 };
+	if (s->listen_fd < 0)
 		s->closing = true;
-		return;
-	}
-	close(s->conn);
-	s->conn = -1;
-	s->in_len = 0;
-	s->skip = 0;
-	s->out_off = s->out_len = 0;
 }
 
-static void queue_out(struct cr_srv *s, const char *buf, size_t len)
+static struct conn *conn_of(struct cr_srv *s, uint64_t serial)
 {
-	if (s->closing || s->conn < 0)
-		return; /* (no client now: a repeat of the request's id gets the result) */
-	if (s->out_off > 0 && s->out_off == s->out_len)
-		s->out_off = s->out_len = 0;
-	if (s->out_len + len > s->out_cap) {
-		if (s->out_off > 0) {
-			memmove(s->out, s->out + s->out_off, s->out_len - s->out_off);
-			s->out_len -= s->out_off;
-			s->out_off = 0;
-		}
-		if (s->out_len + len > s->out_cap) {
-			s->out_cap = s->out_len + len + 65536;
-			s->out = cr_xrealloc(s->out, s->out_cap);
-		}
-	}
-	memcpy(s->out + s->out_len, buf, len);
-	s->out_len += len;
+	for (size_t i = 0; i < CONNS_MAX; i++)
+		if (s->conns[i].fd >= 0 && s->conns[i].serial == serial)
+			return &s->conns[i];
+	return NULL;
 }
 
-static void flush_out(struct cr_srv *s)
+static void queue_out(struct conn *c, const char *buf, size_t len)
 {
-	while (s->out_off < s->out_len && !s->closing) {
-		ssize_t n = send(s->conn, s->out + s->out_off, s->out_len - s->out_off,
+	if (!c || c->fd < 0)
+		return; /* (the client has gone: a repeat of the request's id gets the result) */
+	if (c->out_off > 0 && c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	if (c->out_len + len > c->out_cap) {
+		if (c->out_off > 0) {
+			memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+			c->out_len -= c->out_off;
+			c->out_off = 0;
+		}
+		if (c->out_len + len > c->out_cap) {
+			c->out_cap = c->out_len + len + 65536;
+			c->out = cr_xrealloc(c->out, c->out_cap);
+		}
+	}
+	memcpy(c->out + c->out_len, buf, len);
+	c->out_len += len;
+}
+
+static void flush_out(struct cr_srv *s, struct conn *c)
+{
+	while (c->fd >= 0 && c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n > 0) {
-			s->out_off += (size_t)n;
+			c->out_off += (size_t)n;
 		} else if (n < 0 && errno == EINTR) {
 			continue;
 		} else if (n < 0 && errno == EAGAIN) {
 			return;
 		} else {
-			/* The peer has gone: nobody is left to serve. */
-			drop_conn(s);
+			drop_conn(s, c); /* the peer has gone */
 			return;
 		}
 	}
 }
 
-/* A response that belongs to no remembered request (a frame that could not be read). */
-static void respond_unremembered(struct cr_srv *s, json_t *response)
+/* A response that belongs to no remembered request (a frame that could not be read, or one
+ * refused before it ran), to the connection that sent it. */
+static void respond_unremembered(struct conn *c, json_t *response)
 {
 	char *frame;
 	size_t len;
 	cr_response_frame(NULL, response, &frame, &len);
 	json_decref(response);
-	queue_out(s, frame, len);
+	queue_out(c, frame, len);
 	free(frame);
 }
 
@@ -232,8 +252,15 @@ static void cache_trim_bytes(struct cr_srv *s)
 	}
 }
 
-/* A new running entry for id; the oldest finished one goes when CACHE_IDS are held. */
-static void cache_add(struct cr_srv *s, const char *id)
+static void owe(struct entry *e, const struct conn *c)
+{
+	e->owed = cr_xrealloc(e->owed, (e->nowed + 1) * sizeof(*e->owed));
+	e->owed[e->nowed++] = c->serial;
+}
+
+/* A new running entry for id, owed to c; the oldest finished one goes when CACHE_IDS are held.
+ * NULL when as many requests run at once as the cache holds. */
+static struct entry *cache_add(struct cr_srv *s, const char *id, const struct conn *c)
 {
 	if (s->ncache >= CACHE_IDS) {
 		for (size_t i = 0; i < s->ncache; i++) {
@@ -243,34 +270,40 @@ static void cache_add(struct cr_srv *s, const char *id)
 			s->cache_bytes -= e->len;
 			free(e->id);
 			free(e->frame);
+			free(e->owed);
 			memmove(e, e + 1, (s->ncache - i - 1) * sizeof(*e));
 			s->ncache--;
 			break;
 		}
 	}
-	if (s->ncache == CR_ARRAY_SIZE(s->cache)) {
-		/* More requests running at once than the array holds: this one is not remembered
-		 * (cr_srv_respond_frame then answers it without an entry). */
-		return;
-	}
-	s->cache[s->ncache++] = (struct entry){ .id = cr_xstrdup(id) };
+	if (s->ncache == CR_ARRAY_SIZE(s->cache))
+		return NULL; /* every entry runs: the request is refused, so each has one */
+	struct entry *e = &s->cache[s->ncache++];
+	*e = (struct entry){ .id = cr_xstrdup(id) };
+	owe(e, c);
+	return e;
 }
 
 void cr_srv_respond_frame(struct cr_srv *s, const char *id, char *frame, size_t len)
 {
 	struct entry *e = cache_find(s, id);
 	if (!e || e->done) {
-		queue_out(s, frame, len);
-		free(frame);
+		free(frame); /* (every running request has an entry: cannot happen) */
 		return;
 	}
-	for (unsigned i = 0; i <= e->waiting; i++)
-		queue_out(s, frame, len);
-	e->waiting = 0;
+	for (size_t i = 0; i < e->nowed; i++) {
+		struct conn *c = conn_of(s, e->owed[i]);
+		if (c) {
+			queue_out(c, frame, len);
+			flush_out(s, c);
+		}
+	}
+	free(e->owed);
+	e->owed = NULL;
+	e->nowed = 0;
 	e->done = true;
 	entry_set_frame(s, e, frame, len);
 	cache_trim_bytes(s);
-	flush_out(s);
 }
 
 void cr_srv_respond(struct cr_srv *s, const char *id, json_t *response)
@@ -336,36 +369,49 @@ static const struct {
 	{ "glob", cr_op_glob }, { "grep", cr_op_grep },
 };
 
-static void handle_request(struct cr_srv *s, const char *payload, size_t len)
+static void handle_request(struct cr_srv *s, struct conn *c, const char *payload, size_t len)
 {
 	struct cr_error err;
 	json_t *req;
 	if (cr_init_frame_decode(payload, len, &req, &err) < 0) {
-		respond_unremembered(s, cr_error_response(NULL, "malformed request: %s", err.msg));
+		respond_unremembered(c, cr_error_response(NULL, "malformed request: %s", err.msg));
 		return;
 	}
 	json_t *idv = json_object_get(req, "id");
 	const char *id = json_string_value(idv);
 	if (!id || strlen(id) != json_string_length(idv)) {
-		respond_unremembered(s, cr_error_response(NULL, "request without a string \"id\""));
+		respond_unremembered(c, cr_error_response(NULL, "request without a string \"id\""));
 		goto out;
 	}
 	if (strlen(id) > CR_INIT_ID_MAX) {
-		respond_unremembered(s, cr_error_response(NULL, "request id longer than %d bytes",
+		respond_unremembered(c, cr_error_response(NULL, "request id longer than %d bytes",
 							  CR_INIT_ID_MAX));
 		goto out;
 	}
 
 	struct entry *e = cache_find(s, id);
 	if (e) {
-		/* A repeat: never run twice. Answered now, or when the first completes. */
+		/* A repeat (from any client): never run twice. Answered now, or when the first
+		 * completes. */
 		if (e->done)
-			queue_out(s, e->frame, e->len);
+			queue_out(c, e->frame, e->len);
 		else
-			e->waiting++;
+			owe(e, c);
 		goto out;
 	}
-	cache_add(s, id);
+	if (!cache_add(s, id, c)) {
+		json_t *resp = cr_error_response(id,
+						 "%zu requests are running: wait for one to "
+						 "finish",
+						 CR_ARRAY_SIZE(s->cache));
+		char *frame;
+		size_t flen;
+		cr_response_frame(id, resp, &frame, &flen);
+		json_decref(resp);
+		queue_out(c, frame, flen);
+		free(frame);
+		goto out;
+	}
 
 	const char *op = NULL;
 	int r = cr_req_string(req, "op", true, &op, &err);
@@ -398,76 +444,99 @@ out:
 	json_decref(req);
 }
 
-/* Takes every complete frame from the input buffer. */
-static void parse_input(struct cr_srv *s)
+/* Takes every complete frame from c's input buffer. */
+static void parse_input(struct cr_srv *s, struct conn *c)
 {
 	size_t off = 0;
-	while (!s->closing) {
-		size_t have = s->in_len - off;
-		if (s->skip > 0) {
-			size_t n = s->skip < have ? (size_t)s->skip : have;
+	while (!s->closing && c->fd >= 0) {
+		size_t have = c->in_len - off;
+		if (c->skip > 0) {
+			size_t n = c->skip < have ? (size_t)c->skip : have;
 			off += n;
-			s->skip -= n;
-			if (s->skip > 0)
+			c->skip -= n;
+			if (c->skip > 0)
 				break;
 			continue;
 		}
 		if (have < CR_INIT_FRAME_HEADER)
 			break;
-		uint32_t len = cr_init_frame_length((const unsigned char *)s->in + off);
+		uint32_t len = cr_init_frame_length((const unsigned char *)c->in + off);
 		if (len > CR_INIT_FRAME_MAX) {
 			/* Its id cannot be known without reading it: skipped, answered with a null
 			 * id, and the connection stays in step. */
-			respond_unremembered(s, cr_error_response(NULL,
+			respond_unremembered(c, cr_error_response(NULL,
 								  "request frame of %u bytes "
 								  "exceeds the %u-byte limit",
 								  len, CR_INIT_FRAME_MAX));
 			off += CR_INIT_FRAME_HEADER;
-			s->skip = len;
+			c->skip = len;
 			continue;
 		}
 		if (have - CR_INIT_FRAME_HEADER < len)
 			break;
-		handle_request(s, s->in + off + CR_INIT_FRAME_HEADER, len);
+		handle_request(s, c, c->in + off + CR_INIT_FRAME_HEADER, len);
 		off += CR_INIT_FRAME_HEADER + len;
 	}
-	memmove(s->in, s->in + off, s->in_len - off);
-	s->in_len -= off;
+	if (c->fd < 0)
+		return; /* (dropped meanwhile: its buffers are gone) */
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
 }
 
-/* --listen: takes the next client; one at a time, the rest wait in the backlog. */
-static void on_accept(struct cr_srv *s)
+static struct conn *free_slot(struct cr_srv *s)
 {
-	int c = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (c >= 0)
-		s->conn = c;
+	for (size_t i = 0; i < CONNS_MAX; i++)
+		if (s->conns[i].fd < 0)
+			return &s->conns[i];
+	return NULL;
+}
+
+static void conn_open(struct cr_srv *s, struct conn *slot, int fd)
+{
+	*slot = (struct conn){ .fd = fd, .serial = ++s->next_serial };
+}
+
+/* --listen: takes the clients waiting, as many as there are free slots. */
+static void on_accept(struct cr_srv *s, void *obj, short revents)
+{
+	(void)obj;
+	(void)revents;
+	struct conn *slot;
+	while ((slot = free_slot(s))) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0)
+			return;
+		conn_open(s, slot, fd);
+	}
 }
 
 static void on_conn(struct cr_srv *s, void *obj, short revents)
 {
-	(void)obj;
+	struct conn *c = obj;
+	if (c->fd < 0)
+		return;
 	if (revents & POLLOUT)
-		flush_out(s);
-	if (!(revents & (POLLIN | POLLHUP | POLLERR)))
+		flush_out(s, c);
+	if (c->fd < 0 || !(revents & (POLLIN | POLLHUP | POLLERR)))
 		return;
 	/* A bounded amount per round, so what runs is served too while a big frame arrives. */
-	for (int round = 0; round < 64 && !s->closing; round++) {
-		if (s->in_cap - s->in_len < 65536) {
-			s->in_cap = s->in_len + 65536 * 2;
-			s->in = cr_xrealloc(s->in, s->in_cap);
+	for (int round = 0; round < 64 && !s->closing && c->fd >= 0; round++) {
+		if (c->in_cap - c->in_len < 65536) {
+			c->in_cap = c->in_len + 65536 * 2;
+			c->in = cr_xrealloc(c->in, c->in_cap);
 		}
-		ssize_t n = recv(s->conn, s->in + s->in_len, s->in_cap - s->in_len, MSG_DONTWAIT);
+		ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n <= 0) {
-			/* End of file, or the connection broke: the host is done with us. */
-			drop_conn(s);
+			/* End of file, or the connection broke: this client is done with us. */
+			drop_conn(s, c);
 			break;
 		}
-		s->in_len += (size_t)n;
-		parse_input(s);
+		c->in_len += (size_t)n;
+		parse_input(s, c);
 	}
 }
 
@@ -530,7 +599,10 @@ static int setup(struct cr_srv *s, int fd, bool listening)
 		fprintf(stderr, "corral-init: --serve %d: fcntl: %s\n", fd, strerror(errno));
 		return 1;
 	}
-	s->conn = listening ? -1 : fd;
+	for (size_t i = 0; i < CONNS_MAX; i++)
+		s->conns[i].fd = -1;
+	if (!listening)
+		conn_open(s, &s->conns[0], fd);
 	s->listen_fd = listening ? fd : -1;
 	s->pid1 = getpid() == 1;
 	/* Pipes must not land on 0, 1 or 2: a child's dup2 onto its stdio would clobber them. */
@@ -583,12 +655,17 @@ int cr_init_serve(int fd, bool listening)
 	while (rc == 0 && !s->closing) {
 		int64_t deadline = -1;
 		s->nw = 0;
-		if (s->conn >= 0)
-			cr_srv_watch(s, s->conn, POLLIN | (s->out_off < s->out_len ? POLLOUT : 0),
-				     on_conn, NULL);
-		else
-			cr_srv_watch(s, s->listen_fd, POLLIN, NULL, NULL);
+		for (size_t i = 0; i < CONNS_MAX; i++) {
+			struct conn *c = &s->conns[i];
+			if (c->fd >= 0)
+				cr_srv_watch(s, c->fd,
+					     POLLIN | (c->out_off < c->out_len ? POLLOUT : 0),
+					     on_conn, c);
+		}
+		if (s->listen_fd >= 0 && free_slot(s))
+			cr_srv_watch(s, s->listen_fd, POLLIN, on_accept, NULL);
 		cr_srv_watch(s, s->sigfd, POLLIN, on_signal, NULL);
+		size_t fixed = s->nw; /* the connections, the listener and the signalfd */
 		cr_jobs_watch(s, s->jobs, &deadline);
 		cr_shell_watch(s, s->shell, &deadline);
 		int timeout = -1;
@@ -603,24 +680,19 @@ int cr_init_serve(int fd, bool listening)
 			rc = 1;
 			break;
 		}
-		/* Pipes first; the connection (which may start jobs) and reaping (which ends them)
-		 * after, so no callback below sees an object that was freed this round. */
-		for (size_t i = 2; i < s->nw; i++)
+		/* Pipes first; then the connections (which may start jobs), the listener and
+		 * reaping (which ends jobs), so no callback sees an object freed this round. */
+		for (size_t i = fixed; i < s->nw; i++)
 			if (s->pfds[i].revents)
 				s->watches[i].cb(s, s->watches[i].obj, s->pfds[i].revents);
-		if (s->pfds[0].revents) {
-			if (s->conn >= 0)
-				on_conn(s, NULL, s->pfds[0].revents);
-			else
-				on_accept(s);
-		}
-		if (s->pfds[1].revents)
-			on_signal(s, NULL, s->pfds[1].revents);
+		for (size_t i = 0; i < fixed; i++)
+			if (s->pfds[i].revents)
+				s->watches[i].cb(s, s->watches[i].obj, s->pfds[i].revents);
 		int64_t now = cr_now_ms();
 		cr_jobs_tick(s, &s->jobs, now);
 		cr_shell_tick(s, s->shell, now);
-		if (s->conn >= 0)
-			flush_out(s);
+		for (size_t i = 0; i < CONNS_MAX; i++)
+			flush_out(s, &s->conns[i]);
 	}
 
 	/* The host closed the connection (or ended us): nothing that was started outlives it.
@@ -633,11 +705,14 @@ int cr_init_serve(int fd, bool listening)
 	for (size_t i = 0; i < s->ncache; i++) {
 		free(s->cache[i].id);
 		free(s->cache[i].frame);
+		free(s->cache[i].owed);
 	}
 	if (s->sigfd >= 0)
 		close(s->sigfd);
-	free(s->in);
-	free(s->out);
+	for (size_t i = 0; i < CONNS_MAX; i++) {
+		free(s->conns[i].in);
+		free(s->conns[i].out);
+	}
 	free(s->pfds);
 	free(s->watches);
 	free(s);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -98,28 +99,47 @@ void cr_test_rmrf(const char *path)
 	nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-pid_t cr_test_spawn_init(const char *dir, int *ret_fd)
+/* corral-init run in dir with fd as its fd 3, given with option (--serve or --listen). */
+static pid_t spawn_init(const char *dir, int fd, const char *option)
 {
 	const char *build = getenv("CORRAL_BUILD");
 	char rel[PATH_MAX], prog[PATH_MAX];
 	snprintf(rel, sizeof(rel), "%s/corral-init", build ? build : "build");
 	/* Absolute: the server starts in dir. */
 	cr_assert_not_null(realpath(rel, prog), "%s: not built (make)", rel);
-	int sv[2];
-	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
 	if (pid == 0) {
-		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
+		if (fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(fd, 3) < 0)
 			_exit(126);
 		if (chdir(dir) < 0)
 			_exit(126);
-		execl(prog, "corral-init", "--serve", "3", (char *)NULL);
+		execl(prog, "corral-init", option, "3", (char *)NULL);
 		_exit(127);
 	}
-	close(sv[1]);
-	*ret_fd = sv[0];
+	close(fd);
 	return pid;
+}
+
+pid_t cr_test_spawn_init(const char *dir, int *ret_fd)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	*ret_fd = sv[0];
+	return spawn_init(dir, sv[1], "--serve");
+}
+
+pid_t cr_test_spawn_listening_init(const char *dir, struct sockaddr_un *ret_addr)
+{
+	*ret_addr = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	cr_assert_lt(
+		snprintf(ret_addr->sun_path, sizeof(ret_addr->sun_path), "%s/control.sock", dir),
+		(int)sizeof(ret_addr->sun_path));
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(l >= 0 && bind(l, (struct sockaddr *)ret_addr, sizeof(*ret_addr)) == 0 &&
+			  listen(l, 64) == 0,
+		  "control socket %s: %s", ret_addr->sun_path, strerror(errno));
+	return spawn_init(dir, l, "--listen");
 }
 
 int cr_test_close_init(pid_t pid, int fd)

@@ -39,6 +39,11 @@ void cr_test_rmrf(const char *path);
  * end of a socketpair as its fd 3; the other end in *ret_fd. Returns the child's pid. */
 pid_t cr_test_spawn_init(const char *dir, int *ret_fd);
 
+/* The same with --listen 3: a socket listening at <dir>/control.sock (its address in
+ * *ret_addr) as fd 3. Returns the child's pid; end it with SIGTERM. */
+struct sockaddr_un;
+pid_t cr_test_spawn_listening_init(const char *dir, struct sockaddr_un *ret_addr);
+
 /* Closes fd and waits up to 10 s for the corral-init at pid to exit (SIGKILL after that, and
  * a failed assertion); returns its wait status. */
 int cr_test_close_init(pid_t pid, int fd);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -934,4 +935,138 @@ Test(init, grep_finds_regex_matches_and_skips_binary_files_and_git)
 
 	const char *e = call_err(json_pack("{s:s, s:s}", "op", "grep", "pattern", "a(b"));
 	cr_assert(strstr(e, "regular expression"), "%s", e);
+}
+
+/* --- --listen: several clients at once ---------------------------------------------------- */
+
+static struct {
+	pid_t pid;
+	char *dir;
+	struct sockaddr_un addr;
+} lsrv;
+
+static void lsrv_start(void)
+{
+	lsrv.dir = cr_test_tmpdir("init-listen");
+	lsrv.pid = cr_test_spawn_listening_init(lsrv.dir, &lsrv.addr);
+}
+
+static void lsrv_stop(void)
+{
+	int status = -1;
+	if (lsrv.pid > 0) {
+		kill(lsrv.pid, SIGTERM);
+		waitpid(lsrv.pid, &status, 0);
+	}
+	cr_test_rmrf(lsrv.dir);
+	free(lsrv.dir);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		  "corral-init --listen did not exit 0 on SIGTERM (status %#x)", status);
+}
+
+TestSuite(init_listen, .init = lsrv_start, .fini = lsrv_stop, .timeout = 30);
+
+static int client(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	cr_assert(fd >= 0 && connect(fd, (struct sockaddr *)&lsrv.addr, sizeof(lsrv.addr)) == 0,
+		  "connect: %s", strerror(errno));
+	return fd;
+}
+
+static void send_req(int fd, const char *id, json_t *req)
+{
+	json_object_set_new(req, "id", json_string(id));
+	struct cr_error err;
+	cr_assert_eq(cr_init_send(fd, req, 1000, &err), 0, "%s", err.msg);
+	json_decref(req);
+}
+
+/* The next response on fd, within timeout_ms; NULL when none came. */
+static json_t *recv_within(int fd, int timeout_ms)
+{
+	json_t *msg = NULL;
+	struct cr_error err;
+	int r = cr_init_recv(fd, timeout_ms, &msg, &err);
+	if (r == -ETIMEDOUT)
+		return NULL;
+	cr_assert_eq(r, 0, "%s", err.msg);
+	return msg;
+}
+
+static json_t *exec_req(const char *script)
+{
+	return json_pack("{s:s, s:[s,s,s]}", "op", "exec", "argv", "sh", "-c", script);
+}
+
+Test(init_listen, clients_are_served_at_once_and_each_gets_its_own_answers)
+{
+	int a = client(), b = client();
+	send_req(a, "a-slow", exec_req("sleep 0.5; echo a"));
+	send_req(b, "b-ping", json_pack("{s:s}", "op", "ping"));
+	/* b is answered while a's request still runs */
+	json_t *rb = recv_within(b, 400);
+	cr_assert_not_null(rb, "the second client waited for the first");
+	cr_assert_str_eq(json_string_value(json_object_get(rb, "id")), "b-ping");
+	json_decref(rb);
+	json_t *ra = recv_within(a, 5000);
+	cr_assert_not_null(ra);
+	cr_assert_str_eq(json_string_value(json_object_get(ra, "id")), "a-slow");
+	cr_assert_str_eq(json_string_value(json_object_get(ra, "stdout")), "a\n");
+	json_decref(ra);
+	cr_assert_null(recv_within(b, 200), "a's answer went to a alone");
+	close(a);
+	close(b);
+}
+
+Test(init_listen, an_id_repeated_by_another_client_runs_once_and_answers_both)
+{
+	int a = client(), b = client();
+	send_req(a, "once", exec_req("sleep 0.3; echo ran >> count; cat count"));
+	usleep(50000);
+	send_req(b, "once", exec_req("sleep 0.3; echo ran >> count; cat count"));
+	json_t *ra = recv_within(a, 5000), *rb = recv_within(b, 5000);
+	cr_assert(ra && rb);
+	cr_assert(json_equal(ra, rb));
+	cr_assert_str_eq(json_string_value(json_object_get(ra, "stdout")), "ran\n");
+	json_decref(ra);
+	json_decref(rb);
+	/* a client that went away before its answer: the next one repeating the id gets it */
+	send_req(a, "gone", exec_req("sleep 0.2; echo late"));
+	close(a);
+	usleep(400000);
+	int c = client();
+	send_req(c, "gone", exec_req("echo must not run"));
+	json_t *rc = recv_within(c, 5000);
+	cr_assert_not_null(rc);
+	cr_assert_str_eq(json_string_value(json_object_get(rc, "stdout")), "late\n");
+	json_decref(rc);
+	close(b);
+	close(c);
+}
+
+Test(init_listen, clients_past_the_limit_wait_for_a_free_slot)
+{
+	enum {
+		MAX = 16
+	};
+	int fds[MAX];
+	for (int i = 0; i < MAX; i++) {
+		fds[i] = client();
+		send_req(fds[i], "p", json_pack("{s:s}", "op", "ping"));
+		json_t *r = recv_within(fds[i], 5000);
+		cr_assert_not_null(r, "client %d of %d is served", i + 1, MAX);
+		json_decref(r);
+	}
+	int extra = client(); /* (in the listening socket's backlog) */
+	send_req(extra, "x", json_pack("{s:s}", "op", "ping"));
+	cr_assert_null(recv_within(extra, 300), "a client past the limit waits");
+	close(fds[0]);
+	json_t *r = recv_within(extra, 5000);
+	cr_assert_not_null(r, "served once a slot is free");
+	cr_assert_str_eq(json_string_value(json_object_get(r, "id")), "x");
+	json_decref(r);
+	for (int i = 1; i < MAX; i++)
+		close(fds[i]);
+	close(extra);
 }
