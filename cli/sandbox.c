@@ -438,9 +438,17 @@ static int cmd_ls(int argc, char **argv, struct common *c)
 		fprintf(stderr, "corral sandbox ls: %s\n", err.msg);
 		return CR_EXIT_FAIL;
 	}
+	/* the session each sandbox serves, for those that hands made */
+	struct cr_hands_binding *bound = NULL;
+	size_t nb = 0;
+	if (cr_hands_bindings(c->state_dir, &bound, &nb, &err) < 0) {
+		fprintf(stderr, "corral sandbox ls: %s\n", err.msg);
+		bound = NULL;
+		nb = 0;
+	}
 	json_t *arr = json_array();
 	if (!json)
-		printf("%-32s %-8s %8s  %s\n", "ID", "STATE", "PID", "ADDRESS");
+		printf("%-32s %-8s %8s  %-15s  %s\n", "ID", "STATE", "PID", "ADDRESS", "SESSION");
 	for (size_t i = 0; i < n; i++) {
 		struct cr_sandbox *sb;
 		const char *state = "unknown";
@@ -456,16 +464,22 @@ static int cmd_ls(int argc, char **argv, struct common *c)
 				inet_ntop(AF_INET, &v->sandbox_addr, addr, sizeof(addr));
 			cr_sandbox_free(sb);
 		}
+		const char *session = NULL;
+		for (size_t j = 0; j < nb && !session; j++)
+			if (strcmp(bound[j].sandbox, ids[i]) == 0)
+				session = bound[j].session;
 		if (json)
-			json_array_append_new(arr,
-					      json_pack("{s:s, s:s, s:I, s:s?}", "id", ids[i],
-							"state", state, "pid", (json_int_t)pid,
-							"address", addr[0] == '-' ? NULL : addr));
+			json_array_append_new(
+				arr, json_pack("{s:s, s:s, s:I, s:s?, s:s?}", "id", ids[i], "state",
+					       state, "pid", (json_int_t)pid, "address",
+					       addr[0] == '-' ? NULL : addr, "session", session));
 		else
-			printf("%-32s %-8s %8ld  %s\n", ids[i], state, pid, addr);
+			printf("%-32s %-8s %8ld  %-15s  %s\n", ids[i], state, pid, addr,
+			       session ? session : "-");
 		free(ids[i]);
 	}
 	free(ids);
+	free(bound);
 	if (json) {
 		char *s = json_dumps(arr, JSON_INDENT(2));
 		if (s)

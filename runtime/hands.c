@@ -405,33 +405,54 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 	return 0;
 }
 
-/* The sandboxes the hands records name: sandbox id -> session (each record read once). */
-static int named_sandboxes(const char *state_dir, char **handles, json_t **ret,
-			   struct cr_error *err)
+int cr_hands_bindings(const char *state_dir, struct cr_hands_binding **ret, size_t *ret_n,
+		      struct cr_error *err)
 {
-	json_t *named = json_object();
-	if (!named)
-		return cr_error_errno(err, ENOMEM, "hands sweep");
-	for (char **hp = handles; *hp; hp++) {
+	char **handles = NULL;
+	size_t nh = 0;
+	int r = cr_hands_list(state_dir, &handles, &nh, err);
+	if (r < 0)
+		return r;
+	struct cr_hands_binding *v = calloc(nh ? nh : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v)
+		r = cr_error_errno(err, ENOMEM, "hands bindings");
+	for (size_t i = 0; r == 0 && i < nh; i++) {
 		char path[PATH_MAX];
-		if (snprintf(path, sizeof(path), "%s/hands/%s.json", state_dir, *hp) >=
+		if (snprintf(path, sizeof(path), "%s/hands/%s.json", state_dir, handles[i]) >=
 		    (int)sizeof(path)) {
-			json_decref(named);
-			return cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+			r = cr_error_set(err, ENAMETOOLONG, "state directory path too long");
+			break;
 		}
 		json_t *o = json_load_file(path, 0, NULL);
-		const char *sb = json_string_value(json_object_get(o, "sandbox"));
 		const char *session = json_string_value(json_object_get(o, "session"));
-		int r = sb ? json_object_set_new(named, sb, json_string(session ? session : ""))
-			   : 0;
-		json_decref(o);
-		if (r < 0) {
-			json_decref(named);
-			return cr_error_errno(err, ENOMEM, "hands sweep");
+		const char *sb = json_string_value(json_object_get(o, "sandbox"));
+		if (session) { /* (a record removed meanwhile, or unreadable: not listed) */
+			snprintf(v[n].session, sizeof(v[n].session), "%s", session);
+			snprintf(v[n].sandbox, sizeof(v[n].sandbox), "%s", sb ? sb : "");
+			n++;
 		}
+		json_decref(o);
 	}
-	*ret = named;
+	for (size_t i = 0; i < nh; i++)
+		free(handles[i]);
+	free(handles);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*ret_n = n;
 	return 0;
+}
+
+/* The session of the hands whose record names sandbox id, or NULL. */
+static const char *bound_session(const struct cr_hands_binding *v, size_t n, const char *id)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].sandbox, id) == 0)
+			return v[i].session;
+	return NULL;
 }
 
 /* Adds the catalog's row for a recorded sandbox that still exists. */
@@ -457,8 +478,9 @@ static int add_row(struct cr_log_sandbox **rows, size_t *n, const char *id, cons
 int cr_hands_sweep(const struct cr_hands_config *cfg, size_t *ret_n, struct cr_error *err)
 {
 	const char *state_dir = cfg->sandbox.state_dir;
-	char **handles = NULL, **ids = NULL;
-	size_t nh = 0, ns = 0, swept = 0, nrows = 0;
+	char **ids = NULL;
+	size_t nb = 0, ns = 0, swept = 0, nrows = 0;
+	struct cr_hands_binding *bound = NULL;
 	struct cr_log_sandbox *rows = NULL;
 	char prefix[PATH_MAX];
 	int r = 0;
@@ -467,19 +489,16 @@ int cr_hands_sweep(const struct cr_hands_config *cfg, size_t *ret_n, struct cr_e
 	if (snprintf(prefix, sizeof(prefix), "%s/workspaces/", state_dir) >= (int)sizeof(prefix))
 		r = cr_error_set(err, ENAMETOOLONG, "state directory path too long");
 	if (r == 0)
-		r = cr_hands_list(state_dir, &handles, &nh, err);
-	json_t *named = NULL;
-	if (r == 0)
-		r = named_sandboxes(state_dir, handles, &named, err);
+		r = cr_hands_bindings(state_dir, &bound, &nb, err);
 	if (r == 0)
 		r = cr_sandbox_list(state_dir, &ids, &ns, err);
 	for (size_t i = 0; r == 0 && i < ns; i++) {
 		struct cr_sandbox *sb;
 		if (cr_sandbox_open(state_dir, ids[i], &sb, NULL) < 0)
 			continue;
-		json_t *n = json_object_get(named, ids[i]);
-		if (n)
-			r = add_row(&rows, &nrows, ids[i], json_string_value(n), sb, err);
+		const char *session = bound_session(bound, nb, ids[i]);
+		if (session)
+			r = add_row(&rows, &nrows, ids[i], session, sb, err);
 		/* hands made it (its workspace is theirs), and no record names it */
 		else if (strncmp(cr_sandbox_workspace(sb), prefix, strlen(prefix)) == 0 &&
 			 (r = cr_sandbox_destroy(sb, true, err)) == 0)
@@ -489,13 +508,10 @@ int cr_hands_sweep(const struct cr_hands_config *cfg, size_t *ret_n, struct cr_e
 	/* the catalog's rows: exactly the recorded sandboxes that exist */
 	if (r == 0 && cfg->log)
 		r = cr_log_sandboxes_reset(cfg->log, rows, nrows, err);
-	json_decref(named);
 	free(rows);
-	for (size_t i = 0; handles && handles[i]; i++)
-		free(handles[i]);
+	free(bound);
 	for (size_t i = 0; ids && ids[i]; i++)
 		free(ids[i]);
-	free(handles);
 	free(ids);
 	if (r == 0 && ret_n)
 		*ret_n = swept;

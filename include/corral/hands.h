@@ -56,6 +56,16 @@ int cr_hands_open(const struct cr_hands_config *cfg, const char *handle, struct 
 /* The handles recorded under state_dir, sorted; NULL-terminated, owned by the caller. */
 int cr_hands_list(const char *state_dir, char ***ret, size_t *ret_n, struct cr_error *err);
 
+/* What each hands record under state_dir binds, read only (nothing is settled, found again or
+ * cleaned up, as cr_hands_open does): the session, and its sandbox's id ("" for none). The
+ * handle is left out. *ret (in the handles' order) is owned by the caller (free). */
+struct cr_hands_binding {
+	char session[CR_LOG_ID_MAX];
+	char sandbox[CR_SANDBOX_ID_MAX];
+};
+int cr_hands_bindings(const char *state_dir, struct cr_hands_binding **ret, size_t *ret_n,
+		      struct cr_error *err);
+
 /* For the host side to run once at start, before it serves. Destroys the sandboxes that hands
  * made under cfg->sandbox.state_dir (their workspace is under <state_dir>/workspaces/) but that
  * no hands record names any more: left by a crash between making a sandbox and recording it.

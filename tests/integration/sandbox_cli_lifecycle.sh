@@ -4,8 +4,8 @@
 # exit status, and the persistent state (the workspace) is seen from the host; ls shows it
 # running, then paused; an exec while paused fails after its timeout, saying why; resume,
 # exec again; tool runs the built-in tools (a persistent shell, read, a bad field named);
-# destroy removes its cgroup and directory; a session's hands (create --session, handoff,
-# destroy HANDLE). Bad ids and options are usage errors.
+# destroy removes its cgroup and directory; a session's hands (create --session, handoff, ls
+# naming the session, destroy HANDLE). Bad ids and options are usage errors.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib/common.bash
 source "$(dirname "$0")/lib/common.bash"
@@ -108,6 +108,11 @@ run "$CORRAL" sandbox handoff "${sb[@]}" "$handle" sesn_two
 expect_rc 0 "handoff: $ERR"
 expect_match "^$hid: from session sesn_one to session sesn_two$" "$OUT" "handoff says what moved"
 [ "$(jq -r .session "$state/hands/$handle.json")" = sesn_two ] || fail "the record still names the old session"
+run "$CORRAL" sandbox ls "${sb[@]}"
+expect_match "^$hid +running .* sesn_two$" "$OUT" "ls shows the session the sandbox serves"
+run "$CORRAL" sandbox ls "${sb[@]}" --json
+[ "$(jq -r --arg id "$hid" '.[] | select(.id == $id) | .session' <<<"$OUT")" = sesn_two ] ||
+	fail "ls --json has no session for $hid: $OUT"
 run "$CORRAL" sandbox destroy "${sb[@]}" "$handle"
 expect_rc 0 "destroy HANDLE: $ERR"
 [ ! -e "$state/sandboxes/$hid" ] && [ ! -e "$state/workspaces/$handle" ] &&
