@@ -64,13 +64,12 @@ static int record_path(const struct cr_hands *h, const char *suffix, char *buf, 
 	return 0;
 }
 
-/* Writes the record (to a temporary file, then renamed over the old one). */
+/* Writes the record, durably (cr_store_file): it is what binds the session to its workspace,
+ * and a handoff's intent must be on disk before the handoff's events are. */
 static int save(struct cr_hands *h, struct cr_error *err)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
+	char path[PATH_MAX];
 	int r = record_path(h, "", path, sizeof(path), err);
-	if (r == 0)
-		r = record_path(h, ".tmp", tmp, sizeof(tmp), err);
 	if (r < 0)
 		return r;
 	json_t *o = json_pack("{s:s, s:s, s:s, s:o}", "handle", h->handle, "session", h->session,
@@ -83,14 +82,13 @@ static int save(struct cr_hands *h, struct cr_error *err)
 		json_decref(o);
 		o = NULL;
 	}
-	if (!o)
-		return cr_error_errno(err, ENOMEM, "hands record");
-	errno = 0;
-	r = json_dump_file(o, tmp, JSON_INDENT(2));
+	char *text = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 	json_decref(o);
-	if (r < 0 || rename(tmp, path) < 0)
-		return cr_error_errno(err, errno ? errno : EIO, "write %s", path);
-	return 0;
+	if (!text)
+		return cr_error_errno(err, ENOMEM, "hands record");
+	r = cr_store_file(path, text, strlen(text), 0600, err);
+	free(text);
+	return r;
 }
 
 /* Appends one of the session's sandbox events (payload: a JSON object, taken) when there is a

@@ -222,3 +222,33 @@ Test(fileio, dir_list_keeps_renames_and_sorts)
 	free(names);
 	cr_test_rmrf(dir);
 }
+
+Test(fileio, store_replaces_the_file_whole_with_its_mode_and_leaves_no_temporary)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("store");
+	_cleanup_free_ char *path = NULL, *tmp = NULL;
+	cr_assert(asprintf(&path, "%s/rec.json", dir) > 0 && asprintf(&tmp, "%s.tmp", path) > 0);
+	struct cr_error err;
+	cr_assert_eq(cr_store_file(path, "first", 5, 0600, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_store_file(path, "second\n", 7, 0600, &err), 0, "%s", err.msg);
+	char *got;
+	size_t len;
+	cr_assert_eq(cr_read_file(path, 64, &got, &len, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got, "second\n");
+	free(got);
+	struct stat st;
+	cr_assert_eq(stat(path, &st), 0);
+	cr_assert_eq(st.st_mode & 0777, 0600);
+	cr_assert_neq(stat(tmp, &st), 0, "no temporary left");
+	/* a stale temporary (a crash's) is replaced, and a link there is never written through */
+	_cleanup_free_ char *target = NULL;
+	cr_assert(asprintf(&target, "%s/target", dir) > 0);
+	cr_assert_eq(symlink(target, tmp), 0);
+	cr_assert_eq(cr_store_file(path, "x", 1, 0600, &err), 0, "%s", err.msg);
+	cr_assert_neq(lstat(target, &st), 0, "the link's target was not created");
+	cr_assert_neq(lstat(tmp, &st), 0);
+	_cleanup_free_ char *missing = NULL;
+	cr_assert(asprintf(&missing, "%s/no/such/rec.json", dir) > 0);
+	cr_assert_eq(cr_store_file(missing, "x", 1, 0600, &err), -ENOENT);
+	cr_test_rmrf(dir);
+}

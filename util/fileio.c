@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -82,6 +83,59 @@ int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_e
 int cr_write_file(const char *path, const char *value, struct cr_error *err)
 {
 	return cr_write_file_at(AT_FDCWD, path, value, err);
+}
+
+int cr_store_file(const char *path, const char *data, size_t len, mode_t mode, struct cr_error *err)
+{
+	char tmp[PATH_MAX], dir[PATH_MAX];
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
+		return cr_error_set(err, ENAMETOOLONG, "store %s: path too long", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	/* a stale temporary (a crash's) goes first, whatever it is: never written through */
+	if (unlink(tmp) < 0 && errno != ENOENT)
+		return cr_error_errno(err, errno, "store %s: remove the stale %s", path, tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+	if (fd < 0)
+		return cr_error_errno(err, errno, "store %s: create %s", path, tmp);
+	size_t off = 0;
+	while (off < len) {
+		ssize_t n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			close(fd);
+			unlink(tmp);
+			return cr_error_errno(err, e, "store %s: write", path);
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd) < 0) {
+		int e = errno;
+		close(fd);
+		unlink(tmp);
+		return cr_error_errno(err, e, "store %s: fsync", path);
+	}
+	close(fd);
+	if (rename(tmp, path) < 0) {
+		int e = errno;
+		unlink(tmp);
+		return cr_error_errno(err, e, "store %s: rename", path);
+	}
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return cr_error_errno(err, errno, "store %s: open its directory", path);
+	int r = fsync(dfd) < 0 ? cr_error_errno(err, errno, "store %s: fsync its directory", path)
+			       : 0;
+	close(dfd);
+	return r;
 }
 
 static int walk_at(struct cr_walk *w, int at, const char *name, unsigned depth,

@@ -1,6 +1,7 @@
 /* util/fileio: whole-file reads and single-write stores for small kernel and config files
- * (cgroupfs, procfs, sysfs), where the error of the one write() is the answer; and walks and
- * removals of directory trees that never follow a symbolic link. */
+ * (cgroupfs, procfs, sysfs), where the error of the one write() is the answer; durable
+ * whole-file replacement for records; and walks and removals of directory trees that never
+ * follow a symbolic link. */
 #ifndef CORRAL_FILEIO_H
 #define CORRAL_FILEIO_H
 
@@ -19,6 +20,12 @@ int cr_read_file(const char *path, size_t max, char **ret, size_t *ret_len, stru
 /* Writes value to an existing file at dirfd/path with one write(); a short write is -EIO. */
 int cr_write_file_at(int dirfd, const char *path, const char *value, struct cr_error *err);
 int cr_write_file(const char *path, const char *value, struct cr_error *err);
+
+/* Replaces the file at path with data, durably and whole: written to path.tmp, fsync'ed,
+ * renamed over path, and the directory fsync'ed. A crash leaves the old file or the new one
+ * (and perhaps a stale path.tmp, which the next store removes first, link or not). */
+int cr_store_file(const char *path, const char *data, size_t len, mode_t mode,
+		  struct cr_error *err);
 
 /* A post-order walk of the tree at top that never follows a symbolic link: file() for each
  * entry that is not a directory, dir() (with an fd of it) for each directory once its entries
