@@ -26,8 +26,10 @@ rc=${PIPESTATUS[0]}
 [ $rc = 124 ] && echo "unit: timed out after ${CORRAL_UNIT_TIMEOUT:-600} s"
 
 # A leak is reported when a Criterion worker exits, after its test was counted as passed, and
-# does not change the exit status: any sanitizer report fails the run.
-if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: ' "$log"; then
+# does not change the exit status: any sanitizer report fails the run, and so does a sanitizer
+# that could not check (LeakSanitizer cannot run where its checker would land in another pid
+# namespace, for one), since a leak would then go unseen.
+if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: |Sanitizer has encountered a fatal error' "$log"; then
 	echo "unit: FAILED: a sanitizer reported an error (above)"
 	rc=1
 fi

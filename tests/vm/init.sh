@@ -55,7 +55,7 @@ unit() {
 	/corral/tests/unit --jobs 1 --color=never >/tmp/unit.log 2>&1
 	rc=$?
 	cat /tmp/unit.log
-	if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: ' /tmp/unit.log; then
+	if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: |Sanitizer has encountered a fatal error' /tmp/unit.log; then
 		echo "a sanitizer reported an error"
 		return 1
 	fi
