@@ -6,7 +6,9 @@
 #   tests/run-integration.sh [NAME...]    NAME: a test's name (file name without .sh) or a
 #                                         shell pattern; none runs them all
 #
-# A test exits 0 to pass, 77 to skip (after printing its reason) and anything else to fail.
+# A test exits 0 to pass, 77 to skip (after printing its reason) and anything else to fail; one
+# that leaves anything on the host (tests/lib/host-leaks.bash: cgroups, interfaces, mounts,
+# processes, temporary directories) fails too, whatever it exited with.
 # The last line is always "integration: N passed, N failed, N skipped"; the exit status is 1
 # when a test failed, else 0.
 set -uo pipefail
@@ -23,6 +25,8 @@ export CORRAL_BUILD
 
 log=$(mktemp "${TMPDIR:-/tmp}/corral-itest-log.XXXXXX")
 trap 'rm -f "$log"' EXIT
+# shellcheck source=SCRIPTDIR/lib/host-leaks.bash
+source "$here/lib/host-leaks.bash"
 
 wanted() {
 	local name=$1 pattern
@@ -42,14 +46,17 @@ for t in "${tests[@]}"; do
 	name=$(basename "$t" .sh)
 	wanted "$name" || continue
 	start=$SECONDS
+	leaks_snapshot
 	# (stderr of the group: bash's own "Killed" notice when timeout has to use SIGKILL)
 	{ timeout -k 10 "$limit" bash "$t" >"$log" 2>&1 </dev/null; } 2>/dev/null
 	rc=$?
 	elapsed=$((SECONDS - start))
-	if [ $rc -eq 0 ]; then
+	left=
+	leaks_check "$name" >>"$log" || left=yes
+	if [ $rc -eq 0 ] && [ -z "$left" ]; then
 		echo "PASS $name"
 		passed=$((passed + 1))
-	elif [ $rc -eq 77 ]; then
+	elif [ $rc -eq 77 ] && [ -z "$left" ]; then
 		reason=$(grep -v '^[[:space:]]*$' "$log" | tail -n 1)
 		echo "SKIP $name: ${reason:-no reason given}"
 		skipped=$((skipped + 1))
@@ -57,6 +64,8 @@ for t in "${tests[@]}"; do
 		# 124: timeout sent SIGTERM; 137: it had to follow with SIGKILL.
 		if [ $rc -eq 124 ] || { [ $rc -eq 137 ] && [ $elapsed -ge $limit ]; }; then
 			why="timed out after ${limit} s"
+		elif [ -n "$left" ]; then
+			why="exit status $rc, and it left things on the host (the last lines)"
 		else
 			why="exit status $rc"
 		fi

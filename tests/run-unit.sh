@@ -1,19 +1,14 @@
 #!/usr/bin/env bash
 # Runs the Criterion unit tests (one binary, all tests/test_*.c) under a time bound, then
-# checks they left no cgroup behind. Prints the "unit: N passed, N failed, N skipped" line.
+# checks they left nothing on the host (tests/lib/host-leaks.bash). Prints the "unit: N passed, N failed, N skipped" line.
 set -uo pipefail
 build=${CORRAL_BUILD:-$(pwd)/build}
 bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
-before=$(ls -d /tmp/corral-test-* 2>/dev/null)
-# The sandboxes' default parent group: tests must use their own, so it must not appear.
-cg_mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-subtree_before=$(ls -d "$cg_mount"/corral 2>/dev/null)
-# Groups that were there before (another run's, on a shared machine) are not ours to judge.
-cgroups_before=$(ls -d "$cg_mount"/corral-test-* "$cg_mount"/corral-probe-* 2>/dev/null)
-veths_before=$(ls /sys/class/net 2>/dev/null | grep '^cr-')
-loops_before=$(losetup -a 2>/dev/null | cut -d: -f1)
+# shellcheck source=SCRIPTDIR/lib/host-leaks.bash
+source "$(dirname "${BASH_SOURCE[0]}")/lib/host-leaks.bash"
+leaks_snapshot
 log=$(mktemp /tmp/corral-unit.XXXXXX)
 trap 'rm -f "$log"' EXIT
 # Criterion's runner itself leaks 48 bytes when it runs tests in parallel (libcriterion 2.4.1);
@@ -34,42 +29,6 @@ if grep -qE 'SUMMARY: [A-Za-z]+Sanitizer|runtime error: |Sanitizer has encounter
 	rc=1
 fi
 
-# A failed test may leave its group; remove it and say so: a leak is a failure.
-mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
-if [ -n "$mount" ]; then
-	leaked="$mount/corral-test-* $mount/corral-probe-*"
-	[ -z "$subtree_before" ] && leaked="$leaked $mount/corral"
-	for cg in $leaked; do
-		[ -d "$cg" ] || continue
-		grep -qxF "$cg" <<<"$cgroups_before" && continue
-		echo "unit: leaked cgroup $cg"
-		find "$cg" -depth -type d | while read -r d; do
-			echo 1 > "$d/cgroup.kill" 2>/dev/null
-			sleep 0.1
-			rmdir "$d"
-		done
-		rc=1
-	done
-fi
-for d in /tmp/corral-test-*; do
-	[ -e "$d" ] || continue
-	grep -qxF "$d" <<<"$before" && continue
-	echo "unit: leaked temporary file $d"
-	rm -rf "$d"
-	rc=1
-done
-# The net tests make their pairs in namespaces of their own; a cr- interface in the machine's
-# namespace that was not there before is a leak (reported, and removed where iproute2 can).
-for v in $(ls /sys/class/net 2>/dev/null | grep '^cr-'); do
-	grep -qxF "$v" <<<"$veths_before" && continue
-	echo "unit: leaked network interface $v"
-	command -v ip >/dev/null && ip link delete "$v"
-	rc=1
-done
-for l in $(losetup -a 2>/dev/null | cut -d: -f1); do
-	grep -qxF "$l" <<<"$loops_before" && continue
-	echo "unit: leaked loop device $l"
-	losetup -d "$l"
-	rc=1
-done
+# A failed test may leave things behind: each is reported, removed, and fails the run.
+leaks_check unit || rc=1
 exit $rc
