@@ -202,13 +202,13 @@ static void flush_out(struct cr_srv *s, struct conn *c)
 	}
 }
 
-/* A response that belongs to no remembered request (a frame that could not be read, or one
- * refused before it ran), to the connection that sent it. */
-static void respond_unremembered(struct conn *c, json_t *response)
+/* A response that belongs to no remembered request (a frame that could not be read: id NULL,
+ * or one refused before it ran), to the connection that sent it. */
+static void respond_unremembered(struct conn *c, const char *id, json_t *response)
 {
 	char *frame;
 	size_t len;
-	cr_response_frame(NULL, response, &frame, &len);
+	cr_response_frame(id, response, &frame, &len);
 	json_decref(response);
 	queue_out(c, frame, len);
 	free(frame);
@@ -374,18 +374,21 @@ static void handle_request(struct cr_srv *s, struct conn *c, const char *payload
 	struct cr_error err;
 	json_t *req;
 	if (cr_init_frame_decode(payload, len, &req, &err) < 0) {
-		respond_unremembered(c, cr_error_response(NULL, "malformed request: %s", err.msg));
+		respond_unremembered(c, NULL,
+				     cr_error_response(NULL, "malformed request: %s", err.msg));
 		return;
 	}
 	json_t *idv = json_object_get(req, "id");
 	const char *id = json_string_value(idv);
 	if (!id || strlen(id) != json_string_length(idv)) {
-		respond_unremembered(c, cr_error_response(NULL, "request without a string \"id\""));
+		respond_unremembered(c, NULL,
+				     cr_error_response(NULL, "request without a string \"id\""));
 		goto out;
 	}
 	if (strlen(id) > CR_INIT_ID_MAX) {
-		respond_unremembered(c, cr_error_response(NULL, "request id longer than %d bytes",
-							  CR_INIT_ID_MAX));
+		respond_unremembered(
+			c, NULL,
+			cr_error_response(NULL, "request id longer than %d bytes", CR_INIT_ID_MAX));
 		goto out;
 	}
 
@@ -400,16 +403,11 @@ static void handle_request(struct cr_srv *s, struct conn *c, const char *payload
 		goto out;
 	}
 	if (!cache_add(s, id, c)) {
-		json_t *resp = cr_error_response(id,
-						 "%zu requests are running: wait for one to "
-						 "finish",
-						 CR_ARRAY_SIZE(s->cache));
-		char *frame;
-		size_t flen;
-		cr_response_frame(id, resp, &frame, &flen);
-		json_decref(resp);
-		queue_out(c, frame, flen);
-		free(frame);
+		respond_unremembered(c, id,
+				     cr_error_response(id,
+						       "%zu requests are running: wait for one to "
+						       "finish",
+						       CR_ARRAY_SIZE(s->cache)));
 		goto out;
 	}
 
@@ -464,10 +462,11 @@ static void parse_input(struct cr_srv *s, struct conn *c)
 		if (len > CR_INIT_FRAME_MAX) {
 			/* Its id cannot be known without reading it: skipped, answered with a null
 			 * id, and the connection stays in step. */
-			respond_unremembered(c, cr_error_response(NULL,
-								  "request frame of %u bytes "
-								  "exceeds the %u-byte limit",
-								  len, CR_INIT_FRAME_MAX));
+			respond_unremembered(c, NULL,
+					     cr_error_response(NULL,
+							       "request frame of %u bytes "
+							       "exceeds the %u-byte limit",
+							       len, CR_INIT_FRAME_MAX));
 			off += CR_INIT_FRAME_HEADER;
 			c->skip = len;
 			continue;

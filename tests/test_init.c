@@ -1076,3 +1076,32 @@ Test(init_listen, clients_past_the_limit_wait_for_a_free_slot)
 		close(fds[i]);
 	close(extra);
 }
+
+Test(init, requests_past_what_the_id_cache_holds_are_refused_not_forgotten, .timeout = 60)
+{
+	/* 512 shell calls queued behind one that sleeps: each is a running request */
+	struct cr_error err;
+	for (int i = 0; i < 512; i++) {
+		char id[16];
+		snprintf(id, sizeof(id), "q%d", i);
+		json_t *req = json_pack("{s:s, s:s, s:s}", "id", id, "op", "shell", "command",
+					i == 0 ? "sleep 1" : "true");
+		cr_assert_eq(cr_init_send(srv.fd, req, 5000, &err), 0, "%s", err.msg);
+		json_decref(req);
+	}
+	json_t *ping = json_pack("{s:s, s:s}", "id", "one-too-many", "op", "ping");
+	cr_assert_eq(cr_init_send(srv.fd, ping, 5000, &err), 0, "%s", err.msg);
+	json_decref(ping);
+	json_t *r = recv_one(); /* the refusal comes first: the rest wait for the sleep */
+	cr_assert_str_eq(str(r, "id"), "one-too-many");
+	cr_assert(!json_is_true(json_object_get(r, "ok")));
+	cr_assert(strstr(error_of(r), "512 requests are running"), "%s", error_of(r));
+	int answered = 0;
+	for (int i = 0; i < 512; i++) {
+		json_t *q = recv_one();
+		answered += json_is_true(json_object_get(q, "ok"));
+	}
+	cr_assert_eq(answered, 512, "every queued call ran and was answered");
+	/* once they are done, a new request runs again */
+	cr_assert_eq(num(call_ok(json_pack("{s:s}", "op", "ping")), "pid"), srv.pid);
+}
