@@ -169,6 +169,21 @@ static void catalog_note(struct cr_hands *h, const struct cr_sandbox *sb)
 	cr_log_sandbox_note(h->cfg.log, &row, NULL);
 }
 
+/* Ends the current sandbox (the workspace stays). */
+static void drop_sandbox(struct cr_hands *h)
+{
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
+	if (h->sb) {
+		if (h->cfg.log)
+			cr_log_sandbox_forget(h->cfg.log, cr_sandbox_id(h->sb), NULL);
+		cr_sandbox_destroy(h->sb, true, NULL);
+		cr_sandbox_free(h->sb);
+		h->sb = NULL;
+	}
+}
+
 static int provision(struct cr_hands *h, struct cr_error *err)
 {
 	struct cr_sandbox_config c = h->cfg.sandbox;
@@ -196,25 +211,17 @@ static int provision(struct cr_hands *h, struct cr_error *err)
 	char addr[INET_ADDRSTRLEN] = "";
 	if (v)
 		inet_ntop(AF_INET, &v->sandbox_addr, addr, sizeof(addr));
-	return event(h, h->session, h->epoch, "sandbox.provisioned",
-		     json_pack("{s:s, s:o}", "sandbox_id", cr_sandbox_id(h->sb), "address",
-			       v ? json_string(addr) : json_null()),
-		     err);
-}
-
-/* Ends the current sandbox (the workspace stays). */
-static void drop_sandbox(struct cr_hands *h)
-{
-	if (h->fd >= 0)
-		close(h->fd);
-	h->fd = -1;
-	if (h->sb) {
-		if (h->cfg.log)
-			cr_log_sandbox_forget(h->cfg.log, cr_sandbox_id(h->sb), NULL);
-		cr_sandbox_destroy(h->sb, true, NULL);
-		cr_sandbox_free(h->sb);
-		h->sb = NULL;
+	r = event(h, h->session, h->epoch, "sandbox.provisioned",
+		  json_pack("{s:s, s:o}", "sandbox_id", cr_sandbox_id(h->sb), "address",
+			    v ? json_string(addr) : json_null()),
+		  err);
+	if (r < 0) {
+		/* Not recorded (a stale lease, say): a caller that may not write the session's
+		 * events gets no sandbox either, and none is left running. */
+		drop_sandbox(h);
+		save(h, NULL);
 	}
+	return r;
 }
 
 /* The sandbox is lost: it goes, and the call's result says why; recorded in the session. */

@@ -486,6 +486,37 @@ Test(hands, the_catalog_maps_each_sandbox_address_to_its_session, .timeout = 60)
 	teardown(&f);
 }
 
+Test(hands, a_provision_that_cannot_be_recorded_leaves_no_sandbox, .timeout = 60)
+{
+	struct fixture f = { 0 };
+	setup(&f, false);
+	struct cr_log *log = log_of_two_sessions(&f);
+	struct cr_error err;
+	uint64_t epoch;
+	cr_assert_eq(cr_log_acquire(log, "sesn_a", &epoch, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0);
+	cr_hands_free(f.h);
+	f.cfg.log = log;
+	f.cfg.epoch = epoch - 1; /* a lease that is no longer held */
+	f.cfg.eager = true;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), -ESTALE, "%s", err.msg);
+	f.cfg.eager = false;
+	cr_assert_eq(cr_hands_new(&f.cfg, "sesn_a", &f.h, &err), 0, "%s", err.msg);
+	struct cr_tool_result res = { 0 };
+	const char *in = "{\"command\": \"true\"}";
+	cr_assert_eq(cr_hands_execute(f.h, NULL, "bash", in, strlen(in), &res, &err), -ESTALE, "%s",
+		     err.msg);
+	cr_assert_null(cr_hands_sandbox(f.h), "no sandbox kept for a stale lease");
+	_cleanup_free_ char *events = events_of(log, "sesn_a");
+	cr_assert_null(strstr(events, "sandbox.provisioned"), "%s", events);
+	cr_hands_set_epoch(f.h, epoch);
+	bash_ok(&f, "true", "");
+	cr_assert_eq(cr_hands_destroy(f.h, false, &err), 0, "%s",
+		     err.msg); /* while the log is open */
+	cr_log_close(log);
+	teardown(&f); /* (its rmdir of the test's cgroup fails if a sandbox was left in it) */
+}
+
 /* Rewrites the hands record as the host side left it when it stopped in the middle of a
  * handoff from session from: the intent recorded, the binding not yet changed. */
 static void record_intent(struct fixture *f, const char *handle, const char *from, const char *to,
