@@ -1,7 +1,7 @@
 # corral's build. Kconfig decides what is built; objects, programs, BPF skeletons and test
 # binaries go under $(O) (build/, or build-asan/ for sanitized builds), never beside the sources.
 #
-#   make [all]          libcorral.a, corral, corrald, corral-init (static)
+#   make [all]          libcorral.a, corral, corrald, corral-init (static), corral-fake-api
 #   make asan [check]   the same with ASan+UBSan, in build-asan/
 #   make check          format check, unit tests, host integration tests, VM kernel tests
 #   make unit | itest | vmtest    one of those runners
@@ -102,6 +102,7 @@ LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c ut
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
 	bench/sandbox.c
 CORRALD_SRCS := daemon/corrald.c
+FAKEAPI_SRCS := fakeapi/main.c fakeapi/http.c fakeapi/api.c
 # init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.
 INIT_SRCS := init/corral-init.c init/serve.c init/proc.c init/shell.c init/files.c init/search.c \
 	init/text.c init/frame.c util/error.c
@@ -117,11 +118,12 @@ obj = $(patsubst %.c,$(O)/%.o,$(1))
 LIB_OBJS := $(call obj,$(LIB_SRCS))
 CLI_OBJS := $(call obj,$(CLI_SRCS))
 CORRALD_OBJS := $(call obj,$(CORRALD_SRCS))
+FAKEAPI_OBJS := $(call obj,$(FAKEAPI_SRCS))
 INIT_OBJS := $(patsubst %.c,$(O)/%.init.o,$(INIT_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 
-PROGRAMS := $(O)/corral $(O)/corrald $(O)/corral-init
-TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe
+PROGRAMS := $(O)/corral $(O)/corrald $(O)/corral-init $(O)/corral-fake-api
+TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe $(O)/tests/model-stream
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -189,6 +191,10 @@ $(O)/corrald: $(CORRALD_OBJS) $(O)/libcorral.a
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+$(O)/corral-fake-api: $(FAKEAPI_OBJS)
+	$(msg) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lpthread
+
 $(O)/corral-init: $(INIT_OBJS) $(O)/corral-init.list
 	$(msg) LD $@
 	$(Q)$(CC) $(INIT_LDFLAGS) -o $@ $(INIT_OBJS) $(INIT_LIBS)
@@ -219,6 +225,11 @@ $(O)/tests/unit: $(UNIT_OBJS) $(O)/libcorral.a $(O)/tests/unit.list
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(UNIT_OBJS) $(O)/libcorral.a -lcriterion $(LIBS)
 
+# runtime/model's stream parser over standard input, for the SDK comparison tests.
+$(O)/tests/model-stream: $(O)/tests/model-stream.o $(O)/libcorral.a
+	$(msg) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # What a hostile agent tries from inside a sandbox; static, like corral-init, to run in any root.
 $(O)/tests/escape-probe: tests/escape-probe.c
 	$(msg) LD $@
@@ -247,7 +258,7 @@ vmtest: all $(TEST_BINS)
 
 # --- housekeeping ----------------------------------------------------------------------------
 
-FORMAT_DIRS := util cgroups bpf bench runtime log vault cli daemon init include/corral tests
+FORMAT_DIRS := util cgroups bpf bench runtime log vault cli daemon init fakeapi include/corral tests
 .PHONY: format check-format install clean distclean deps help
 format:
 	find $(FORMAT_DIRS) -name '*.[ch]' -print0 | xargs -0r $(CLANG_FORMAT) -i
@@ -258,6 +269,7 @@ install: all
 	install -D -m 0755 $(O)/corral $(DESTDIR)$(PREFIX)/bin/corral
 	install -D -m 0755 $(O)/corrald $(DESTDIR)$(PREFIX)/sbin/corrald
 	install -D -m 0755 $(O)/corral-init $(DESTDIR)$(PREFIX)/libexec/corral/corral-init
+	install -D -m 0755 $(O)/corral-fake-api $(DESTDIR)$(PREFIX)/bin/corral-fake-api
 
 clean:
 	rm -rf build build-asan

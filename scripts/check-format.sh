@@ -2,7 +2,7 @@
 # Checks that the C sources follow .clang-format ("make format" fixes them).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-mapfile -d "" files < <(find util cgroups bpf bench runtime log vault cli daemon init include/corral tests \
+mapfile -d "" files < <(find util cgroups bpf bench runtime log vault cli daemon init fakeapi include/corral tests \
 	-name '*.[ch]' -print0 2>/dev/null | sort -z)
 bad=()
 for f in "${files[@]}"; do

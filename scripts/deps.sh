@@ -11,13 +11,19 @@ build=(make gcc libc6-dev pkg-config clang llvm bpftool libbpf-dev libelf-dev zl
 	kconfig-frontends-nox libncurses-dev)
 # Unit tests (criterion), format check, VM tests (qemu, busybox, cpio; the kernel itself is
 # fetched with "apt-get download" by scripts/vmtest.sh, never installed), integration tests,
-# and the baselines of corral bench sandbox (bubblewrap, crun).
+# the baselines of corral bench sandbox (bubblewrap, crun), and the API tests (curl, node and npm
+# for the official TypeScript SDK, which the tests install from npm's registry, pinned).
 test=(libcriterion-dev clang-format qemu-system-x86 busybox-static cpio kmod jq tmux file git util-linux
-	iproute2 procps coreutils bubblewrap crun)
+	iproute2 procps coreutils bubblewrap crun curl nodejs)
 
 case "${1:-all}" in
 build) want=("${build[@]}") ;;
-all | test) want=("${build[@]}" "${test[@]}") ;;
+all | test)
+	want=("${build[@]}" "${test[@]}")
+	# npm installs the pinned TypeScript SDK for the API tests. Debian's npm package only when
+	# there is no npm: a nodejs from elsewhere (NodeSource's) brings its own and conflicts.
+	command -v npm >/dev/null || want+=(npm)
+	;;
 *) echo "usage: scripts/deps.sh [build|all]" >&2; exit 2 ;;
 esac
 

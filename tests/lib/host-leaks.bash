@@ -38,7 +38,7 @@ leaks__procs() {
 	# bwrap's inner process, orphaned when the outer one exits, is reaped by the host's init a
 	# moment later.
 	ps -eo pid=,stat=,comm= |
-		awk '$2 !~ /^Z/ && $3 ~ /^(corral-init|corrald|corral|bwrap|crun)$/ { print $1 " " $3 }'
+		awk '$2 !~ /^Z/ && $3 ~ /^(corral-init|corrald|corral|corral-fake-api|bwrap|crun)$/ { print $1 " " $3 }'
 }
 
 leaks__tmp() {
