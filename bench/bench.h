@@ -50,9 +50,6 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 #define CR_BENCH_SANDBOX_ROUNDS 5 /* interleaved rounds, each with its share of the iterations */
 #define CR_BENCH_SANDBOX_CALLS 4 /* warm and one-shot round trips per iteration, of each */
 #define CR_BENCH_SANDBOX_DIR_DEFAULT "/var/tmp"
-/* Longest DIR: a sandbox's control socket, DIR/<work dir>/sandboxes/<id>/control.sock, must
- * fit in a Unix socket address (108 bytes). */
-#define CR_BENCH_SANDBOX_DIR_MAX 32
 
 struct cr_bench_sandbox_opts {
 	/* Iterations, 1 to CR_BENCH_SANDBOX_ITERATIONS_MAX. Each is one cold start of a corral

@@ -96,18 +96,33 @@ const char *cr_sandbox_workspace(const struct cr_sandbox *sb)
 	return sb->workspace;
 }
 
+/* The address of the control socket in directory dir, reached through dfd (an O_PATH fd of
+ * dir, owned by the caller): a path through /proc/self/fd, so that a state directory of any
+ * length fits in sun_path's 108 bytes. */
+static int control_addr(const char *dir, int *ret_dfd, struct sockaddr_un *a, struct cr_error *err)
+{
+	int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return cr_error_errno(err, errno, "open %s", dir);
+	*a = (struct sockaddr_un){ .sun_family = AF_UNIX };
+	snprintf(a->sun_path, sizeof(a->sun_path), "/proc/self/fd/%d/control.sock", dfd);
+	*ret_dfd = dfd;
+	return 0;
+}
+
 int cr_sandbox_connect(const struct cr_sandbox *sb, struct cr_error *err)
 {
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", sb->dir) >=
-	    (int)sizeof(a.sun_path))
-		return cr_error_set(err, ENAMETOOLONG, "control socket path of sandbox %s too long",
-				    sb->id);
+	struct sockaddr_un a;
+	_cleanup_close_ int dfd = -1;
+	int r = control_addr(sb->dir, &dfd, &a, err);
+	if (r < 0)
+		return r == -ENOENT ? -ENOENT : r;
 	_cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return cr_error_errno(err, errno, "socket");
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-		return cr_error_errno(err, errno, "connect to sandbox %s (%s)", sb->id, a.sun_path);
+		return cr_error_errno(err, errno, "connect to sandbox %s (%s/control.sock)", sb->id,
+				      sb->dir);
 	return TAKE_FD(fd);
 }
 
@@ -1306,17 +1321,14 @@ int cr_sandbox_create(const struct cr_sandbox_config *cfg, struct cr_sandbox **r
 	if (!cfg->argv) {
 		/* the control socket PID 1 listens on (docs/init-protocol.md); in the sandbox's
 		 * 0700 directory, so only host root reaches it */
-		struct sockaddr_un a = { .sun_family = AF_UNIX };
-		if (snprintf(a.sun_path, sizeof(a.sun_path), "%s/control.sock", sb->dir) >=
-		    (int)sizeof(a.sun_path)) {
-			r = cr_error_set(err, ENAMETOOLONG, "control socket path under %s too long",
-					 sb->dir);
+		struct sockaddr_un a;
+		_cleanup_close_ int dfd = -1;
+		if ((r = control_addr(sb->dir, &dfd, &a, err)) < 0)
 			goto fail;
-		}
 		control = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (control < 0 || bind(control, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-		    chmod(a.sun_path, 0600) < 0 || listen(control, 16) < 0) {
-			r = cr_error_errno(err, errno, "control socket %s", a.sun_path);
+		    fchmodat(dfd, "control.sock", 0600, 0) < 0 || listen(control, 16) < 0) {
+			r = cr_error_errno(err, errno, "control socket %s/control.sock", sb->dir);
 			goto fail;
 		}
 	}

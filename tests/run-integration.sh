@@ -23,10 +23,11 @@ case $CORRAL_BUILD in
 esac
 export CORRAL_BUILD
 
-log=$(mktemp "${TMPDIR:-/tmp}/corral-itest-log.XXXXXX")
-trap 'rm -f "$log"' EXIT
+log=$(mktemp /tmp/corral-itest-log.XXXXXX)
 # shellcheck source=SCRIPTDIR/lib/host-leaks.bash
 source "$here/lib/host-leaks.bash"
+leaks_init # (the tests' TMPDIR, and the tag their cgroups and processes carry)
+trap 'rm -f "$log"; leaks_finish' EXIT
 
 wanted() {
 	local name=$1 pattern

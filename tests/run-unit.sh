@@ -6,11 +6,12 @@ build=${CORRAL_BUILD:-$(pwd)/build}
 bin=$build/tests/unit
 [ -x "$bin" ] || { echo "unit: $bin not built (make $bin)"; exit 1; }
 
+log=$(mktemp /tmp/corral-unit.XXXXXX)
 # shellcheck source=SCRIPTDIR/lib/host-leaks.bash
 source "$(dirname "${BASH_SOURCE[0]}")/lib/host-leaks.bash"
+leaks_init
+trap 'rm -f "$log"; leaks_finish' EXIT
 leaks_snapshot
-log=$(mktemp /tmp/corral-unit.XXXXXX)
-trap 'rm -f "$log"' EXIT
 # Criterion's runner itself leaks 48 bytes when it runs tests in parallel (libcriterion 2.4.1);
 # a suppression for it would hide our leaks too (every test's stack passes through it), so
 # sanitized builds run one test at a time.

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1265,10 +1266,10 @@ static int enospc_child(void *arg)
 	bool via_writer = *(bool *)arg;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return 77;
-	char dir[] = "/tmp/corral-test-enospc-XXXXXX";
-	if (!mkdtemp(dir) || mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0)
+	_cleanup_free_ char *dir = cr_test_tmpdir("enospc");
+	if (mount("tmpfs", dir, "tmpfs", 0, "size=1m") < 0)
 		return 77;
-	char logdir[64], filler[64];
+	char logdir[PATH_MAX], filler[PATH_MAX];
 	snprintf(logdir, sizeof(logdir), "%s/log", dir);
 	snprintf(filler, sizeof(filler), "%s/filler", dir);
 	struct cr_log_options o;
@@ -1346,7 +1347,7 @@ Test(log_faults, disk_full_through_the_writer_thread, .timeout = 60)
  * written. */
 static int punch_unused_blocks(const char *logdir, const char *backing)
 {
-	char path[128];
+	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/00000001.seg", logdir);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
 	_cleanup_close_ int bfd = open(backing, O_RDWR | O_CLOEXEC);
@@ -1385,10 +1386,10 @@ static int sync_error_child(void *arg)
 	bool via_writer = *(bool *)arg;
 	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return 77;
-	char top[] = "/tmp/corral-test-eio-XXXXXX";
-	if (!mkdtemp(top))
-		return 77;
-	char back[64], mnt[64], disk[80], filler[80], logdir[80], dev[32];
+	_cleanup_free_ char *top = cr_test_tmpdir("eio");
+	/* (top is a temporary directory's path: short, whatever TMPDIR is) */
+	char back[PATH_MAX / 2], mnt[PATH_MAX / 2], disk[PATH_MAX], filler[PATH_MAX],
+		logdir[PATH_MAX], dev[32];
 	snprintf(back, sizeof(back), "%s/back", top);
 	snprintf(mnt, sizeof(mnt), "%s/mnt", top);
 	snprintf(disk, sizeof(disk), "%s/disk", back);

@@ -12,7 +12,7 @@ source "$(dirname "$0")/lib/common.bash"
 [ -e /proc/self/ns/user ] || skip "no user namespaces"
 mount=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 [ -n "$mount" ] || skip "no cgroup2 mount"
-cg=$mount/corral-test-itest-$$
+cg=$mount/corral-test-${CORRAL_TEST_RUN:-0}-itest-$$
 mkdir "$cg"
 state=$TMP/state
 mkdir "$state"

@@ -1,20 +1,52 @@
 # tests/lib/host-leaks.bash: what a test run may leave on the host, checked by the runners.
-# Sourced. leaks_snapshot records what is there before the tests; leaks_check TAG reports (as
-# "TAG: leaked ...") and removes what appeared since: cgroups of the tests and benchmarks (and
-# the default corral subtree), cr- network interfaces, loop devices, mounts whose mount point
-# names corral, processes of corral and of the baselines it runs, and temporary directories.
-# leaks_check returns 1 when anything leaked. Only what is new counts: another run's leftovers
-# on a shared machine are not ours to judge.
+# Sourced. Several runs may share a machine, so a run judges only what it can tell is its own:
+#
+#   leaks_init      gives the run a tag (CORRAL_TEST_RUN, exported; tests put it in the names
+#                   of their cgroups, and every process they start inherits it) and a private
+#                   TMPDIR (exported; the tests' temporary files go there);
+#   leaks_snapshot  records what is there before a test (or the whole run);
+#   leaks_check TAG reports as "TAG: leaked ..." what appeared since and returns 1 if anything
+#                   did. The run's own leftovers are removed: cgroups with its tag, processes
+#                   of corral (corral-init, corrald, corral, corral-fake-api) or of the
+#                   baselines (bwrap, crun) that carry its tag in their environment, files in
+#                   its TMPDIR. What it cannot attribute (a new corral, corral-probe-* or
+#                   corral-bench-* cgroup, cr- interface, loop device, mount naming corral) is
+#                   reported only: it may be another run's, in use;
+#   leaks_finish    removes the private TMPDIR.
+
+leaks_init() {
+	export CORRAL_TEST_RUN=${CORRAL_TEST_RUN:-$$$RANDOM}
+	# short: sandboxes under it need room for a control socket path (108 bytes)
+	leaks_tmp=$(mktemp -d /tmp/crr.XXXXXX)
+	chmod 0755 "$leaks_tmp" # (tests that drop to another uid reach their directories below)
+	export TMPDIR=$leaks_tmp
+}
+
+leaks_finish() {
+	[ -n "${leaks_tmp:-}" ] && rm -rf "$leaks_tmp"
+	return 0
+}
 
 leaks__cgroup2() {
 	awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo
 }
 
+# The run's own groups.
 leaks__cgroups() {
 	local m
 	m=$(leaks__cgroup2)
 	[ -n "$m" ] || return 0
-	ls -d "$m"/corral "$m"/corral-test-* "$m"/corral-probe-* "$m"/corral-bench-* 2>/dev/null
+	ls -d "$m/corral-test-$CORRAL_TEST_RUN-"* 2>/dev/null
+	return 0
+}
+
+# Groups of corral's that no run's tag names.
+leaks__other_cgroups() {
+	local m
+	m=$(leaks__cgroup2)
+	[ -n "$m" ] || return 0
+	ls -d "$m"/corral "$m"/corral-probe-* "$m"/corral-bench-* 2>/dev/null
+	return 0
 }
 
 leaks__veths() {
@@ -33,24 +65,33 @@ leaks__mounts() {
 	awk '$5 ~ /corral/ { print $5 }' /proc/self/mountinfo
 }
 
+# pid and name of the run's processes of corral and the baselines. Zombies are not counted:
+# bwrap's inner process, orphaned when the outer one exits, is reaped by the host's init a
+# moment later.
 leaks__procs() {
-	# pid and name; the runner's own shells are bash and never match. Zombies are not counted:
-	# bwrap's inner process, orphaned when the outer one exits, is reaped by the host's init a
-	# moment later.
+	local pid name
 	ps -eo pid=,stat=,comm= |
-		awk '$2 !~ /^Z/ && $3 ~ /^(corral-init|corrald|corral|corral-fake-api|bwrap|crun)$/ { print $1 " " $3 }'
+		awk '$2 !~ /^Z/ && $3 ~ /^(corral-init|corrald|corral|corral-fake-api|bwrap|crun)$/ {
+			print $1, $3 }' |
+		while read -r pid name; do
+			tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null |
+				grep -qx "CORRAL_TEST_RUN=$CORRAL_TEST_RUN" && echo "$pid $name"
+		done
+	return 0
 }
 
 leaks__tmp() {
 	local d
-	for d in /tmp/corral-test-* /tmp/corral-itest-*; do
-		[ -e "$d" ] && [[ $d != /tmp/corral-itest-log.* ]] && echo "$d"
+	[ -n "${leaks_tmp:-}" ] || return 0
+	for d in "$leaks_tmp"/* "$leaks_tmp"/.[!.]*; do
+		[ -e "$d" ] && echo "$d"
 	done
 	return 0
 }
 
 leaks_snapshot() {
 	leaks_before_cgroups=$(leaks__cgroups)
+	leaks_before_other=$(leaks__other_cgroups)
 	leaks_before_veths=$(leaks__veths)
 	leaks_before_loops=$(leaks__loops)
 	leaks_before_mounts=$(leaks__mounts)
@@ -78,21 +119,6 @@ leaks_check() {
 		done
 		rc=1
 	done
-	for x in $(leaks__new "$leaks_before_veths" "$(leaks__veths)"); do
-		echo "$tag: leaked network interface $x"
-		command -v ip >/dev/null && ip link delete "$x"
-		rc=1
-	done
-	for x in $(leaks__new "$leaks_before_loops" "$(leaks__loops)"); do
-		echo "$tag: leaked loop device $x"
-		losetup -d "$x"
-		rc=1
-	done
-	for x in $(leaks__new "$leaks_before_mounts" "$(leaks__mounts)"); do
-		echo "$tag: leaked mount $x"
-		umount -l "$x"
-		rc=1
-	done
 	while IFS= read -r x; do
 		[ -n "$x" ] || continue
 		echo "$tag: leaked process ${x#* } (pid ${x%% *})"
@@ -102,6 +128,23 @@ leaks_check() {
 	for x in $(leaks__new "$leaks_before_tmp" "$(leaks__tmp)"); do
 		echo "$tag: leaked temporary file $x"
 		rm -rf "$x"
+		rc=1
+	done
+	# not attributable: reported, left alone
+	for x in $(leaks__new "$leaks_before_other" "$(leaks__other_cgroups)"); do
+		echo "$tag: leaked cgroup $x (or another run's: not removed)"
+		rc=1
+	done
+	for x in $(leaks__new "$leaks_before_veths" "$(leaks__veths)"); do
+		echo "$tag: leaked network interface $x (or another run's: not removed)"
+		rc=1
+	done
+	for x in $(leaks__new "$leaks_before_loops" "$(leaks__loops)"); do
+		echo "$tag: leaked loop device $x (or another run's: not detached)"
+		rc=1
+	done
+	for x in $(leaks__new "$leaks_before_mounts" "$(leaks__mounts)"); do
+		echo "$tag: leaked mount $x (or another run's: not unmounted)"
 		rc=1
 	done
 	return $rc
