@@ -242,31 +242,28 @@ static bool override_knobs(struct knobs *k, const char *header, struct check *c)
 	};
 	const char *key;
 	json_t *v;
+	bool ok = true;
 	json_object_foreach (o, key, v) {
-		if (!json_is_integer(v)) {
-			json_decref(o);
-			return bad(c, "x-fake-api: %s must be an integer", key);
-		}
-		if (strcmp(key, "fail_status") == 0) {
-			if (json_integer_value(v) < 400 || json_integer_value(v) > 599) {
-				json_decref(o);
-				return bad(c, "x-fake-api: fail_status must be from 400 to 599");
-			}
-			k->fail_status = (int)json_integer_value(v);
-			continue;
-		}
 		size_t i;
 		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (strcmp(key, fields[i].name) == 0)
 				break;
-		if (i == sizeof(fields) / sizeof(fields[0])) {
-			json_decref(o);
-			return bad(c, "x-fake-api: unknown knob \"%s\"", key);
-		}
-		*(int64_t *)((char *)k + fields[i].off) = json_integer_value(v);
+		bool status = strcmp(key, "fail_status") == 0;
+		if (!status && i == sizeof(fields) / sizeof(fields[0]))
+			ok = bad(c, "x-fake-api: unknown knob \"%s\"", key);
+		else if (!json_is_integer(v))
+			ok = bad(c, "x-fake-api: %s must be an integer", key);
+		else if (status && (json_integer_value(v) < 400 || json_integer_value(v) > 599))
+			ok = bad(c, "x-fake-api: fail_status must be from 400 to 599");
+		else if (status)
+			k->fail_status = (int)json_integer_value(v);
+		else
+			*(int64_t *)((char *)k + fields[i].off) = json_integer_value(v);
+		if (!ok)
+			break; /* (the message is written while key is still o's) */
 	}
 	json_decref(o);
-	return true;
+	return ok;
 }
 
 /* --- the reply ----------------------------------------------------------------------------- */

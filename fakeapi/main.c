@@ -245,7 +245,14 @@ int main(int argc, char **argv)
 			continue;
 		}
 		ca->fd = fd;
-		if (pthread_create(&t, &attr, serve, ca) != 0) {
+		/* EAGAIN: threads that are ending still count; wait for them a little */
+		int e = EAGAIN;
+		for (int tries = 0; e == EAGAIN && tries < 200; tries++)
+			if ((e = pthread_create(&t, &attr, serve, ca)) == EAGAIN)
+				usleep(5000);
+		if (e != 0) {
+			fprintf(stderr, "corral-fake-api: a thread for a connection: %s\n",
+				strerror(e));
 			close(fd);
 			free(ca);
 		}

@@ -84,7 +84,13 @@ expect_match '"type":"not_found_error"' "$OUT" "unknown path: not_found_error"
 run curl -sS -i "$base/v1/messages" -H 'x-api-key: secret'
 expect_match '^HTTP/1.1 405' "$OUT" "GET: 405"
 post /v1/messages "$body" -H 'x-api-key: secret' -H 'x-fake-api: {"no_such_knob": 1}'
-expect_match 'unknown knob' "$OUT" "an unknown knob is refused"
+expect_match 'unknown knob \\"no_such_knob\\"' "$OUT" "an unknown knob is refused, named"
+post /v1/messages "$body" -H 'x-api-key: secret' -H 'x-fake-api: {"token_rate": "fast"}'
+expect_match 'token_rate must be an integer' "$OUT" "a knob that is not an integer is refused"
+post /v1/messages "$body" -H 'x-api-key: secret' -H 'x-fake-api: {"fail_status": 200}'
+expect_match 'fail_status must be from 400 to 599' "$OUT" "fail_status out of range is refused"
+post /v1/messages "$body" -H 'x-api-key: secret' -H 'x-fake-api: [1'
+expect_match 'x-fake-api: not a JSON object' "$OUT" "a knob header that is not JSON is refused"
 
 # SSE framing: event line, data line, blank line; a ping after the first block's start
 stream_body='{"model":"m","stream":true,"max_tokens":100,"messages":[{"role":"user","content":"What is in the workspace?"}]}'
@@ -114,3 +120,11 @@ sdk_msg=$(jq -S 'del(.parsed_output)' <<<"$OUT")
 }
 [ "$(jq -r '.content | map(.type) | join(",")' <<<"$c_msg")" = thinking,text,tool_use ] ||
 	fail "the compared message lacks a block type: $c_msg"
+
+# the server itself: still serving, and no sanitizer report (in the ASan build)
+post /v1/messages "$body" -H 'x-api-key: secret'
+expect_match '^HTTP/1.1 200' "$OUT" "the server still serves after all of the above"
+if grep -Eq 'ERROR: [A-Za-z]+Sanitizer|runtime error: ' "$TMP/fake.err"; then
+	cat "$TMP/fake.err" >&2
+	fail "corral-fake-api: sanitizer report"
+fi
