@@ -108,6 +108,17 @@ leaks__new() {
 	done <<<"$2"
 }
 
+# leaks__report TAG WHAT UNDONE BEFORE NOW: reports what is in NOW and not in BEFORE, leaving
+# it alone (it may be another run's); returns 1 if anything is.
+leaks__report() {
+	local x rc=0
+	for x in $(leaks__new "$4" "$5"); do
+		echo "$1: leaked $2 $x (or another run's: not $3)"
+		rc=1
+	done
+	return $rc
+}
+
 leaks_check() {
 	local tag=$1 rc=0 x
 	for x in $(leaks__new "$leaks_before_cgroups" "$(leaks__cgroups)"); do
@@ -131,21 +142,10 @@ leaks_check() {
 		rc=1
 	done
 	# not attributable: reported, left alone
-	for x in $(leaks__new "$leaks_before_other" "$(leaks__other_cgroups)"); do
-		echo "$tag: leaked cgroup $x (or another run's: not removed)"
+	leaks__report "$tag" "cgroup" "removed" "$leaks_before_other" "$(leaks__other_cgroups)" || rc=1
+	leaks__report "$tag" "network interface" "removed" "$leaks_before_veths" "$(leaks__veths)" ||
 		rc=1
-	done
-	for x in $(leaks__new "$leaks_before_veths" "$(leaks__veths)"); do
-		echo "$tag: leaked network interface $x (or another run's: not removed)"
-		rc=1
-	done
-	for x in $(leaks__new "$leaks_before_loops" "$(leaks__loops)"); do
-		echo "$tag: leaked loop device $x (or another run's: not detached)"
-		rc=1
-	done
-	for x in $(leaks__new "$leaks_before_mounts" "$(leaks__mounts)"); do
-		echo "$tag: leaked mount $x (or another run's: not unmounted)"
-		rc=1
-	done
+	leaks__report "$tag" "loop device" "detached" "$leaks_before_loops" "$(leaks__loops)" || rc=1
+	leaks__report "$tag" "mount" "unmounted" "$leaks_before_mounts" "$(leaks__mounts)" || rc=1
 	return $rc
 }
