@@ -44,6 +44,10 @@ void cr_bench_sort(uint64_t *v, size_t n);
  * exceed. */
 uint64_t cr_bench_rank(const uint64_t *sorted, size_t n, unsigned pct);
 
+/* That dir (an option's value) names an existing directory: -EINVAL for none, else the errno
+ * of stat, or -ENOTDIR. */
+int cr_bench_check_dir(const char *dir, struct cr_error *err);
+
 /* A fresh directory parent/<template> (template ends in XXXXXX), removed on every way out. */
 struct cr_bench_workdir {
 	const char *name; /* the benchmark's, for the warning of cr_bench_workdir_cleanup */

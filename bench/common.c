@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "bench-internal.h"
@@ -91,6 +92,18 @@ uint64_t cr_bench_rank(const uint64_t *sorted, size_t n, unsigned pct)
 }
 
 /* --- the work directory -------------------------------------------------------------------- */
+
+int cr_bench_check_dir(const char *dir, struct cr_error *err)
+{
+	struct stat st;
+	if (!dir)
+		return cr_error_set(err, EINVAL, "no directory");
+	if (stat(dir, &st) < 0)
+		return cr_error_errno(err, errno, "%s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return cr_error_set(err, ENOTDIR, "%s: not a directory", dir);
+	return 0;
+}
 
 int cr_bench_workdir_make(struct cr_bench_workdir *w, const char *parent, const char *template,
 			  struct cr_error *err)

@@ -1208,6 +1208,32 @@ static int ensure_space(const char *dir, uint64_t need, struct cr_error *err)
 	return 0;
 }
 
+/* A run of appenders' figures under prefix: <prefix>appends, _per_s, ack_p50/p99/max_us, syncs,
+ * events_per_sync, batch_write_sync_mean_us. Nonzero when one could not be added. */
+static int put_appenders(json_t *o, const char *prefix, const struct log_result *r)
+{
+	const struct {
+		const char *name;
+		json_t *v;
+	} kv[] = {
+		{ "appends", json_integer((json_int_t)r->run.appends) },
+		{ "appends_per_s", json_real(r->run.per_s) },
+		{ "ack_p50_us", json_real(r->run.lat.p50_us) },
+		{ "ack_p99_us", json_real(r->run.lat.p99_us) },
+		{ "ack_max_us", json_real(r->run.lat.max_us) },
+		{ "syncs", json_integer((json_int_t)r->syncs) },
+		{ "events_per_sync", json_real(r->events_per_sync) },
+		{ "batch_write_sync_mean_us", json_real(r->write_sync_mean_us) },
+	};
+	int bad = 0;
+	for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++) {
+		char key[96];
+		snprintf(key, sizeof(key), "%s%s", prefix, kv[i].name);
+		bad |= cr_bench_put(o, key, kv[i].v);
+	}
+	return bad;
+}
+
 struct figures {
 	struct plain_result plain, plain_over; /* appending (the issue's); over zeros */
 	struct log_result async, many, one;
@@ -1244,27 +1270,12 @@ static json_t *figures_json(const struct cr_bench_log_opts *opts, const char *fs
 	bad |= cr_bench_put(o, "event_bytes", json_integer(EVENT_SIZE));
 
 	/* the log's acknowledgement: asynchronous appenders (see bench_log_async) */
-	bad |= cr_bench_put(o, "appends", json_integer((json_int_t)f->async.run.appends));
+	bad |= put_appenders(o, "", &f->async);
 	bad |= cr_bench_put(o, "appends_seconds", json_real(f->async.run.seconds));
-	bad |= cr_bench_put(o, "appends_per_s", json_real(f->async.run.per_s));
-	bad |= cr_bench_put(o, "ack_p50_us", json_real(f->async.run.lat.p50_us));
-	bad |= cr_bench_put(o, "ack_p99_us", json_real(f->async.run.lat.p99_us));
-	bad |= cr_bench_put(o, "ack_max_us", json_real(f->async.run.lat.max_us));
-	bad |= cr_bench_put(o, "syncs", json_integer((json_int_t)f->async.syncs));
-	bad |= cr_bench_put(o, "events_per_sync", json_real(f->async.events_per_sync));
-	bad |= cr_bench_put(o, "batch_write_sync_mean_us", json_real(f->async.write_sync_mean_us));
 	bad |= cr_bench_put(o, "stats_appends", json_integer((json_int_t)f->async.stats_appends));
 	/* the same with one thread per appender, blocking in cr_log_append: thread wake-ups and
 	 * scheduling included */
-	bad |= cr_bench_put(o, "threads_appends", json_integer((json_int_t)f->many.run.appends));
-	bad |= cr_bench_put(o, "threads_appends_per_s", json_real(f->many.run.per_s));
-	bad |= cr_bench_put(o, "threads_ack_p50_us", json_real(f->many.run.lat.p50_us));
-	bad |= cr_bench_put(o, "threads_ack_p99_us", json_real(f->many.run.lat.p99_us));
-	bad |= cr_bench_put(o, "threads_ack_max_us", json_real(f->many.run.lat.max_us));
-	bad |= cr_bench_put(o, "threads_syncs", json_integer((json_int_t)f->many.syncs));
-	bad |= cr_bench_put(o, "threads_events_per_sync", json_real(f->many.events_per_sync));
-	bad |= cr_bench_put(o, "threads_batch_write_sync_mean_us",
-			    json_real(f->many.write_sync_mean_us));
+	bad |= put_appenders(o, "threads_", &f->many);
 
 	bad |= cr_bench_put(o, "single_appender_appends",
 			    json_integer((json_int_t)f->one.run.appends));
@@ -1372,7 +1383,6 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	_cleanup_(log_closep) struct cr_log *one = NULL;
 	_cleanup_(log_closep) struct cr_log *async = NULL;
 	_cleanup_(log_closep) struct cr_log *many = NULL;
-	struct stat st;
 	int r;
 
 	if (opts->appenders < 1 || opts->appenders > CR_BENCH_LOG_APPENDERS_MAX)
@@ -1381,12 +1391,8 @@ int cr_bench_log(const struct cr_bench_log_opts *opts, json_t **ret, struct cr_e
 	if (!(opts->seconds > 0 && opts->seconds <= CR_BENCH_LOG_SECONDS_MAX))
 		return cr_error_set(err, EINVAL, "seconds: %g is not more than 0 and at most %g",
 				    opts->seconds, CR_BENCH_LOG_SECONDS_MAX);
-	if (!opts->dir)
-		return cr_error_set(err, EINVAL, "no directory");
-	if (stat(opts->dir, &st) < 0)
-		return cr_error_errno(err, errno, "%s", opts->dir);
-	if (!S_ISDIR(st.st_mode))
-		return cr_error_set(err, ENOTDIR, "%s: not a directory", opts->dir);
+	if ((r = cr_bench_check_dir(opts->dir, err)) < 0)
+		return r;
 	if (!payload)
 		return cr_error_set(err, ENOMEM, "no memory for a payload");
 

@@ -21,7 +21,6 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -956,12 +955,9 @@ static int check_opts(const struct cr_bench_sandbox_opts *opts, struct cr_error 
 	if (opts->iterations < 1 || opts->iterations > CR_BENCH_SANDBOX_ITERATIONS_MAX)
 		return cr_error_set(err, EINVAL, "iterations: %u is not 1 to %u", opts->iterations,
 				    CR_BENCH_SANDBOX_ITERATIONS_MAX);
-	if (!opts->dir)
-		return cr_error_set(err, EINVAL, "no directory");
-	if (stat(opts->dir, &st) < 0)
-		return cr_error_errno(err, errno, "%s", opts->dir);
-	if (!S_ISDIR(st.st_mode))
-		return cr_error_set(err, ENOTDIR, "%s: not a directory", opts->dir);
+	int r = cr_bench_check_dir(opts->dir, err);
+	if (r < 0)
+		return r;
 	if (!opts->init_path)
 		return cr_error_set(err, EINVAL, "no corral-init");
 	if (stat(opts->init_path, &st) < 0)

@@ -154,18 +154,27 @@ unsigned cr_hands_provisioned(const struct cr_hands *h)
 _Static_assert(CR_LOG_SANDBOX_ID_MAX >= CR_SANDBOX_ID_MAX,
 	       "the catalog's sandbox rows must hold sandbox ids");
 
-/* The catalog's row for sandbox sb of the hands (the sandbox manager's mapping of address to
- * sandbox to session). A mirror: a failure here is repaired by the next cr_hands_sweep. */
+/* The catalog's row of sandbox sb (id), serving session: the sandbox manager's mapping of
+ * egress address to sandbox to session. */
+static void catalog_row(const char *id, const char *session, const struct cr_sandbox *sb,
+			struct cr_log_sandbox *ret)
+{
+	*ret = (struct cr_log_sandbox){ 0 };
+	snprintf(ret->id, sizeof(ret->id), "%s", id);
+	snprintf(ret->session, sizeof(ret->session), "%s", session);
+	const struct cr_veth *v = cr_sandbox_veth(sb);
+	if (v)
+		inet_ntop(AF_INET, &v->sandbox_addr, ret->address, sizeof(ret->address));
+}
+
+/* Notes sandbox sb of the hands in the catalog. A mirror: a failure here is repaired by the
+ * next cr_hands_sweep. */
 static void catalog_note(struct cr_hands *h, const struct cr_sandbox *sb)
 {
 	if (!h->cfg.log || !sb)
 		return;
-	struct cr_log_sandbox row = { 0 };
-	snprintf(row.id, sizeof(row.id), "%s", cr_sandbox_id(sb));
-	snprintf(row.session, sizeof(row.session), "%s", h->session);
-	const struct cr_veth *v = cr_sandbox_veth(sb);
-	if (v)
-		inet_ntop(AF_INET, &v->sandbox_addr, row.address, sizeof(row.address));
+	struct cr_log_sandbox row;
+	catalog_row(cr_sandbox_id(sb), h->session, sb, &row);
 	cr_log_sandbox_note(h->cfg.log, &row, NULL);
 }
 
@@ -470,13 +479,7 @@ static int add_row(struct cr_log_sandbox **rows, size_t *n, const char *id, cons
 	if (!v)
 		return cr_error_errno(err, ENOMEM, "hands sweep");
 	*rows = v;
-	struct cr_log_sandbox *row = &v[(*n)++];
-	*row = (struct cr_log_sandbox){ 0 };
-	snprintf(row->id, sizeof(row->id), "%s", id);
-	snprintf(row->session, sizeof(row->session), "%s", session);
-	const struct cr_veth *veth = cr_sandbox_veth(sb);
-	if (veth)
-		inet_ntop(AF_INET, &veth->sandbox_addr, row->address, sizeof(row->address));
+	catalog_row(id, session, sb, &v[(*n)++]);
 	return 0;
 }
 

@@ -740,8 +740,8 @@ static void stack_put(void *s)
 }
 #endif
 
-/* Starts the child in child_main: its pid, or -errno. */
-static long start_child(struct clone_args *ca, struct child *c, void **ret_stack)
+/* clone3s the child into child_main: its pid, or -errno. */
+static long clone_child(struct clone_args *ca, struct child *c, void **ret_stack)
 {
 	*ret_stack = NULL;
 #ifdef CHILD_SHARES_VM
@@ -751,29 +751,30 @@ static long start_child(struct clone_args *ca, struct child *c, void **ret_stack
 	ca->flags |= CLONE_VM;
 	ca->stack = (uint64_t)(uintptr_t)stack;
 	ca->stack_size = CHILD_STACK;
-	/* all blocked in the child until it has reset what it inherited (reset_signals) */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	long pid = clone3_on_stack(ca, child_main, c);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (pid < 0) {
+	if (pid < 0)
 		stack_put(stack);
-		return pid;
-	}
-	*ret_stack = stack;
+	else
+		*ret_stack = stack;
 	return pid;
 #else
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
 	long pid = syscall(SYS_clone3, ca, sizeof(*ca));
 	if (pid == 0)
 		child_main(c);
-	int e = errno;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return pid < 0 ? -e : pid;
+	return pid < 0 ? -errno : pid;
 #endif
+}
+
+/* Starts the child with every signal blocked: it resets what it inherited before it unblocks
+ * them (reset_signals), so no handler of ours ever runs in it. */
+static long start_child(struct clone_args *ca, struct child *c, void **ret_stack)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	long pid = clone_child(ca, c, ret_stack);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return pid;
 }
 
 static void stack_done(void *stack)

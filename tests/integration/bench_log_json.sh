@@ -25,7 +25,10 @@ jq -e . <<<"$json" >/dev/null || fail "output is not valid JSON: $json"
 keys=(appenders appends_per_s ack_p50_us ack_p99_us syncs events_per_sync fdatasync_p50_us
 	single_appender_p50_us write_fdatasync_p50_us sqlite_appends_per_s replay_10k_ms
 	recovery_mb_per_s overwrite_fdatasync_p50_us overwrite_write_fdatasync_p50_us
-	ack_p99_vs_overwrite_fdatasync_p50 single_p50_vs_overwrite_write_fdatasync_p50)
+	ack_p99_vs_overwrite_fdatasync_p50 single_p50_vs_overwrite_write_fdatasync_p50
+	appends ack_max_us batch_write_sync_mean_us threads_appends threads_appends_per_s
+	threads_ack_p50_us threads_ack_p99_us threads_ack_max_us threads_syncs
+	threads_events_per_sync threads_batch_write_sync_mean_us)
 for k in "${keys[@]}"; do
 	jq -e --arg k "$k" '.[$k] | type == "number" and . > 0' <<<"$json" >/dev/null ||
 		fail ".$k is $(jq -c --arg k "$k" '.[$k]' <<<"$json"), want a positive number"
