@@ -193,7 +193,7 @@ $(O)/corrald: $(CORRALD_OBJS) $(O)/libcorral.a
 
 $(O)/corral-fake-api: $(FAKEAPI_OBJS)
 	$(msg) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lpthread
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -ljansson -lm -lpthread
 
 $(O)/corral-init: $(INIT_OBJS) $(O)/corral-init.list
 	$(msg) LD $@

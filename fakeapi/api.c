@@ -1,8 +1,10 @@
 /* fakeapi/api: the Messages API's answers. Checks a request as the real API does (authentication,
  * required fields, roles, tool results that answer the previous message's tool calls), picks a
  * reply (a scenario's turn or rule, or an echo), and sends it whole or as the server-sent events
- * the real API sends, with the knobs' latency, rate and injected failures. */
+ * the real API sends, with the knobs' latency, rate, timestamps and injected failures (errors,
+ * a proxy's HTML page, cut connections). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +42,73 @@ static void sleep_ms(int64_t ms)
 		;
 }
 
+static void sleep_ns(int64_t ns)
+{
+	if (ns <= 0)
+		return;
+	struct timespec t = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+	while (nanosleep(&t, &t) < 0 && errno == EINTR)
+		;
+}
+
+static int64_t monotonic_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* --- drawing latencies --------------------------------------------------------------------- */
+
+/* A generator per thread (splitmix64), seeded from getrandom: connections draw without a lock. */
+static __thread uint64_t rng_state;
+static __thread bool rng_seeded;
+
+/* Uniform in [0, 1). */
+static double uniform(void)
+{
+	if (!rng_seeded) {
+		if (getrandom(&rng_state, sizeof(rng_state), 0) != (ssize_t)sizeof(rng_state))
+			rng_state = (uint64_t)monotonic_ns() ^ (uint64_t)(uintptr_t)&rng_state;
+		rng_seeded = true;
+	}
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	z ^= z >> 31;
+	return (double)(z >> 11) * 0x1p-53;
+}
+
+/* A standard normal draw (Marsaglia's polar form of Box-Muller). */
+static double normal(void)
+{
+	double u, v, q;
+	do {
+		u = 2 * uniform() - 1;
+		v = 2 * uniform() - 1;
+		q = u * u + v * v;
+	} while (q >= 1 || q == 0);
+	return u * sqrt(-2 * log(q) / q);
+}
+
+/* The wait before the first token: first_token_ms, or when first_token_p99_ms is above it, a
+ * draw from the log-normal distribution with that median and 99th percentile (sigma =
+ * ln(p99 / median) / z(0.99)), at most 10 times the p99. */
+static void first_token_wait(const struct knobs *k)
+{
+	int64_t median = k->first_token_ms, p99 = k->first_token_p99_ms;
+	if (median <= 0 || p99 <= median) {
+		sleep_ms(median);
+		return;
+	}
+	double ratio = (double)p99 / (double)median;
+	double x = log(ratio) / 2.3263478740408408 * normal();
+	if (x >= log(10 * ratio)) /* (compared as logarithms: e^x may be huge) */
+		sleep_ms(10 * p99);
+	else
+		sleep_ns((int64_t)((double)median * 1e6 * exp(x)));
+}
+
 /* --- errors -------------------------------------------------------------------------------- */
 
 static const char *error_type(int status)
@@ -64,9 +133,25 @@ static const char *error_type(int status)
 	}
 }
 
-/* {"type":"error","error":{...},"request_id":...} with a request-id header (and extra). */
-static bool send_error(int fd, int status, const char *type, const char *message,
-		       const char *request_id, const char *extra, bool keep_alive)
+/* A whole response, or with truncate_after (k may be NULL: none) only the head and the start
+ * of its body, and then the connection is shut down. False when it was cut or could not be
+ * written: the connection must be closed. */
+static bool respond(int fd, const struct knobs *k, int status, const char *content_type,
+		    const char *headers, const char *body, size_t len, bool keep_alive)
+{
+	if (!k || k->truncate_after < 0)
+		return http_respond(fd, status, content_type, headers, body, len, keep_alive);
+	size_t cut = (uint64_t)k->truncate_after < len ? (size_t)k->truncate_after : len;
+	http_respond_cut(fd, status, content_type, headers, body, len, cut, keep_alive);
+	shutdown(fd, SHUT_RDWR);
+	return false;
+}
+
+/* {"type":"error","error":{...},"request_id":...} with a request-id header (and extra); k as in
+ * respond(). */
+static bool send_error(int fd, const struct knobs *k, int status, const char *type,
+		       const char *message, const char *request_id, const char *extra,
+		       bool keep_alive)
 {
 	json_t *o = json_pack("{s:s, s:{s:s, s:s}, s:s}", "type", "error", "error", "type", type,
 			      "message", message, "request_id", request_id);
@@ -74,17 +159,33 @@ static bool send_error(int fd, int status, const char *type, const char *message
 	json_decref(o);
 	char headers[512];
 	snprintf(headers, sizeof(headers), "request-id: %s\r\n%s", request_id, extra ? extra : "");
-	bool ok = body && http_respond(fd, status, "application/json", headers, body, strlen(body),
-				       keep_alive);
+	bool ok = body && respond(fd, k, status, "application/json", headers, body, strlen(body),
+				  keep_alive);
 	free(body);
 	return ok;
+}
+
+/* What a reverse proxy in front of the API answers when it fails: its own HTML page, without
+ * the API's request-id. */
+static bool send_html(int fd, const struct knobs *k, int status, const char *extra, bool keep_alive)
+{
+	char body[512];
+	const char *reason = http_reason(status);
+	int n = snprintf(body, sizeof(body),
+			 "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+			 "<center><h1>%d %s</h1></center>\r\n<hr><center>nginx</center>\r\n"
+			 "</body>\r\n</html>\r\n",
+			 status, reason, status, reason);
+	char headers[256];
+	snprintf(headers, sizeof(headers), "Server: nginx\r\n%s", extra);
+	return respond(fd, k, status, "text/html", headers, body, (size_t)n, keep_alive);
 }
 
 void api_respond_error(int fd, int status, const char *type, const char *message)
 {
 	char rid[40];
 	random_id("req_", rid, sizeof(rid));
-	send_error(fd, status, type, message, rid, NULL, false);
+	send_error(fd, NULL, status, type, message, rid, NULL, false);
 }
 
 /* --- checking a request -------------------------------------------------------------------- */
@@ -226,20 +327,28 @@ static bool override_knobs(struct knobs *k, const char *header, struct check *c)
 		json_decref(o);
 		return bad(c, "x-fake-api: not a JSON object (%s)", je.text);
 	}
+#define KNOB(name) #name, offsetof(struct knobs, name)
 	static const struct {
 		const char *name;
 		size_t off;
+		int64_t min, max;
 	} fields[] = {
-		{ "first_token_ms", offsetof(struct knobs, first_token_ms) },
-		{ "token_rate", offsetof(struct knobs, token_rate) },
-		{ "fail_attempts", offsetof(struct knobs, fail_attempts) },
-		{ "retry_after_s", offsetof(struct knobs, retry_after_s) },
-		{ "retry_after_ms", offsetof(struct knobs, retry_after_ms) },
-		{ "error_after", offsetof(struct knobs, error_after) },
-		{ "drop_after", offsetof(struct knobs, drop_after) },
-		{ "stall_after", offsetof(struct knobs, stall_after) },
-		{ "stall_ms", offsetof(struct knobs, stall_ms) },
+		{ KNOB(first_token_ms), INT64_MIN, INT64_MAX },
+		{ KNOB(first_token_p99_ms), 0, 3600000 },
+		{ KNOB(token_rate), INT64_MIN, INT64_MAX },
+		{ KNOB(stamp), 0, 1 },
+		{ KNOB(html_status), 400, 599 },
+		{ KNOB(fail_status), 400, 599 },
+		{ KNOB(fail_attempts), INT64_MIN, INT64_MAX },
+		{ KNOB(retry_after_s), INT64_MIN, INT64_MAX },
+		{ KNOB(retry_after_ms), INT64_MIN, INT64_MAX },
+		{ KNOB(error_after), INT64_MIN, INT64_MAX },
+		{ KNOB(drop_after), INT64_MIN, INT64_MAX },
+		{ KNOB(stall_after), INT64_MIN, INT64_MAX },
+		{ KNOB(stall_ms), INT64_MIN, INT64_MAX },
+		{ KNOB(truncate_after), 0, INT64_MAX },
 	};
+#undef KNOB
 	const char *key;
 	json_t *v;
 	bool ok = true;
@@ -248,21 +357,29 @@ static bool override_knobs(struct knobs *k, const char *header, struct check *c)
 		for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 			if (strcmp(key, fields[i].name) == 0)
 				break;
-		bool status = strcmp(key, "fail_status") == 0;
-		if (!status && i == sizeof(fields) / sizeof(fields[0]))
+		json_int_t n = json_integer_value(v);
+		if (i == sizeof(fields) / sizeof(fields[0]))
 			ok = bad(c, "x-fake-api: unknown knob \"%s\"", key);
 		else if (!json_is_integer(v))
 			ok = bad(c, "x-fake-api: %s must be an integer", key);
-		else if (status && (json_integer_value(v) < 400 || json_integer_value(v) > 599))
-			ok = bad(c, "x-fake-api: fail_status must be from 400 to 599");
-		else if (status)
-			k->fail_status = (int)json_integer_value(v);
+		else if ((n < fields[i].min || n > fields[i].max) && fields[i].max == INT64_MAX)
+			ok = bad(c, "x-fake-api: %s must be %lld or more", key,
+				 (long long)fields[i].min);
+		else if (n < fields[i].min || n > fields[i].max)
+			ok = bad(c, "x-fake-api: %s must be from %lld to %lld", key,
+				 (long long)fields[i].min, (long long)fields[i].max);
 		else
-			*(int64_t *)((char *)k + fields[i].off) = json_integer_value(v);
+			*(int64_t *)((char *)k + fields[i].off) = n;
 		if (!ok)
 			break; /* (the message is written while key is still o's) */
 	}
 	json_decref(o);
+	/* (the header's or the command line's: either may have set one of the two) */
+	if (ok && k->first_token_p99_ms && k->first_token_p99_ms <= k->first_token_ms)
+		ok = bad(c,
+			 "x-fake-api: first_token_p99_ms (%lld) must be greater than "
+			 "first_token_ms (%lld), or 0",
+			 (long long)k->first_token_p99_ms, (long long)k->first_token_ms);
 	return ok;
 }
 
@@ -394,18 +511,58 @@ struct stream {
 	int fd;
 	const struct knobs *k;
 	int64_t deltas; /* sent so far */
+	int64_t sent; /* bytes of the body (the events, not the chunks' framing) */
 	bool broken; /* the client went away, or the knobs ended the stream */
 	struct timespec next; /* when the next delta may go (token_rate) */
 };
+
+/* With truncate_after: the connection is shut down without the last chunk. */
+static void cut_stream(struct stream *s)
+{
+	shutdown(s->fd, SHUT_RDWR);
+	s->broken = true;
+}
+
+/* One event in one chunk, or as much of it as truncate_after leaves. */
+static bool send_frame(struct stream *s, const char *frame, size_t len)
+{
+	int64_t left = s->k->truncate_after - s->sent;
+	if (s->k->truncate_after >= 0 && (uint64_t)left < len) {
+		if (left > 0)
+			http_chunk_cut(s->fd, frame, len, (size_t)left);
+		cut_stream(s);
+		return false;
+	}
+	s->sent += (int64_t)len;
+	return http_chunk(s->fd, frame, len);
+}
+
+/* The last chunk; never sent with truncate_after, whose stream is cut instead. */
+static bool end_stream(struct stream *s)
+{
+	if (s->k->truncate_after >= 0) {
+		cut_stream(s);
+		return false;
+	}
+	return http_chunk(s->fd, NULL, 0);
+}
 
 static bool event(struct stream *s, const char *name, json_t *data)
 {
 	char *text = json_dumps(data, JSON_COMPACT);
 	json_decref(data);
-	char *frame = NULL;
-	int n = text ? asprintf(&frame, "event: %s\ndata: %s\n\n", name, text) : -1;
+	size_t len = text ? strlen(text) : 0, cap = strlen(name) + len + 96;
+	char *frame = text ? malloc(cap) : NULL;
+	int n = -1;
+	if (frame && s->k->stamp && strcmp(name, "content_block_delta") == 0 && len > 2)
+		/* the stamp is taken last, just before the write: a client's delivery latency is
+		 * measured from it. (data is an object, so its text ends with the brace.) */
+		n = snprintf(frame, cap, "event: %s\ndata: %.*s,\"fake_api_sent_ns\":%lld}\n\n",
+			     name, (int)len - 1, text, (long long)monotonic_ns());
+	else if (frame)
+		n = snprintf(frame, cap, "event: %s\ndata: %s\n\n", name, text);
 	free(text);
-	if (n < 0 || s->broken || !http_chunk(s->fd, frame, (size_t)n))
+	if (n < 0 || (size_t)n >= cap || s->broken || !send_frame(s, frame, (size_t)n))
 		s->broken = true;
 	free(frame);
 	return !s->broken;
@@ -416,7 +573,7 @@ static bool before_delta(struct stream *s)
 {
 	const struct knobs *k = s->k;
 	if (s->deltas == 0)
-		sleep_ms(k->first_token_ms);
+		first_token_wait(k);
 	if (k->stall_after >= 0 && s->deltas == k->stall_after)
 		sleep_ms(k->stall_ms > 0 ? k->stall_ms : 3600 * 1000);
 	if (k->drop_after >= 0 && s->deltas == k->drop_after) {
@@ -428,7 +585,8 @@ static bool before_delta(struct stream *s)
 		event(s, "error",
 		      json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
 				"overloaded_error", "message", "Overloaded"));
-		http_chunk(s->fd, NULL, 0);
+		if (!s->broken)
+			end_stream(s);
 		s->broken = true;
 		return false;
 	}
@@ -561,7 +719,7 @@ static bool stream_reply(int fd, const struct knobs *k, const char *request_id, 
 				"stop_reason", stop_reason(reply, blocks), "stop_sequence", "usage",
 				"output_tokens", (json_int_t)(s.deltas ? s.deltas : 1)));
 		event(&s, "message_stop", json_pack("{s:s}", "type", "message_stop"));
-		if (!s.broken && !http_chunk(fd, NULL, 0))
+		if (!s.broken && !end_stream(&s))
 			s.broken = true;
 	}
 	json_decref(blocks);
@@ -590,11 +748,11 @@ static bool whole_reply(int fd, const struct knobs *k, const char *request_id, j
 		"cache_read_input_tokens", 0, "output_tokens", (json_int_t)(out ?: 1));
 	char *text = m ? json_dumps(m, JSON_COMPACT) : NULL;
 	json_decref(m);
-	sleep_ms(k->first_token_ms);
+	first_token_wait(k);
 	char headers[256];
 	snprintf(headers, sizeof(headers), "request-id: %s\r\n", request_id);
-	bool ok = text && http_respond(fd, 200, "application/json", headers, text, strlen(text),
-				       keep_alive);
+	bool ok = text &&
+		  respond(fd, k, 200, "application/json", headers, text, strlen(text), keep_alive);
 	free(text);
 	return ok && keep_alive;
 }
@@ -626,29 +784,20 @@ bool api_handle(const struct api *api, int fd, const struct http_request *req)
 	bool count = strcmp(path, "/v1/messages/count_tokens") == 0;
 	if (api->verbose)
 		fprintf(stderr, "corral-fake-api: %s %s %s\n", req->method, req->path, rid);
-	if (!messages && !count)
-		return send_error(fd, 404, "not_found_error", "Not found", rid, NULL, keep) && keep;
-	if (strcmp(req->method, "POST") != 0)
-		return send_error(fd, 405, "invalid_request_error", "Method not allowed", rid,
-				  "Allow: POST\r\n", keep) &&
-		       keep;
-	if (!authorized(api, req))
-		return send_error(fd, 401, "authentication_error",
-				  http_header(req, "x-api-key") || http_header(req, "authorization")
-					  ? "invalid x-api-key"
-					  : "x-api-key header is required",
-				  rid, NULL, keep) &&
-		       keep;
 
+	/* The knobs first: html_status plays a proxy in front of the API, which answers before
+	 * the API sees the request. */
 	struct knobs k = api->knobs;
 	struct check c = { 0 };
 	const char *kh = http_header(req, "x-fake-api");
 	if (kh && !override_knobs(&k, kh, &c))
-		return send_error(fd, 400, "invalid_request_error", c.msg, rid, NULL, keep) && keep;
+		return send_error(fd, NULL, 400, "invalid_request_error", c.msg, rid, NULL, keep) &&
+		       keep;
 	const char *rc = http_header(req, "x-stainless-retry-count");
 	long retry = rc ? strtol(rc, NULL, 10) : 0;
-	if (k.fail_status && (k.fail_attempts < 0 || retry < k.fail_attempts)) {
-		char extra[128] = "";
+	bool fail = k.fail_attempts < 0 || retry < k.fail_attempts;
+	char extra[128] = "";
+	if (fail && (k.html_status || k.fail_status)) {
 		int n = 0;
 		if (k.retry_after_s >= 0)
 			n += snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
@@ -656,12 +805,31 @@ bool api_handle(const struct api *api, int fd, const struct http_request *req)
 		if (k.retry_after_ms >= 0)
 			snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after-ms: %lld\r\n",
 				 (long long)k.retry_after_ms);
-		const char *msg = k.fail_status == 529	 ? "Overloaded"
-				  : k.fail_status == 429 ? "Number of requests has exceeded your "
-							   "rate limit"
-							 : "Internal server error";
-		return send_error(fd, k.fail_status, error_type(k.fail_status), msg, rid, extra,
-				  keep) &&
+	}
+	if (fail && k.html_status)
+		return send_html(fd, &k, (int)k.html_status, extra, keep) && keep;
+
+	if (!messages && !count)
+		return send_error(fd, &k, 404, "not_found_error", "Not found", rid, NULL, keep) &&
+		       keep;
+	if (strcmp(req->method, "POST") != 0)
+		return send_error(fd, &k, 405, "invalid_request_error", "Method not allowed", rid,
+				  "Allow: POST\r\n", keep) &&
+		       keep;
+	if (!authorized(api, req))
+		return send_error(fd, &k, 401, "authentication_error",
+				  http_header(req, "x-api-key") || http_header(req, "authorization")
+					  ? "invalid x-api-key"
+					  : "x-api-key header is required",
+				  rid, NULL, keep) &&
+		       keep;
+	if (fail && k.fail_status) {
+		int status = (int)k.fail_status;
+		const char *msg = status == 529	  ? "Overloaded"
+				  : status == 429 ? "Number of requests has exceeded your "
+						    "rate limit"
+						  : "Internal server error";
+		return send_error(fd, &k, status, error_type(status), msg, rid, extra, keep) &&
 		       keep;
 	}
 
@@ -672,11 +840,13 @@ bool api_handle(const struct api *api, int fd, const struct http_request *req)
 		snprintf(msg, sizeof(msg), "There was an error parsing the body: %s",
 			 body ? "the body must be a JSON object" : je.text);
 		json_decref(body);
-		return send_error(fd, 400, "invalid_request_error", msg, rid, NULL, keep) && keep;
+		return send_error(fd, &k, 400, "invalid_request_error", msg, rid, NULL, keep) &&
+		       keep;
 	}
 	if (!check_body(body, count, &c)) {
 		json_decref(body);
-		return send_error(fd, 400, "invalid_request_error", c.msg, rid, NULL, keep) && keep;
+		return send_error(fd, &k, 400, "invalid_request_error", c.msg, rid, NULL, keep) &&
+		       keep;
 	}
 	int64_t input_tokens = (int64_t)(req->body_len + 3) / 4;
 	bool ok;
@@ -686,7 +856,7 @@ bool api_handle(const struct api *api, int fd, const struct http_request *req)
 				 (long long)input_tokens);
 		char headers[256];
 		snprintf(headers, sizeof(headers), "request-id: %s\r\n", rid);
-		ok = http_respond(fd, 200, "application/json", headers, text, (size_t)n, keep) &&
+		ok = respond(fd, &k, 200, "application/json", headers, text, (size_t)n, keep) &&
 		     keep;
 	} else {
 		json_t *reply = pick_reply(api, body);

@@ -51,14 +51,24 @@ const char *http_header(const struct http_request *r, const char *name);
 
 /* Writes all of buf; false when the client has gone. */
 bool http_write(int fd, const char *buf, size_t len);
-/* A whole response with a body; extra_headers is "Name: value\r\n" lines or "". */
+/* The reason phrase of a status ("Bad Gateway"). */
+const char *http_reason(int status);
+/* A whole response with a body, in one write; extra_headers is "Name: value\r\n" lines or "". */
 bool http_respond(int fd, int status, const char *content_type, const char *extra_headers,
 		  const char *body, size_t len, bool keep_alive);
+/* The same response, of which only the first cut bytes of the body are written (all of it when
+ * cut >= len): the head still announces len, and the caller then ends the connection. */
+bool http_respond_cut(int fd, int status, const char *content_type, const char *extra_headers,
+		      const char *body, size_t len, size_t cut, bool keep_alive);
 /* The head of a streamed (chunked) response; then http_chunk() for each piece and
  * http_chunk(fd, NULL, 0) to end it. */
 bool http_stream_start(int fd, int status, const char *content_type, const char *extra_headers,
 		       bool keep_alive);
+/* One chunk, in one write. */
 bool http_chunk(int fd, const char *buf, size_t len);
+/* A chunk of len bytes of which only the head and the first cut (< len) are written: a stream
+ * cut short, which the caller then ends without its last chunk. */
+bool http_chunk_cut(int fd, const char *buf, size_t len, size_t cut);
 
 /* --- api.c --------------------------------------------------------------------------------- */
 
@@ -66,13 +76,17 @@ bool http_chunk(int fd, const char *buf, size_t len);
  * x-fake-api header (a JSON object with the same names). */
 struct knobs {
 	int64_t first_token_ms; /* before the first delta (streaming) or the response */
+	int64_t first_token_p99_ms; /* above first_token_ms: that wait is drawn (0: off) */
 	int64_t token_rate; /* deltas per second; 0: as fast as the socket takes them */
-	int fail_status; /* answer with this error status instead (0: none) */
+	int64_t stamp; /* 1: each content_block_delta carries fake_api_sent_ns */
+	int64_t html_status; /* answer as a failing proxy: this status, an HTML page (0: none) */
+	int64_t fail_status; /* answer with this error status instead (0: none) */
 	int64_t fail_attempts; /* only while x-stainless-retry-count is below this (-1: always) */
-	int64_t retry_after_s, retry_after_ms; /* headers sent with fail_status (-1: none) */
+	int64_t retry_after_s, retry_after_ms; /* headers sent with a failure (-1: none) */
 	int64_t error_after; /* an error event after this many deltas (-1: none) */
 	int64_t drop_after; /* the connection is dropped after this many deltas (-1: none) */
 	int64_t stall_after, stall_ms; /* a pause after this many deltas (-1: none) */
+	int64_t truncate_after; /* bytes of body sent before the connection is cut (-1: all) */
 };
 
 struct api {

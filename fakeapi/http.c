@@ -1,5 +1,6 @@
 /* fakeapi/http: HTTP/1.1 on one connection, as much as API clients use: a request line,
- * headers, a Content-Length or chunked body, keep-alive; responses whole or chunked. */
+ * headers, a Content-Length or chunked body, keep-alive; responses whole or chunked, each
+ * response (or chunk) in one write, so that a client sees it when it is sent and no later. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fakeapi/fakeapi-internal.h"
@@ -236,7 +238,31 @@ bool http_write(int fd, const char *buf, size_t len)
 	return true;
 }
 
-static const char *reason(int status)
+/* Writes all of iov[0..n); false when the client has gone. Changes iov. */
+static bool write_iov(int fd, struct iovec *iov, size_t n)
+{
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = n };
+	while (m.msg_iovlen > 0) {
+		ssize_t w = sendmsg(fd, &m, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		size_t done = (size_t)w;
+		while (m.msg_iovlen > 0 && done >= m.msg_iov->iov_len) {
+			done -= m.msg_iov->iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen > 0) {
+			m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + done;
+			m.msg_iov->iov_len -= done;
+		}
+	}
+	return true;
+}
+
+const char *http_reason(int status)
 {
 	switch (status) {
 	case 200:
@@ -253,16 +279,26 @@ static const char *reason(int status)
 		return "Method Not Allowed";
 	case 408:
 		return "Request Timeout";
+	case 409:
+		return "Conflict";
 	case 413:
 		return "Payload Too Large";
+	case 422:
+		return "Unprocessable Entity";
 	case 429:
 		return "Too Many Requests";
 	case 431:
 		return "Request Header Fields Too Large";
 	case 500:
 		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
 	case 503:
 		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
 	case 529:
 		return "Overloaded";
 	default:
@@ -270,18 +306,26 @@ static const char *reason(int status)
 	}
 }
 
-bool http_respond(int fd, int status, const char *content_type, const char *extra_headers,
-		  const char *body, size_t len, bool keep_alive)
+bool http_respond_cut(int fd, int status, const char *content_type, const char *extra_headers,
+		      const char *body, size_t len, size_t cut, bool keep_alive)
 {
 	char head[2048];
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 			 "Connection: %s\r\n%s\r\n",
-			 status, reason(status), content_type, len,
+			 status, http_reason(status), content_type, len,
 			 keep_alive ? "keep-alive" : "close", extra_headers);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return false;
-	return http_write(fd, head, (size_t)n) && http_write(fd, body, len);
+	struct iovec iov[] = { { head, (size_t)n }, { (char *)body, cut < len ? cut : len } };
+	return write_iov(fd, iov, 2);
+}
+
+bool http_respond(int fd, int status, const char *content_type, const char *extra_headers,
+		  const char *body, size_t len, bool keep_alive)
+{
+	return http_respond_cut(fd, status, content_type, extra_headers, body, len, len,
+				keep_alive);
 }
 
 bool http_stream_start(int fd, int status, const char *content_type, const char *extra_headers,
@@ -291,19 +335,30 @@ bool http_stream_start(int fd, int status, const char *content_type, const char 
 	int n = snprintf(head, sizeof(head),
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
 			 "Cache-Control: no-cache\r\nConnection: %s\r\n%s\r\n",
-			 status, reason(status), content_type, keep_alive ? "keep-alive" : "close",
-			 extra_headers);
+			 status, http_reason(status), content_type,
+			 keep_alive ? "keep-alive" : "close", extra_headers);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return false;
 	return http_write(fd, head, (size_t)n);
 }
 
-bool http_chunk(int fd, const char *buf, size_t len)
+/* The chunk's size line, its first cut bytes and, when it is whole, its end. */
+static bool chunk(int fd, const char *buf, size_t len, size_t cut)
 {
 	char size[32];
 	int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+	struct iovec iov[] = { { size, (size_t)n }, { (char *)buf, cut }, { "\r\n", 2 } };
+	return write_iov(fd, iov, cut < len ? 2 : 3);
+}
+
+bool http_chunk(int fd, const char *buf, size_t len)
+{
 	if (len == 0)
 		return http_write(fd, "0\r\n\r\n", 5);
-	return http_write(fd, size, (size_t)n) && http_write(fd, buf, len) &&
-	       http_write(fd, "\r\n", 2);
+	return chunk(fd, buf, len, len);
+}
+
+bool http_chunk_cut(int fd, const char *buf, size_t len, size_t cut)
+{
+	return chunk(fd, buf, len, cut < len ? cut : len);
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,10 +15,10 @@
 
 #include "fakeapi/fakeapi-internal.h"
 
-#define USAGE                                                                                   \
-	"usage: corral-fake-api [--listen 127.0.0.1:PORT] [--port-file FILE] [--api-key KEY]\n" \
-	"                       [--scenario FILE] [--first-token-ms N] [--token-rate N]\n"      \
-	"                       [--max-body BYTES] [--verbose]\n"
+#define USAGE                                                                                      \
+	"usage: corral-fake-api [--listen 127.0.0.1:PORT] [--port-file FILE] [--api-key KEY]\n"    \
+	"                       [--scenario FILE] [--first-token-ms N] [--first-token-p99-ms N]\n" \
+	"                       [--token-rate N] [--max-body BYTES] [--verbose]\n"
 
 static struct api api;
 
@@ -136,13 +137,15 @@ int main(int argc, char **argv)
 				    .retry_after_ms = -1,
 				    .error_after = -1,
 				    .drop_after = -1,
-				    .stall_after = -1 };
+				    .stall_after = -1,
+				    .truncate_after = -1 };
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "api-key", required_argument, NULL, 'k' },
 		{ "scenario", required_argument, NULL, 's' },
 		{ "first-token-ms", required_argument, NULL, 'f' },
+		{ "first-token-p99-ms", required_argument, NULL, 'P' },
 		{ "token-rate", required_argument, NULL, 'r' },
 		{ "max-body", required_argument, NULL, 'b' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -170,6 +173,11 @@ int main(int argc, char **argv)
 				       &api.knobs.first_token_ms))
 				return 2;
 			break;
+		case 'P':
+			if (!parse_num("--first-token-p99-ms", optarg, 0, 3600000,
+				       &api.knobs.first_token_p99_ms))
+				return 2;
+			break;
 		case 'r':
 			if (!parse_num("--token-rate", optarg, 0, 1000000, &api.knobs.token_rate))
 				return 2;
@@ -193,6 +201,15 @@ int main(int argc, char **argv)
 	if (optind != argc) {
 		fprintf(stderr, "corral-fake-api: unexpected argument \"%s\"\n" USAGE,
 			argv[optind]);
+		return 2;
+	}
+	if (api.knobs.first_token_p99_ms &&
+	    api.knobs.first_token_p99_ms <= api.knobs.first_token_ms) {
+		fprintf(stderr,
+			"corral-fake-api: --first-token-p99-ms %lld must be greater than "
+			"--first-token-ms %lld (the median), or 0\n",
+			(long long)api.knobs.first_token_p99_ms,
+			(long long)api.knobs.first_token_ms);
 		return 2;
 	}
 	if (scenario && !(api.scenario = api_load_scenario(scenario)))
@@ -238,6 +255,11 @@ int main(int argc, char **argv)
 			fprintf(stderr, "corral-fake-api: accept: %s\n", strerror(errno));
 			return 1;
 		}
+		/* Each event is one write: without this, Nagle holds a delta back until the
+		 * client's delayed ACK of the one before (40 ms). The real API's servers stream
+		 * without that pause. */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct conn_arg *ca = malloc(sizeof(*ca));
 		pthread_t t;
 		if (!ca) {

@@ -1,7 +1,8 @@
 // The official TypeScript SDK (pinned in package.json) against corral-fake-api: streaming and
 // non-streaming replies equal to the scenario, count_tokens, every error status mapped to the
-// SDK's error class, a 429 retried after retry-after, a mid-stream error event. With --dump DIR
-// it also writes each streamed reply's finalMessage() as JSON for the C parser's comparison.
+// SDK's error class, a 429 retried after retry-after, a mid-stream error event, timestamps on
+// the deltas (stamp) that change nothing. With --dump DIR it also writes each streamed reply's
+// finalMessage() as JSON for the C parser's comparison.
 // Usage: node messages.mjs BASE_URL API_KEY SCENARIO [--dump DIR]
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -77,6 +78,28 @@ await test('messages.stream() of the next turn, after the tool result', async ()
 await test('a rule keyed on the tool result picks the reply', async () => {
   const msg = await client.messages.stream({ model, max_tokens: 1024, messages: second('ls: permission denied') }).finalMessage();
   expectTurn(msg, scenario.rules[0].reply);
+});
+
+await test('stamp: fake_api_sent_ns on the deltas changes nothing in the message', async () => {
+  const stream = client.messages.stream({ model, max_tokens: 1024, messages: first },
+    { headers: { 'x-fake-api': JSON.stringify({ stamp: 1 }) } });
+  let stamped = 0, unstamped = 0;
+  stream.on('streamEvent', (ev) => {
+    if (ev.type === 'content_block_delta') {
+      assert.ok(Number.isInteger(ev.fake_api_sent_ns) && ev.fake_api_sent_ns > 0,
+        JSON.stringify(ev));
+      stamped++;
+    } else {
+      assert.equal(ev.fake_api_sent_ns, undefined, JSON.stringify(ev));
+      unstamped++;
+    }
+  });
+  const msg = await stream.finalMessage();
+  expectTurn(msg, scenario.turns[0]);
+  assert.ok(stamped > 3 && unstamped > 3, `${stamped} stamped, ${unstamped} not`);
+  const strip = (m) => m.content.map((b) => (b.type === 'tool_use' ? { ...b, id: '' } : b));
+  assert.deepEqual(strip(msg), strip(turn1));
+  assert.deepEqual(msg.usage, turn1.usage);
 });
 
 await test('messages.create() without streaming gives the same reply', async () => {
