@@ -6,7 +6,7 @@
 #   make check          format check, unit tests, host integration tests, VM kernel tests
 #   make unit | itest | vmtest    one of those runners
 #   make defconfig | menuconfig | olddefconfig | savedefconfig
-#   make format | check-format | install | clean | distclean | deps
+#   make format | check-format | install | clean | distclean | deps | sdk
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := all
@@ -77,7 +77,7 @@ CPPFLAGS += -D_FORTIFY_SOURCE=2
 INIT_CFLAGS += -O2
 endif
 
-LIBS := -ljansson -lsqlite3 -lpthread
+LIBS := -ljansson -lsqlite3 -lcurl -lm -lpthread
 ifeq ($(CONFIG_CORRAL_BPF),y)
 LIBS += -lbpf -lelf -lz
 endif
@@ -97,7 +97,7 @@ endif
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c util/json.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
-	runtime/tool.c runtime/hands.c runtime/model_stream.c \
+	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c \
 	init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
 	bench/sandbox.c
@@ -123,7 +123,8 @@ INIT_OBJS := $(patsubst %.c,$(O)/%.init.o,$(INIT_SRCS))
 UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 
 PROGRAMS := $(O)/corral $(O)/corrald $(O)/corral-init $(O)/corral-fake-api
-TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe $(O)/tests/model-stream
+TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe $(O)/tests/model-stream \
+	$(O)/tests/model-call
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -230,6 +231,11 @@ $(O)/tests/model-stream: $(O)/tests/model-stream.o $(O)/libcorral.a
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
+# runtime/model's client from the command line, for the client's integration tests.
+$(O)/tests/model-call: $(O)/tests/model-call.o $(O)/libcorral.a
+	$(msg) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
 # What a hostile agent tries from inside a sandbox; static, like corral-init, to run in any root.
 $(O)/tests/escape-probe: tests/escape-probe.c
 	$(msg) LD $@
@@ -259,7 +265,7 @@ vmtest: all $(TEST_BINS)
 # --- housekeeping ----------------------------------------------------------------------------
 
 FORMAT_DIRS := util cgroups bpf bench runtime log vault cli daemon init fakeapi include/corral tests
-.PHONY: format check-format install clean distclean deps help
+.PHONY: format check-format install clean distclean deps sdk help
 format:
 	find $(FORMAT_DIRS) -name '*.[ch]' -print0 | xargs -0r $(CLANG_FORMAT) -i
 check-format:
@@ -277,6 +283,9 @@ distclean: clean
 	rm -rf .cache include/config include/generated .config .config.old ..config.tmp
 deps:
 	scripts/deps.sh
+# The pinned official TypeScript SDK in $(O)/sdk, the baseline of "corral bench model".
+sdk:
+	scripts/sdk.sh $(O)/sdk
 
 help:
 	@sed -n '/^#   make/p' Makefile | sed 's/^# *//'

@@ -342,6 +342,7 @@ static bool override_knobs(struct knobs *k, const char *header, struct check *c)
 		{ KNOB(fail_attempts), INT64_MIN, INT64_MAX },
 		{ KNOB(retry_after_s), INT64_MIN, INT64_MAX },
 		{ KNOB(retry_after_ms), INT64_MIN, INT64_MAX },
+		{ KNOB(should_retry), -1, 1 },
 		{ KNOB(error_after), INT64_MIN, INT64_MAX },
 		{ KNOB(drop_after), INT64_MIN, INT64_MAX },
 		{ KNOB(stall_after), INT64_MIN, INT64_MAX },
@@ -803,8 +804,11 @@ bool api_handle(const struct api *api, int fd, const struct http_request *req)
 			n += snprintf(extra, sizeof(extra), "retry-after: %lld\r\n",
 				      (long long)k.retry_after_s);
 		if (k.retry_after_ms >= 0)
-			snprintf(extra + n, sizeof(extra) - (size_t)n, "retry-after-ms: %lld\r\n",
-				 (long long)k.retry_after_ms);
+			n += snprintf(extra + n, sizeof(extra) - (size_t)n,
+				      "retry-after-ms: %lld\r\n", (long long)k.retry_after_ms);
+		if (k.should_retry >= 0)
+			snprintf(extra + n, sizeof(extra) - (size_t)n, "x-should-retry: %s\r\n",
+				 k.should_retry ? "true" : "false");
 	}
 	if (fail && k.html_status)
 		return send_html(fd, &k, (int)k.html_status, extra, keep) && keep;

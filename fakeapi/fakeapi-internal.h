@@ -83,6 +83,7 @@ struct knobs {
 	int64_t fail_status; /* answer with this error status instead (0: none) */
 	int64_t fail_attempts; /* only while x-stainless-retry-count is below this (-1: always) */
 	int64_t retry_after_s, retry_after_ms; /* headers sent with a failure (-1: none) */
+	int64_t should_retry; /* x-should-retry: false (0) or true (1) with a failure (-1: none) */
 	int64_t error_after; /* an error event after this many deltas (-1: none) */
 	int64_t drop_after; /* the connection is dropped after this many deltas (-1: none) */
 	int64_t stall_after, stall_ms; /* a pause after this many deltas (-1: none) */

@@ -135,6 +135,7 @@ int main(int argc, char **argv)
 	api.knobs = (struct knobs){ .fail_attempts = -1,
 				    .retry_after_s = -1,
 				    .retry_after_ms = -1,
+				    .should_retry = -1,
 				    .error_after = -1,
 				    .drop_after = -1,
 				    .stall_after = -1,

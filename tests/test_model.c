@@ -3,12 +3,17 @@
  * by byte, random) and line endings; the SSE corners (byte-order mark, comments, unknown fields,
  * multi-line data, unnamed events, pings, unknown event and delta types); errors (an "error"
  * event, an early end, an oversized event, a tool input that is not JSON, events out of order);
- * and random garbage and mutations of a real stream for a bounded time. */
+ * and random garbage and mutations of a real stream for a bounded time. And of the client what
+ * needs no server: key files, configuration and requests refused, a refused connection retried
+ * and reported. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -435,4 +440,162 @@ Test(model_stream, fuzzed_input_never_crashes, .timeout = 60)
 	cr_assert_gt(runs, 100);
 	free(work);
 	free(good);
+}
+
+/* --- the client: what needs no server (tests/integration/model_client.sh has the rest) ---- */
+
+static char *key_file(const char *dir, const char *name, const char *content, mode_t mode)
+{
+	char *path;
+	cr_assert_geq(asprintf(&path, "%s/%s", dir, name), 0);
+	FILE *f = fopen(path, "we");
+	cr_assert_not_null(f);
+	fputs(content, f);
+	fclose(f);
+	cr_assert_eq(chmod(path, mode), 0);
+	return path;
+}
+
+Test(model_client, key_files_are_checked_and_their_key_never_named)
+{
+	char *dir = cr_test_tmpdir("model-key");
+	struct cr_error err;
+	char *key = NULL;
+
+	char *good = key_file(dir, "good", "sk-ant-good-1\n", 0600);
+	cr_assert_eq(cr_model_key_load(good, &key, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(key, "sk-ant-good-1");
+	cr_model_key_free(key);
+
+	char *crlf = key_file(dir, "crlf", "sk-ant-crlf-2\r\n", 0400);
+	cr_assert_eq(cr_model_key_load(crlf, &key, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(key, "sk-ant-crlf-2");
+	cr_model_key_free(key);
+
+	char *open_to_group = key_file(dir, "group", "sk-ant-secret-3\n", 0640);
+	key = NULL;
+	cr_assert_eq(cr_model_key_load(open_to_group, &key, &err), -EACCES);
+	cr_assert_null(key);
+	cr_assert_not_null(strstr(err.msg, "mode 0640"), "%s", err.msg);
+	cr_assert_null(strstr(err.msg, "sk-ant-secret-3"), "%s", err.msg);
+
+	static const char *const bad[] = { "", "\n", "two words\n", "sk-ant\x01\n",
+					   "sk-ant-a\nsk-ant-b\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char name[16];
+		snprintf(name, sizeof(name), "bad%zu", i);
+		char *p = key_file(dir, name, bad[i], 0600);
+		cr_assert_eq(cr_model_key_load(p, &key, &err), -EINVAL, "bad key %zu", i);
+		cr_assert_null(strstr(err.msg, "sk-ant"), "%s", err.msg);
+		free(p);
+	}
+	char *big = malloc(CR_MODEL_KEY_MAX + 3);
+	memset(big, 'k', CR_MODEL_KEY_MAX + 1);
+	big[CR_MODEL_KEY_MAX + 1] = '\0';
+	char *p = key_file(dir, "big", big, 0600);
+	cr_assert_eq(cr_model_key_load(p, &key, &err), -EINVAL, "a key above the limit");
+	free(p);
+	big[CR_MODEL_KEY_MAX] = '\0';
+	p = key_file(dir, "max", big, 0600);
+	cr_assert_eq(cr_model_key_load(p, &key, &err), 0, "a key of the largest size: %s", err.msg);
+	cr_model_key_free(key);
+	free(p);
+	free(big);
+
+	char link[PATH_MAX];
+	snprintf(link, sizeof(link), "%s/link", dir);
+	cr_assert_eq(symlink(good, link), 0);
+	cr_assert_eq(cr_model_key_load(link, &key, &err), -ELOOP, "a link is not followed");
+	cr_assert_eq(cr_model_key_load(dir, &key, &err), -EINVAL, "a directory");
+	snprintf(link, sizeof(link), "%s/missing", dir);
+	cr_assert_eq(cr_model_key_load(link, &key, &err), -ENOENT);
+
+	free(good);
+	free(crlf);
+	free(open_to_group);
+	cr_test_rmrf(dir);
+	free(dir);
+}
+
+Test(model_client, a_bad_configuration_is_refused)
+{
+	struct cr_model_config cfg;
+	struct cr_model_client *c = NULL;
+	struct cr_error err;
+
+	cr_model_config_init(&cfg);
+	cfg.base_url = "http://127.0.0.1:9";
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "no key");
+	cfg.api_key = "has space";
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "a key with a space");
+	cr_assert_null(strstr(err.msg, "has space"), "%s", err.msg);
+	cfg.api_key = "sk-ant-x";
+	cfg.base_url = "ftp://example.invalid";
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "not http");
+	cfg.base_url = "http://127.0.0.1:9";
+	cfg.version = "2023-06-01\r\nx-evil: 1";
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "a version with a line end");
+	cfg.version = NULL;
+	cfg.max_retries = CR_MODEL_MAX_RETRIES_MAX + 1;
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "too many retries");
+	cfg.max_retries = 2;
+	cfg.idle_ms = 0;
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), -EINVAL, "no idle timeout");
+	cfg.idle_ms = 1000;
+	cr_assert_null(c);
+
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), 0, "%s", err.msg);
+	json_t *notobj = json_array();
+	struct cr_model_call *call = NULL;
+	cr_assert_eq(cr_model_call_start(c, notobj, NULL, &call, &err), -EINVAL);
+	json_t *body = json_pack("{s:s}", "model", "m");
+	const char *const split[] = { "x-a: 1\r\nx-b: 2", NULL };
+	struct cr_model_call_opts o = { .headers = split };
+	cr_assert_eq(cr_model_call_start(c, body, &o, &call, &err), -EINVAL, "a header with CRLF");
+	const char *const noname[] = { "no colon", NULL };
+	o.headers = noname;
+	cr_assert_eq(cr_model_call_start(c, body, &o, &call, &err), -EINVAL, "a header without :");
+	cr_assert_null(call);
+	json_decref(notobj);
+	json_decref(body);
+	cr_model_client_free(c);
+}
+
+/* Nothing listens at port 9 of loopback (discard is not served here): the call fails after
+ * its retries, the result says so in the fields span.model_request_end takes. */
+Test(model_client, a_refused_connection_is_retried_then_reported, .timeout = 30)
+{
+	struct cr_model_config cfg;
+	struct cr_model_client *c;
+	struct cr_error err;
+	cr_model_config_init(&cfg);
+	cfg.base_url = "http://127.0.0.1:9/";
+	cfg.api_key = "sk-ant-never-shown";
+	cfg.max_retries = 1;
+	cr_assert_eq(cr_model_client_new(&cfg, &c, &err), 0, "%s", err.msg);
+	json_t *body = json_pack("{s:s,s:i,s:[]}", "model", "m", "max_tokens", 8, "messages");
+	struct cr_model_call *call;
+	cr_assert_eq(cr_model_call_start(c, body, NULL, &call, &err), 0, "%s", err.msg);
+	cr_assert_eq(cr_model_call_wait(call, &err), -ECONNRESET, "%s", err.msg);
+	const struct cr_model_result *r = cr_model_call_result(call);
+	cr_assert_eq(r->attempts, 2);
+	cr_assert(r->retryable);
+	cr_assert_str_eq(r->error_type, "connection_error");
+	cr_assert_not_null(strstr(r->error.msg, "http://127.0.0.1:9/v1/messages"), "%s",
+			   r->error.msg);
+	cr_assert(r->duration_ns >= 375000000ull, "the retry waited the backoff");
+	json_t *j = cr_model_result_json(r);
+	cr_assert(json_is_true(json_object_get(j, "is_error")));
+	cr_assert(json_is_null(json_object_get(j, "ttft_ms")));
+	cr_assert_eq(json_integer_value(json_object_get(j, "attempts")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(json_object_get(j, "error"), "type")),
+			 "connection_error");
+	char *s = json_dumps(j, 0);
+	cr_assert_null(strstr(s, "sk-ant-never-shown"));
+	free(s);
+	json_decref(j);
+	cr_assert(cr_model_call_done(call));
+	cr_model_call_free(call);
+	json_decref(body);
+	cr_model_client_free(c);
 }

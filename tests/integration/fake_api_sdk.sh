@@ -13,20 +13,9 @@ FAKE=$CORRAL_BUILD/corral-fake-api
 PARSE=$CORRAL_BUILD/tests/model-stream
 need_program "$FAKE"
 need_program "$PARSE"
-command -v node >/dev/null && command -v npm >/dev/null ||
-	fail "node and npm are needed (scripts/deps.sh installs them)"
 command -v curl >/dev/null || fail "curl is needed (scripts/deps.sh installs it)"
 
-# the pinned SDK, installed once per build directory (again when the lock file changes)
-sdk=$CORRAL_BUILD/sdk
-if ! cmp -s "$SRC/tests/sdk/package-lock.json" "$sdk/package-lock.json" ||
-	[ ! -d "$sdk/node_modules/@anthropic-ai/sdk" ]; then
-	rm -rf "$sdk"
-	mkdir -p "$sdk"
-	cp "$SRC/tests/sdk/package.json" "$SRC/tests/sdk/package-lock.json" "$sdk/"
-	run -t 300 npm ci --prefix "$sdk" --no-audit --no-fund
-	expect_rc 0 "npm ci of the pinned SDK (is the npm registry reachable?): $ERR"
-fi
+need_sdk
 cp "$SRC"/tests/sdk/*.mjs "$sdk/"
 
 # refused: a non-loopback address, a bad number, a bad scenario

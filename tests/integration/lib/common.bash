@@ -5,7 +5,7 @@
 #   track_pid / track_pgroup;
 #   fail MSG / skip REASON; run [-t SECS] CMD... (bounded; sets $rc, $OUT, $ERR);
 #   expect_rc WANT WHAT; expect_match REGEX TEXT WHAT; wait_for SECS CMD...;
-#   wait_exit PID SECS (sets $rc).
+#   wait_exit PID SECS (sets $rc); need_sdk (the pinned official TypeScript SDK in $sdk).
 # Tests run under tests/run-integration.sh, which bounds each one to 120 s as well.
 
 set -euo pipefail
@@ -131,6 +131,16 @@ wait_for() {
 }
 
 # Whether PID (a child of this shell) has exited, i.e. is a zombie or gone.
+# The pinned official TypeScript SDK, installed once per build directory (again when the lock
+# file changes) by scripts/sdk.sh into $CORRAL_BUILD/sdk; sets $sdk.
+need_sdk() {
+	command -v node >/dev/null && command -v npm >/dev/null ||
+		fail "node and npm are needed (scripts/deps.sh installs them)"
+	sdk=$CORRAL_BUILD/sdk
+	run -t 300 "$SRC/scripts/sdk.sh" "$sdk"
+	expect_rc 0 "installing the pinned SDK: $ERR"
+}
+
 _exited() {
 	local stat
 	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
