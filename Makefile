@@ -100,7 +100,7 @@ LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c ut
 	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c \
 	init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
-	bench/sandbox.c
+	bench/sandbox.c bench/model.c
 CORRALD_SRCS := daemon/corrald.c
 FAKEAPI_SRCS := fakeapi/main.c fakeapi/http.c fakeapi/api.c
 # init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.

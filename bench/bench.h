@@ -81,4 +81,41 @@ void cr_bench_sandbox_opts_init(struct cr_bench_sandbox_opts *opts);
  * -ECANCELED when cancelled, else what failed. */
 int cr_bench_sandbox(const struct cr_bench_sandbox_opts *opts, json_t **ret, struct cr_error *err);
 
+#define CR_BENCH_MODEL_STREAMS_DEFAULT 64
+#define CR_BENCH_MODEL_STREAMS_MAX 1024
+#define CR_BENCH_MODEL_TOTAL_DEFAULT 512
+#define CR_BENCH_MODEL_TOTAL_MAX 1000000
+#define CR_BENCH_MODEL_DELTAS_DEFAULT 300
+#define CR_BENCH_MODEL_DELTAS_MAX 100000
+#define CR_BENCH_MODEL_RATE_DEFAULT 200
+#define CR_BENCH_MODEL_RATE_MAX 1000000
+#define CR_BENCH_MODEL_ROUNDS 2 /* corral's client and the SDK alternate */
+
+struct cr_bench_model_opts {
+	unsigned streams; /* at once, 1 to CR_BENCH_MODEL_STREAMS_MAX */
+	unsigned total; /* streams timed per side, over the rounds, 1 to CR_BENCH_MODEL_TOTAL_MAX */
+	unsigned deltas; /* about this many text deltas per reply (then one tool call) */
+	unsigned rate; /* deltas per second of each stream in the paced phase */
+	const char *fake_api; /* corral-fake-api (required) */
+	const char *sdk_dir; /* where node_modules/@anthropic-ai/sdk is; NULL: no baseline */
+	const char *node; /* the node program ("node": found in PATH) */
+	FILE *progress; /* progress lines go here; NULL: none */
+	/* Polled while running; once true the benchmark stops, cleans up and fails with
+	 * -ECANCELED. NULL: never. */
+	const atomic_bool *cancel;
+};
+
+/* Fills the defaults (64 streams, 512 in all, 300 deltas at 200 a second, "node", nothing
+ * else). */
+void cr_bench_model_opts_init(struct cr_bench_model_opts *opts);
+
+/* corral bench model: corral's Messages API client against the official TypeScript SDK, both
+ * streaming the same reply from a corral-fake-api started for the run (bench/model.c says
+ * how). On success *ret is a new JSON object owned by the caller: streams, total,
+ * client_overhead_{p50,p99,max}_us, cpu_ms_per_stream, streams_per_s, the same with sdk_ in
+ * front (null, with sdk_unavailable saying why, when the SDK or node is missing), cpu_vs_sdk,
+ * and a "targets" object as cr_bench_log's. -EINVAL for bad options, -ECANCELED when
+ * cancelled, else what failed. */
+int cr_bench_model(const struct cr_bench_model_opts *opts, json_t **ret, struct cr_error *err);
+
 #endif

@@ -21,7 +21,9 @@ static void bench_usage(FILE *f)
 		   "  log        the session event log against SQLite and write+fdatasync\n"
 		   "             (corral bench log --help)\n"
 		   "  sandbox    a sandbox's cold start and round trips against bwrap and crun\n"
-		   "             (corral bench sandbox --help)\n");
+		   "             (corral bench sandbox --help)\n"
+		   "  model      the Messages API client against the official TypeScript SDK\n"
+		   "             (corral bench model --help)\n");
 }
 
 static void bench_log_usage(FILE *f)
@@ -641,6 +643,228 @@ static int bench_sandbox(int argc, char **argv)
 	return print_results("sandbox", j, json, print_sandbox_table);
 }
 
+/* --- corral bench model -------------------------------------------------------------------- */
+
+static void bench_model_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corral bench model [--json] [--streams N] [--total N] [--deltas N]\n"
+		"                          [--rate N] [--sdk DIR] [--fake-api PATH] [--node PATH]\n"
+		"\n"
+		"corral's Messages API client (libcurl on io_uring) against the official\n"
+		"TypeScript SDK (@anthropic-ai/sdk under node) in the same run: both stream the\n"
+		"same reply (about N text deltas, then a tool call) from corral-fake-api servers\n"
+		"started for the run on loopback, N streams at once, alternating over %u rounds,\n"
+		"each after a warm-up. Two phases:\n"
+		"  paced  each stream at --rate deltas a second, the streams' starts spread over\n"
+		"         one stream's length, the server on a CPU of its own (when there are "
+		"two):\n"
+		"         the first delta's delivery latency, from the server's write (stamped "
+		"into\n"
+		"         the event) to the client's callback or the SDK's event loop;\n"
+		"  flood  zero added latency (the server writes as fast as it can, on any CPU):\n"
+		"         CPU time per stream (this process; node's own count), streams a second.\n"
+		"Latencies in microseconds (p50, p99, max). Progress goes to stderr.\n"
+		"\n"
+		"  --json           print one JSON object instead of the table\n"
+		"  --streams N      at once, 1 to %u (default %u)\n"
+		"  --total N        streams timed per side and phase, 1 to %u (default %u)\n"
+		"  --deltas N       text deltas per reply, 1 to %u (default %u)\n"
+		"  --rate N         deltas per second per stream when paced, 1 to %u (default %u)\n"
+		"  --sdk DIR        where node_modules/@anthropic-ai/sdk is (default: sdk beside\n"
+		"                   this program, where \"make sdk\" installs the pinned one);\n"
+		"                   without it the baseline is reported as unavailable\n"
+		"  --fake-api PATH  corral-fake-api (default: beside this program)\n"
+		"  --node PATH      node (default: found in PATH)\n"
+		"\n"
+		"Targets (reported, not enforced by the exit status): paced first-delta delivery\n"
+		"p50 at most 200 us; flood CPU per stream at most 0.2x the SDK's. Exits 0 when\n"
+		"the benchmark ran, 1 when it failed, 2 on bad usage.\n",
+		CR_BENCH_MODEL_ROUNDS, CR_BENCH_MODEL_STREAMS_MAX, CR_BENCH_MODEL_STREAMS_DEFAULT,
+		CR_BENCH_MODEL_TOTAL_MAX, CR_BENCH_MODEL_TOTAL_DEFAULT, CR_BENCH_MODEL_DELTAS_MAX,
+		CR_BENCH_MODEL_DELTAS_DEFAULT, CR_BENCH_MODEL_RATE_MAX,
+		CR_BENCH_MODEL_RATE_DEFAULT);
+}
+/* "12.3" or "-" for a figure that is null */
+static const char *fig(const json_t *j, const char *key, int decimals, char *buf, size_t size)
+{
+	const json_t *v = json_object_get(j, key);
+	if (!json_is_number(v))
+		return "-";
+	snprintf(buf, size, "%.*f", decimals, json_number_value(v));
+	return buf;
+}
+
+static void print_model_table(const json_t *j)
+{
+	char a[32], b[32];
+	static const struct {
+		const char *label, *key;
+		int decimals;
+	} rows[] = {
+		{ "paced: first delta delivery p50 (us)", "client_overhead_p50_us", 1 },
+		{ "paced: first delta delivery p99 (us)", "client_overhead_p99_us", 1 },
+		{ "paced: first delta delivery max (us)", "client_overhead_max_us", 1 },
+		{ "paced: CPU per stream (ms)", "paced_cpu_ms_per_stream", 3 },
+		{ "flood: CPU per stream (ms)", "cpu_ms_per_stream", 3 },
+		{ "flood: streams per second", "streams_per_s", 1 },
+		{ "flood: first delta delivery p50 (us)", "flood_client_overhead_p50_us", 1 },
+		{ "deltas per stream", "deltas_per_stream", 0 },
+	};
+
+	printf("corral bench model: %.0f streams at once, %.0f per side and phase over %.0f "
+	       "rounds;\n  paced at %.0f deltas/s per stream (server on %s), flood at zero added "
+	       "latency;\n  client driver: %s\n\n",
+	       num(j, "streams"), num(j, "total"), num(j, "rounds"), num(j, "rate"),
+	       json_is_true(json_object_get(j, "paced_server_cpu_of_its_own"))
+		       ? "a CPU of its own"
+		       : "the clients' only CPU",
+	       json_string_value(json_object_get(j, "driver")));
+	printf("  %-40s %12s %12s\n", "", "corral", "SDK");
+	for (size_t i = 0; i < CR_ARRAY_SIZE(rows); i++) {
+		char sdk_key[64];
+		snprintf(sdk_key, sizeof(sdk_key), "sdk_%s", rows[i].key);
+		printf("  %-40s %12s %12s\n", rows[i].label,
+		       fig(j, rows[i].key, rows[i].decimals, a, sizeof(a)),
+		       fig(j, sdk_key, rows[i].decimals, b, sizeof(b)));
+	}
+	const json_t *why = json_object_get(j, "sdk_unavailable");
+	if (json_is_string(why))
+		printf("\n  SDK: %s\n", json_string_value(why));
+	printf("\n  %-48s %-12s %s\n", "target", "want", "measured");
+	const json_t *targets = json_object_get(j, "targets");
+	print_target(targets, "client_overhead_p50_us", "paced: first delta delivery p50 (us)", "");
+	print_target(targets, "cpu_vs_sdk", "flood: CPU per stream vs the SDK's", "x");
+}
+
+/* A program beside this one (build/, or bin/ after make install), or NULL. */
+static char *beside_self(const char *name)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n <= 0)
+		return NULL;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	char *p = NULL;
+	if (asprintf(&p, "%s/%s", self, name) < 0)
+		return NULL;
+	return p;
+}
+
+static int bench_model(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "streams", required_argument, NULL, 's' },
+		{ "total", required_argument, NULL, 'n' },
+		{ "deltas", required_argument, NULL, 'd' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "sdk", required_argument, NULL, 'S' },
+		{ "fake-api", required_argument, NULL, 'f' },
+		{ "node", required_argument, NULL, 'N' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct cr_bench_model_opts o;
+	_cleanup_free_ char *fake = NULL, *sdk = NULL;
+	bool json = false;
+	int c;
+
+	cr_bench_model_opts_init(&o);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			if (parse_count("model", "--streams", optarg, CR_BENCH_MODEL_STREAMS_MAX,
+					&o.streams) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'n':
+			if (parse_count("model", "--total", optarg, CR_BENCH_MODEL_TOTAL_MAX,
+					&o.total) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'd':
+			if (parse_count("model", "--deltas", optarg, CR_BENCH_MODEL_DELTAS_MAX,
+					&o.deltas) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'r':
+			if (parse_count("model", "--rate", optarg, CR_BENCH_MODEL_RATE_MAX,
+					&o.rate) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'S':
+			if (check_dir("model", optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.sdk_dir = optarg;
+			break;
+		case 'f':
+			if (access(optarg, X_OK) < 0) {
+				fprintf(stderr, "corral bench model: --fake-api %s: %m\n", optarg);
+				return CR_EXIT_USAGE;
+			}
+			o.fake_api = optarg;
+			break;
+		case 'N':
+			if (!*optarg) {
+				fprintf(stderr, "corral bench model: --node: empty\n");
+				return CR_EXIT_USAGE;
+			}
+			o.node = optarg;
+			break;
+		case 'h':
+			bench_model_usage(stdout);
+			return CR_EXIT_OK;
+		default:
+			fprintf(stderr, "corral bench model: unknown or incomplete option \"%s\"\n",
+				argv[optind - 1]);
+			bench_model_usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "corral bench model: unexpected argument \"%s\"\n", argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+	if (!o.fake_api) {
+		fake = beside_self("corral-fake-api");
+		if (!fake || access(fake, X_OK) < 0) {
+			fprintf(stderr,
+				"corral bench model: cannot find corral-fake-api beside this "
+				"program: give --fake-api\n");
+			return CR_EXIT_FAIL;
+		}
+		o.fake_api = fake;
+	}
+	if (!o.sdk_dir) {
+		sdk = beside_self("sdk");
+		o.sdk_dir = sdk;
+	}
+
+	_cleanup_(sigwatch_stop) struct sigwatch watch = { 0 };
+	if (sigwatch_start(&watch) < 0)
+		return CR_EXIT_FAIL;
+	o.progress = stderr;
+	o.cancel = &cancel_requested;
+
+	_cleanup_(json_decrefp) json_t *j = NULL;
+	struct cr_error err;
+	if (cr_bench_model(&o, &j, &err) < 0) {
+		fprintf(stderr, "corral bench model: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	return print_results("model", j, json, print_model_table);
+}
+
 int cr_cli_bench(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -656,7 +880,10 @@ int cr_cli_bench(int argc, char **argv)
 		return bench_log(argc - 1, argv + 1);
 	if (strcmp(argv[1], "sandbox") == 0)
 		return bench_sandbox(argc - 1, argv + 1);
-	fprintf(stderr, "corral bench: unknown benchmark \"%s\" (benchmarks: log, sandbox)\n",
+	if (strcmp(argv[1], "model") == 0)
+		return bench_model(argc - 1, argv + 1);
+	fprintf(stderr,
+		"corral bench: unknown benchmark \"%s\" (benchmarks: log, sandbox, model)\n",
 		argv[1]);
 	return CR_EXIT_USAGE;
 }
