@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "corral/cleanup.h"
 #include "corral/model.h"
 
 #define MAX_HEADERS 16
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
 
 	struct cr_error err = { 0 };
 	json_error_t jerr;
-	json_t *body = json_loadf(stdin, 0, &jerr);
+	_cleanup_(json_decrefp) json_t *body = json_loadf(stdin, 0, &jerr);
 	if (!body) {
 		fprintf(stderr, "model-call: the body on standard input: %s\n", jerr.text);
 		return 2;
@@ -191,6 +192,5 @@ int main(int argc, char **argv)
 		}
 	}
 	cr_model_client_free(c);
-	json_decref(body);
 	return fflush(stdout) == 0 ? rc : 1;
 }
