@@ -257,7 +257,7 @@ check: all $(TEST_BINS)
 	exit $$rc
 unit: all $(TEST_BINS)
 	tests/run-unit.sh
-itest: all
+itest: all $(TEST_BINS)
 	tests/run-integration.sh
 vmtest: all $(TEST_BINS)
 	scripts/vmtest.sh
