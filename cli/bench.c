@@ -737,24 +737,6 @@ static void print_model_table(const json_t *j)
 	print_target(targets, "cpu_vs_sdk", "flood: CPU per stream vs the SDK's", "x");
 }
 
-/* A program beside this one (build/, or bin/ after make install), or NULL. */
-static char *beside_self(const char *name)
-{
-	char self[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-	if (n <= 0)
-		return NULL;
-	self[n] = '\0';
-	char *slash = strrchr(self, '/');
-	if (!slash)
-		return NULL;
-	*slash = '\0';
-	char *p = NULL;
-	if (asprintf(&p, "%s/%s", self, name) < 0)
-		return NULL;
-	return p;
-}
-
 static int bench_model(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -836,7 +818,7 @@ static int bench_model(int argc, char **argv)
 		return CR_EXIT_USAGE;
 	}
 	if (!o.fake_api) {
-		fake = beside_self("corral-fake-api");
+		fake = cr_cli_beside_self("corral-fake-api");
 		if (!fake || access(fake, X_OK) < 0) {
 			fprintf(stderr,
 				"corral bench model: cannot find corral-fake-api beside this "
@@ -846,7 +828,7 @@ static int bench_model(int argc, char **argv)
 		o.fake_api = fake;
 	}
 	if (!o.sdk_dir) {
-		sdk = beside_self("sdk");
+		sdk = cr_cli_beside_self("sdk");
 		o.sdk_dir = sdk;
 	}
 

@@ -17,4 +17,8 @@ int cr_cli_sandbox(int argc, char **argv);
  * be read. */
 char *cr_cli_default_init(void);
 
+/* dir/name, where dir is this program's directory: a new string owned by the caller, or NULL
+ * when /proc/self/exe cannot be read (or without memory). */
+char *cr_cli_beside_self(const char *name);
+
 #endif

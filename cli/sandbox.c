@@ -82,7 +82,7 @@ static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t max
 	return 0;
 }
 
-char *cr_cli_default_init(void)
+char *cr_cli_beside_self(const char *name)
 {
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -94,14 +94,19 @@ char *cr_cli_default_init(void)
 		return NULL;
 	*slash = '\0';
 	char *p = NULL;
-	if (asprintf(&p, "%s/corral-init", self) < 0)
+	if (asprintf(&p, "%s/%s", self, name) < 0)
 		return NULL;
-	if (access(p, X_OK) == 0)
+	return p;
+}
+
+char *cr_cli_default_init(void)
+{
+	char *p = cr_cli_beside_self("corral-init");
+	if (!p || access(p, X_OK) == 0)
 		return p;
 	/* installed: bin/corral and libexec/corral/corral-init (make install) */
-	char *installed = NULL;
-	if (asprintf(&installed, "%s/../libexec/corral/corral-init", self) >= 0 &&
-	    access(installed, X_OK) == 0) {
+	char *installed = cr_cli_beside_self("../libexec/corral/corral-init");
+	if (installed && access(installed, X_OK) == 0) {
 		free(p);
 		return installed;
 	}
