@@ -662,7 +662,11 @@ static void finish(struct cr_model_call *call, int status, bool notify)
 	call->state = CALL_DONE;
 	r->status = status;
 	r->duration_ns = now_ns() - r->start_ns;
-	if (status < 0) {
+	if (status == 0) { /* what failed attempts left is history */
+		r->error = (struct cr_error){ 0 };
+		r->error_type[0] = '\0';
+		r->retryable = false;
+	} else {
 		if (!r->error.code)
 			cr_error_set(&r->error, -status, "model call: %s", strerror(-status));
 		scrub(r->error.msg, sizeof(r->error.msg), call->c->key);
