@@ -15,9 +15,6 @@
 
 #include "corral/error.h"
 
-/* Nanoseconds of CLOCK_MONOTONIC. */
-uint64_t cr_bench_now_ns(void);
-
 /* Whether cancel (may be NULL: never) asks the benchmark to stop. */
 bool cr_bench_cancelled(const atomic_bool *cancel);
 /* Sets err to "interrupted"; returns -ECANCELED. */

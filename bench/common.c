@@ -10,15 +10,6 @@
 #include "bench-internal.h"
 #include "corral/fileio.h"
 
-uint64_t cr_bench_now_ns(void)
-{
-	struct timespec ts;
-
-	/* Cannot fail: CLOCK_MONOTONIC exists and ts is valid. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 bool cr_bench_cancelled(const atomic_bool *cancel)
 {
 	return cancel && atomic_load(cancel);

@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "bench-internal.h"
+#include "corral/clock.h"
 #include "bench.h"
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
@@ -252,12 +253,11 @@ static void *worker_main(void *arg)
 	w->deadline_ns = run->deadline_ns;
 	pthread_mutex_unlock(&run->lock);
 
-	uint64_t now = cr_bench_now_ns();
+	uint64_t now = cr_now_ns();
 	while (go && now < w->deadline_ns && !cr_bench_cancelled(run->cancel)) {
-		uint64_t t0 =
-			cr_bench_now_ns(); /* (not now: that would count samples_add's realloc) */
+		uint64_t t0 = cr_now_ns(); /* (not now: that would count samples_add's realloc) */
 		int r = load->append(w, &w->err);
-		now = cr_bench_now_ns();
+		now = cr_now_ns();
 		if (r < 0) {
 			w->r = r;
 			break;
@@ -323,7 +323,7 @@ static int run_timed(const struct workload *load, unsigned n, double seconds,
 		run.abort = true;
 	if (!run.abort && load->at_start)
 		load->at_start(load->shared);
-	run.start_ns = cr_bench_now_ns();
+	run.start_ns = cr_now_ns();
 	run.deadline_ns = run.start_ns + (uint64_t)(seconds * 1e9);
 	run.go = true;
 	pthread_cond_broadcast(&run.cond);
@@ -539,7 +539,7 @@ static int async_issue(struct async_client *cl, struct cr_error *err)
 					 .type = EVENT_TYPE,
 					 .payload = cl->run->payload,
 					 .payload_len = EVENT_SIZE };
-	cl->start_ns = cr_bench_now_ns();
+	cl->start_ns = cr_now_ns();
 	return cr_log_append_async(cl->run->log, &a, async_done, cl, err);
 }
 
@@ -562,7 +562,7 @@ static void async_done(void *arg, int result, const struct cr_log_appended *ev,
 	struct async_client *cl = arg;
 	struct async_run *run = cl->run;
 	(void)ev;
-	uint64_t now = cr_bench_now_ns();
+	uint64_t now = cr_now_ns();
 	if (result < 0) {
 		async_finish_one(run, result, err);
 		return;
@@ -603,7 +603,7 @@ static int bench_log_async(struct cr_log *log, unsigned n, const char *prefix, c
 	}
 	struct cr_log_stats before, after;
 	cr_log_get_stats(log, &before);
-	uint64_t start = cr_bench_now_ns();
+	uint64_t start = cr_now_ns();
 	run.deadline_ns = start + (uint64_t)(seconds * 1e9);
 	pthread_mutex_lock(&run.m);
 	for (unsigned i = 0; i < n; i++) {
@@ -737,7 +737,7 @@ static int sqlite_append(struct worker *w, struct cr_error *err)
 		}
 		sqlite3_reset(c->insert);
 		w->retries++;
-		if (cr_bench_now_ns() >= w->deadline_ns || cr_bench_cancelled(s->cancel))
+		if (cr_now_ns() >= w->deadline_ns || cr_bench_cancelled(s->cancel))
 			return 1;
 	}
 }
@@ -891,7 +891,7 @@ static int bench_plain(const char *path, enum plain_mode mode, const char *paylo
 
 	if (fd < 0)
 		return cr_error_errno(err, errno, "open %s", path);
-	uint64_t start = cr_bench_now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
+	uint64_t start = cr_now_ns(), deadline = start + (uint64_t)(seconds * 1e9);
 	uint64_t now = start, end = start;
 	while (now < deadline && !cr_bench_cancelled(cancel)) {
 		if (mode == PLAIN_OVERWRITE && size + EVENT_SIZE > PLAIN_OVERWRITE_BYTES) {
@@ -907,14 +907,14 @@ static int bench_plain(const char *path, enum plain_mode mode, const char *paylo
 				return cr_error_errno(err, errno, "seek in %s", path);
 			size = 0;
 		}
-		uint64_t t0 = cr_bench_now_ns();
+		uint64_t t0 = cr_now_ns();
 		int r = write_all(fd, payload, EVENT_SIZE);
 		if (r < 0)
 			return cr_error_errno(err, -r, "write %s", path);
-		uint64_t t1 = cr_bench_now_ns();
+		uint64_t t1 = cr_now_ns();
 		if (fdatasync(fd) < 0)
 			return cr_error_errno(err, errno, "fdatasync %s", path);
-		now = cr_bench_now_ns();
+		now = cr_now_ns();
 		size += EVENT_SIZE;
 		if (cr_bench_samples_add(&ret->both, now - t0) < 0 ||
 		    cr_bench_samples_add(&ret->sync, now - t1) < 0)
@@ -1057,11 +1057,11 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 		return cr_bench_cancel_error(err);
 
 	lo.create = false;
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	r = cr_log_open(dir, &lo, &log, err);
 	if (r < 0)
 		return cr_error_prefix(err, "reopen log %s", dir);
-	uint64_t t1 = cr_bench_now_ns();
+	uint64_t t1 = cr_now_ns();
 	for (uint64_t after = 0;;) {
 		struct cr_log_event *ev = NULL;
 		size_t n = 0;
@@ -1091,7 +1091,7 @@ static int bench_replay(const char *dir, const char *payload, const struct cr_be
 					    "cr_log_get_events of %s: %zu events for a limit of %u",
 					    session[0], n, REPLAY_PAGE);
 	}
-	uint64_t t2 = cr_bench_now_ns();
+	uint64_t t2 = cr_now_ns();
 	if (total != REPLAY_EVENTS)
 		return cr_error_set(err, EIO, "replay of %s: %zu events read back, %u appended",
 				    session[0], total, REPLAY_EVENTS);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bench-internal.h"
+#include "corral/clock.h"
 #include "bench.h"
 #include "corral/cleanup.h"
 #include "corral/fileio.h"
@@ -176,7 +177,7 @@ static int on_event(void *arg, json_t *ev, struct cr_error *err)
 	const char *type = json_string_value(json_object_get(ev, "type"));
 	if (!type || strcmp(type, "content_block_delta") != 0)
 		return 0;
-	uint64_t now = cr_bench_now_ns();
+	uint64_t now = cr_now_ns();
 	s->first_seen = true;
 	json_int_t sent = json_integer_value(json_object_get(ev, "fake_api_sent_ns"));
 	if (s->run->samples && sent > 0 && (uint64_t)sent <= now &&
@@ -235,10 +236,10 @@ static int run_c(struct run *r, unsigned n, struct cr_bench_samples *samples, ui
 	r->total = n;
 	r->samples = samples;
 	r->failed = 0;
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	unsigned waiting = 0; /* slots started so far */
 	while (r->done < n && !r->failed) {
-		uint64_t now = cr_bench_now_ns();
+		uint64_t now = cr_now_ns();
 		while (waiting < r->nslots && r->started < n && t0 + waiting * stagger_ns <= now)
 			if (start_in(r, &r->slots[waiting++], err) < 0)
 				return -err->code;
@@ -263,7 +264,8 @@ static int run_c(struct run *r, unsigned n, struct cr_bench_samples *samples, ui
 			return cr_bench_cancel_error(err);
 		}
 	}
-	cr_model_client_run(r->client, -1, NULL); /* (nothing runs once it failed) */
+	/* After a failure, the calls still running end (nothing starts new ones) */
+	cr_model_client_run(r->client, -1, NULL);
 	if (r->failed) {
 		*err = r->err;
 		return cr_error_prefix(err, "corral's client");
@@ -498,7 +500,7 @@ static json_t *scenario(unsigned deltas)
 	}
 	json_t *j = json_pack("{s:[{s:s,s:[{s:s,s:{s:s,s:i}}]}]}", "turns", "text", text,
 			      "tool_calls", "name", "bash", "input", "command",
-			      "grep -rn \"TODO\" /workspace/src | head -50", "timeout_ms", 30000);
+			      "wc -l /workspace/src/*.c", "timeout_ms", 30000);
 	free(text);
 	return j;
 }
@@ -552,9 +554,9 @@ int cr_bench_model(const struct cr_bench_model_opts *opts, json_t **ret, struct 
 	json_t *sc = scenario(o->deltas);
 	body = json_pack("{s:s,s:i,s:[{s:s,s:s}],s:[{s:s,s:s,s:{s:s,s:{s:{s:s}},s:[s]}}]}", "model",
 			 "claude-bench", "max_tokens", 4096, "messages", "role", "user", "content",
-			 "Find the TODOs in the workspace.", "tools", "name", "bash", "description",
-			 "Run a shell command", "input_schema", "type", "object", "properties",
-			 "command", "type", "string", "required", "command");
+			 "Count the lines of the workspace's sources.", "tools", "name", "bash",
+			 "description", "Run a shell command", "input_schema", "type", "object",
+			 "properties", "command", "type", "string", "required", "command");
 	if (!sc || !body || json_dump_file(sc, scen_file, 0) < 0 ||
 	    json_dump_file(body, body_file, 0) < 0 ||
 	    cr_store_file(script, node_script, sizeof(node_script) - 1, 0600, err) < 0) {
@@ -632,11 +634,11 @@ int cr_bench_model(const struct cr_bench_model_opts *opts, json_t **ret, struct 
 				goto out;
 			run.opts.headers = phase ? flood : paced;
 			double c0 = cpu_ms();
-			uint64_t t0 = cr_bench_now_ns();
+			uint64_t t0 = cr_now_ns();
 			if ((r = run_c(&run, n, &cs->samples, phase ? 0 : stagger_ns, o->cancel,
 				       err)) < 0)
 				goto out;
-			cs->wall_s += (double)(cr_bench_now_ns() - t0) / 1e9;
+			cs->wall_s += (double)(cr_now_ns() - t0) / 1e9;
 			cs->cpu_ms += cpu_ms() - c0;
 			cs->streams += n;
 			cs->output_tokens = run.output_tokens;

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench-internal.h"
+#include "corral/clock.h"
 #include "bench.h"
 #include "corral/cgroup.h"
 #include "corral/cleanup.h"
@@ -138,7 +139,7 @@ static int run_program(const struct runner *rn, const struct program *p, uint64_
 {
 	if (ftruncate(rn->out_fd, 0) < 0)
 		return cr_error_errno(err, errno, "truncate the baselines' output file");
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	pid_t pid = fork();
 	if (pid < 0)
 		return cr_error_errno(err, errno, "fork for %s", p->argv[0]);
@@ -164,7 +165,7 @@ static int run_program(const struct runner *rn, const struct program *p, uint64_
 	do
 		w = waitpid(pid, &status, 0);
 	while (w < 0 && errno == EINTR);
-	uint64_t t1 = cr_bench_now_ns();
+	uint64_t t1 = cr_now_ns();
 	if (w < 0)
 		return cr_error_errno(err, errno, "wait for %s", p->argv[0]);
 	if (timed_out)
@@ -513,9 +514,9 @@ static int call(int fd, json_t *req, uint64_t *ret_ns, struct cr_error *err)
 	_cleanup_(json_decrefp) json_t *resp = NULL;
 	const char *op = json_string_value(json_object_get(req, "op"));
 
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	int r = cr_init_call(fd, req, CALL_TIMEOUT_MS, &resp, err);
-	uint64_t t1 = cr_bench_now_ns();
+	uint64_t t1 = cr_now_ns();
 	if (r < 0)
 		return cr_error_prefix(err, "%s of true", op);
 	if (!json_is_true(json_object_get(resp, "ok"))) {
@@ -536,9 +537,9 @@ static int execute_true(struct bench *b, uint64_t *ret_ns, struct cr_error *err)
 {
 	static const char input[] = "{\"command\": \"true\"}";
 	struct cr_tool_result res;
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	int r = cr_tool_execute(b->warm_fd, NULL, "bash", input, sizeof(input) - 1, &res, err);
-	uint64_t t1 = cr_bench_now_ns();
+	uint64_t t1 = cr_now_ns();
 	if (r < 0)
 		return cr_error_prefix(err, "warm execute(bash, true)");
 	bool ok = !res.is_error && res.content[0] == '\0';
@@ -559,19 +560,19 @@ static int cold_start(struct bench *b, struct cr_error *err)
 
 	if (!req)
 		return cr_error_set(err, ENOMEM, "no memory for a request");
-	uint64_t t0 = cr_bench_now_ns();
+	uint64_t t0 = cr_now_ns();
 	int r = cr_sandbox_create(&b->cfg, &sb, NULL, err);
 	if (r < 0)
 		return cr_error_prefix(err, "cold start");
-	uint64_t t1 = cr_bench_now_ns();
+	uint64_t t1 = cr_now_ns();
 	int fd = cr_sandbox_connect(sb, err);
 	r = fd < 0 ? fd : call(fd, req, &exec_ns, err);
-	uint64_t t2 = cr_bench_now_ns();
+	uint64_t t2 = cr_now_ns();
 	if (fd >= 0)
 		close(fd);
-	uint64_t t3 = cr_bench_now_ns();
+	uint64_t t3 = cr_now_ns();
 	int d = cr_sandbox_destroy(sb, false, &e);
-	uint64_t t4 = cr_bench_now_ns();
+	uint64_t t4 = cr_now_ns();
 	cr_sandbox_free(sb);
 	if (r < 0)
 		return cr_error_prefix(err, "cold start, first exec");

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "corral/clock.h"
 #include "fakeapi/fakeapi-internal.h"
 
 #define SIGNATURE "ErUBCkYIBRgCIkD0fakeapiSignatureForThinkingBlocks"
@@ -33,15 +34,6 @@ static void random_id(const char *prefix, char *out, size_t size)
 	out[p] = '\0';
 }
 
-static void sleep_ms(int64_t ms)
-{
-	if (ms <= 0)
-		return;
-	struct timespec t = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000 };
-	while (nanosleep(&t, &t) < 0 && errno == EINTR)
-		;
-}
-
 static void sleep_ns(int64_t ns)
 {
 	if (ns <= 0)
@@ -51,11 +43,9 @@ static void sleep_ns(int64_t ns)
 		;
 }
 
-static int64_t monotonic_ns(void)
+static void sleep_ms(int64_t ms)
 {
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+	sleep_ns(ms > INT64_MAX / 1000000 ? INT64_MAX : ms * 1000000);
 }
 
 /* --- drawing latencies --------------------------------------------------------------------- */
@@ -69,7 +59,7 @@ static double uniform(void)
 {
 	if (!rng_seeded) {
 		if (getrandom(&rng_state, sizeof(rng_state), 0) != (ssize_t)sizeof(rng_state))
-			rng_state = (uint64_t)monotonic_ns() ^ (uint64_t)(uintptr_t)&rng_state;
+			rng_state = cr_now_ns() ^ (uint64_t)(uintptr_t)&rng_state;
 		rng_seeded = true;
 	}
 	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
@@ -559,7 +549,7 @@ static bool event(struct stream *s, const char *name, json_t *data)
 		/* the stamp is taken last, just before the write: a client's delivery latency is
 		 * measured from it. (data is an object, so its text ends with the brace.) */
 		n = snprintf(frame, cap, "event: %s\ndata: %.*s,\"fake_api_sent_ns\":%lld}\n\n",
-			     name, (int)len - 1, text, (long long)monotonic_ns());
+			     name, (int)len - 1, text, (long long)cr_now_ns());
 	else if (frame)
 		n = snprintf(frame, cap, "event: %s\ndata: %s\n\n", name, text);
 	free(text);

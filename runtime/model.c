@@ -29,19 +29,13 @@
 #endif
 
 #include "corral/cleanup.h"
+#include "corral/clock.h"
 #include "corral/model.h"
 
 #define ERROR_BODY_MAX (64u << 10) /* of an error response kept for its message */
 #define RING_ENTRIES 256
 #define CQE_BATCH 64
 #define RETRY_AFTER_MAX_MS 2147483647.0 /* the SDK's bound: one timer's largest delay */
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 /* --- the key ------------------------------------------------------------------------------- */
 
@@ -115,8 +109,9 @@ int cr_model_key_load(const char *path, char **ret_key, struct cr_error *err)
 	return 0;
 }
 
-/* Replaces every occurrence of key in msg (of size bytes) with "[api key]". */
-static void scrub(char *msg, size_t size, const char *key)
+/* Replaces every occurrence of key in msg with "[api key]" (a key shorter than that: with
+ * asterisks), in place. */
+static void scrub(char *msg, const char *key)
 {
 	static const char mark[] = "[api key]";
 	size_t klen = key ? strlen(key) : 0;
@@ -132,7 +127,6 @@ static void scrub(char *msg, size_t size, const char *key)
 			/* A key shorter than the mark: blank it out in place. */
 			memset(p, '*', klen);
 		}
-		(void)size;
 	}
 }
 
@@ -368,8 +362,8 @@ static void handle_cqe(struct cr_model_client *c, uint64_t tag, int res)
 	}
 	struct sock *s = (struct sock *)(uintptr_t)tag;
 	s->inflight = false;
-	if (s->dead || res == -ECANCELED || res < 0 || !s->armed)
-		return; /* re-armed (when still wanted) by the caller */
+	if (s->dead || res < 0 || !s->armed)
+		return; /* cancelled or replaced: re-armed (when still wanted) by the caller */
 	int ev = 0;
 	if (res & (POLLIN | POLLHUP))
 		ev |= CURL_CSELECT_IN;
@@ -445,7 +439,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 	(void)multi;
 	c->timer_set = timeout_ms >= 0;
 	if (c->timer_set)
-		c->timer_at = now_ns() + (uint64_t)timeout_ms * 1000000u;
+		c->timer_at = cr_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	return 0;
 }
 
@@ -533,7 +527,7 @@ int cr_model_client_new(const struct cr_model_config *cfg, struct cr_model_clien
 		return cr_error_errno(err, ENOMEM, "model client");
 	}
 	if (getrandom(&c->rng, sizeof(c->rng), GRND_NONBLOCK) != sizeof(c->rng) || !c->rng)
-		c->rng = now_ns() | 1;
+		c->rng = cr_now_ns() | 1;
 	c->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->evfd < 0) {
 		int e = errno;
@@ -661,7 +655,7 @@ static void finish(struct cr_model_call *call, int status, bool notify)
 	call_detach(call);
 	call->state = CALL_DONE;
 	r->status = status;
-	r->duration_ns = now_ns() - r->start_ns;
+	r->duration_ns = cr_now_ns() - r->start_ns;
 	if (status == 0) { /* what failed attempts left is history */
 		r->error = (struct cr_error){ 0 };
 		r->error_type[0] = '\0';
@@ -669,8 +663,8 @@ static void finish(struct cr_model_call *call, int status, bool notify)
 	} else {
 		if (!r->error.code)
 			cr_error_set(&r->error, -status, "model call: %s", strerror(-status));
-		scrub(r->error.msg, sizeof(r->error.msg), call->c->key);
-		scrub(r->error_type, sizeof(r->error_type), call->c->key);
+		scrub(r->error.msg, call->c->key);
+		scrub(r->error_type, call->c->key);
 	}
 	if (notify && call->opts.on_done)
 		call->opts.on_done(call->opts.arg, call);
@@ -728,7 +722,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 		call->should_retry = -1;
 		call->result.request_id[0] = '\0';
 		call->headers_seen = true;
-		uint64_t at = now_ns() + (uint64_t)call->c->cfg.idle_ms * 1000000u;
+		uint64_t at = cr_now_ns() + (uint64_t)call->c->cfg.idle_ms * 1000000u;
 		if (at < call->c->scan_at)
 			call->c->scan_at = at;
 	} else if (header_is(line, len, "request-id", &v, &vlen)) {
@@ -745,7 +739,7 @@ static size_t on_header(char *line, size_t size, size_t nitems, void *arg)
 				     : strcmp(tmp, "false") == 0 ? 0
 								 : -1;
 	}
-	call->last_byte = now_ns();
+	call->last_byte = cr_now_ns();
 	return len;
 }
 
@@ -782,7 +776,7 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct cr_model_call *call = arg;
 	size_t len = size * nmemb;
-	call->last_byte = now_ns();
+	call->last_byte = cr_now_ns();
 	if (atomic_load_explicit(&call->cancel, memory_order_relaxed)) {
 		call_fail(call, ECANCELED, "cancelled");
 		return 0;
@@ -879,7 +873,7 @@ static int attempt_start(struct cr_model_call *call)
 	}
 	curl_easy_setopt(call->easy, CURLOPT_HTTPHEADER, call->hdrs);
 	r->attempts++;
-	call->attempt_start = call->last_byte = now_ns();
+	call->attempt_start = call->last_byte = cr_now_ns();
 	CURLMcode m = curl_multi_add_handle(c->multi, call->easy);
 	if (m != CURLM_OK)
 		return cr_error_set(&r->error, EIO, "model call: %s", curl_multi_strerror(m));
@@ -902,7 +896,7 @@ static double retry_delay_ms(struct cr_model_call *call)
 		if (end != call->retry_after_ms)
 			ms = v;
 	}
-	if (call->retry_after[0] && !(ms != 0 && !isnan(ms))) {
+	if (call->retry_after[0] && (isnan(ms) || ms == 0)) { /* the SDK's !timeoutMillis */
 		double v = strtod(call->retry_after, &end);
 		if (end != call->retry_after) {
 			ms = v * 1000;
@@ -934,7 +928,7 @@ static void retry_or_finish(struct cr_model_call *call, int status)
 	if (call->state == CALL_RUNNING)
 		curl_multi_remove_handle(c->multi, call->easy);
 	call->state = CALL_WAITING;
-	call->retry_at = now_ns() + (uint64_t)(ms * 1e6);
+	call->retry_at = cr_now_ns() + (uint64_t)(ms * 1e6);
 	if (call->retry_at < c->scan_at)
 		c->scan_at = call->retry_at;
 }
@@ -1137,7 +1131,7 @@ static void scan(struct cr_model_client *c, uint64_t now)
  * sockets, timers or a cancellation. */
 static int loop_once(struct cr_model_client *c, uint64_t until, struct cr_error *err)
 {
-	uint64_t now = now_ns();
+	uint64_t now = cr_now_ns();
 	if (c->scan_at <= now)
 		scan(c, now);
 	if (c->uring && c->timer_set && c->timer_at <= now) {
@@ -1151,7 +1145,7 @@ static int loop_once(struct cr_model_client *c, uint64_t until, struct cr_error 
 	uint64_t wake = c->scan_at < until ? c->scan_at : until;
 	if (c->uring && c->timer_set && c->timer_at < wake)
 		wake = c->timer_at;
-	now = now_ns();
+	now = cr_now_ns();
 	uint64_t wait = wake <= now ? 0 : wake - now;
 	if (c->uring) {
 		int r = uring_wait(c, wait, err);
@@ -1182,12 +1176,13 @@ static int loop_once(struct cr_model_client *c, uint64_t until, struct cr_error 
 
 int cr_model_client_run(struct cr_model_client *c, int timeout_ms, struct cr_error *err)
 {
-	uint64_t until = timeout_ms < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ms * 1000000u;
+	uint64_t until =
+		timeout_ms < 0 ? UINT64_MAX : cr_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	while (c->ncalls) {
 		int r = loop_once(c, until, err);
 		if (r < 0)
 			return r;
-		if (until != UINT64_MAX && now_ns() >= until)
+		if (until != UINT64_MAX && cr_now_ns() >= until)
 			break;
 	}
 	return (int)c->ncalls;
@@ -1246,7 +1241,7 @@ int cr_model_call_start(struct cr_model_client *c, json_t *body,
 		return cr_error_errno(err, ENOMEM, "model call");
 	}
 	call->state = CALL_WAITING;
-	call->result.start_ns = now_ns();
+	call->result.start_ns = cr_now_ns();
 	call->retry_at = 0;
 	call->next = c->calls;
 	if (c->calls)
@@ -1262,9 +1257,9 @@ void cr_model_call_cancel(struct cr_model_call *call)
 {
 	uint64_t one = 1;
 	atomic_store(&call->cancel, true);
-	/* Wakes the loop: a full counter (it cannot be) would already wake it. */
-	if (write(call->c->evfd, &one, sizeof(one)) < 0) {
-	}
+	/* Wakes the loop. It cannot fail: the counter is never near full, and a full one would
+	 * wake the loop too. */
+	(void)!write(call->c->evfd, &one, sizeof(one));
 }
 
 bool cr_model_call_done(const struct cr_model_call *call)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "corral/clock.h"
 #include "corral/model.h"
 
 struct buf {
@@ -65,13 +66,6 @@ struct cr_model_stream {
 	struct cr_error fail;
 	char *error_type;
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
-}
 
 int cr_model_stream_new(const struct cr_model_stream_opts *opts, struct cr_model_stream **ret,
 			struct cr_error *err)
@@ -194,7 +188,7 @@ static struct block *block_at(struct cr_model_stream *s, json_t *ev)
 static int on_block_delta(struct cr_model_stream *s, json_t *ev, struct cr_error *err)
 {
 	if (!s->first_delta_ns)
-		s->first_delta_ns = now_ns();
+		s->first_delta_ns = cr_now_ns();
 	struct block *b = block_at(s, ev);
 	json_t *d = json_object_get(ev, "delta");
 	const char *dtype = json_string_value(json_object_get(d, "type"));

@@ -147,13 +147,15 @@ struct cr_model_result {
 	struct cr_error error; /* the message, when status < 0; never holds the key */
 };
 
-/* Called for each event of the stream (not pings), in order, as it is parsed; may cancel. An
- * attempt whose stream delivered an event is never retried by the client. */
+/* Called once when a call ends, last: it may free that call (not another running one) or start
+ * new calls, but not run the loop. */
 typedef void (*cr_model_done_fn)(void *arg, struct cr_model_call *call);
 
 struct cr_model_call_opts {
-	cr_model_event_fn on_event; /* may be NULL */
-	cr_model_done_fn on_done; /* may be NULL: called once, when the call is done */
+	/* Each event of the stream (not pings), in order, as it is parsed; may cancel. An
+	 * attempt that delivered an event is never retried by the client. May be NULL. */
+	cr_model_event_fn on_event;
+	cr_model_done_fn on_done; /* may be NULL */
 	void *arg;
 	/* extra request headers, "Name: value", NULL-terminated (anthropic-beta, ...); copied.
 	 * May be NULL. */

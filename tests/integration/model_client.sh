@@ -28,14 +28,6 @@ wait_for 10 test -s "$TMP/port" || fail "corral-fake-api did not start: $(cat "$
 base=http://127.0.0.1:$(cat "$TMP/port")
 
 outputs=() # every file our client wrote: none may hold the key
-call() { # call NAME [model-call options...] <body: sets $OUT, $ERR, $rc and saves both
-	local name=$1
-	shift
-	run "$CALL" --base-url "$base" --key-file "$TMP/key" "$@"
-	printf '%s' "$OUT" >"$TMP/$name.out"
-	printf '%s' "$ERR" >"$TMP/$name.err"
-	outputs+=("$TMP/$name.out" "$TMP/$name.err")
-}
 # run redirects stdin from /dev/null: the body goes by file
 body() { # body NAME JSON: writes $TMP/NAME.json
 	printf '%s' "$2" >"$TMP/$1.json"
