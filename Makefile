@@ -98,7 +98,7 @@ LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c ut
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
 	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c \
-	init/frame.c
+	runtime/harness.c init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
 	bench/sandbox.c bench/model.c
 CORRALD_SRCS := daemon/corrald.c
