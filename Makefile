@@ -97,8 +97,8 @@ endif
 LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c util/json.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
-	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c \
-	runtime/harness.c init/frame.c
+	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c runtime/orchestrator.c \
+	runtime/brainlink.c runtime/harness.c init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
 	bench/sandbox.c bench/model.c
 CORRALD_SRCS := daemon/corrald.c
@@ -124,7 +124,7 @@ UNIT_OBJS := $(call obj,$(UNIT_SRCS))
 
 PROGRAMS := $(O)/corral $(O)/corrald $(O)/corral-init $(O)/corral-fake-api
 TEST_BINS := $(O)/tests/unit $(O)/tests/escape-probe $(O)/tests/model-stream \
-	$(O)/tests/model-call
+	$(O)/tests/model-call $(O)/tests/orch-wake
 
 # --- configuration ---------------------------------------------------------------------------
 
@@ -233,6 +233,11 @@ $(O)/tests/model-stream: $(O)/tests/model-stream.o $(O)/libcorral.a
 
 # runtime/model's client from the command line, for the client's integration tests.
 $(O)/tests/model-call: $(O)/tests/model-call.o $(O)/libcorral.a
+	$(msg) LD $@
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+# wake(session) in-process, for the orchestrator's integration tests.
+$(O)/tests/orch-wake: $(O)/tests/orch-wake.o $(O)/libcorral.a
 	$(msg) LD $@
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 

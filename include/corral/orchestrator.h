@@ -1,0 +1,120 @@
+/* runtime/orchestrator: wake(session_id), the brain's loop (DESIGN.md, "runtime/"). It takes
+ * the session's lease (a new epoch), replays the log, and drives harness step -> effect ->
+ * append until the session idles or ends, heartbeating the lease while a model call or a tool
+ * call runs and stopping at once when an append is refused for a stale epoch (another brain
+ * took the session over). It holds no state a crash could lose: everything it learns is
+ * appended before it acts on it, tool calls carry their agent.tool_use event id as the call id
+ * (corral-init runs a call once and replays its result), and a model call cut off by a crash is
+ * issued again by the next wake because its span has no end.
+ *
+ * It reaches the log, the sandbox and the session's configuration only through a platform
+ * (struct cr_platform): in-process over a cr_log and hands (cr_platform_local, used by corrald
+ * itself and by tests), or from a worker process over its socket to corrald (runtime/brain). */
+#ifndef CORRAL_ORCHESTRATOR_H
+#define CORRAL_ORCHESTRATOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "corral/error.h"
+#include "corral/harness.h"
+#include "corral/hands.h"
+#include "corral/log.h"
+#include "corral/model.h"
+#include "corral/tool.h"
+
+/* What a brain may do to a session. Every call may fail with -ESTALE when epoch is no longer
+ * the session's lease: the caller must stop driving the session. */
+struct cr_platform_ops {
+	/* Takes the lease: a new epoch (lease.acquired is appended). */
+	int (*acquire)(void *p, const char *session, uint64_t *ret_epoch, struct cr_error *err);
+	/* The durable events after after_seq, in order (cr_log_events_free). */
+	int (*events)(void *p, const char *session, uint64_t after_seq, struct cr_log_event **ret,
+		      size_t *ret_n, struct cr_error *err);
+	/* Appends ev[0..n) as one unit under epoch (fenced on the epoch only: client events may
+	 * land in between). ret (may be NULL) gets n results. */
+	int (*append)(void *p, const char *session, uint64_t epoch,
+		      const struct cr_harness_event *ev, size_t n, struct cr_log_appended *ret,
+		      struct cr_error *err);
+	/* Marks pending client events processed. */
+	int (*mark)(void *p, const char *session, uint64_t epoch, const uint64_t *seqs, size_t n,
+		    struct cr_error *err);
+	/* Runs a built-in tool in the session's sandbox (call_id: the agent.tool_use event id). A
+	 * tool failure is a result with is_error; a negative errno only when no sandbox could be
+	 * asked at all. */
+	int (*tool)(void *p, const char *session, uint64_t epoch, const char *call_id,
+		    const char *name, const char *input, struct cr_tool_result *ret,
+		    struct cr_error *err);
+	/* The session's agent and environment objects (owned by the caller). */
+	int (*config)(void *p, const char *session, json_t **ret_agent, json_t **ret_environment,
+		      struct cr_error *err);
+	/* The brain still drives session under epoch (called every heartbeat_ms while a model
+	 * call runs). */
+	int (*heartbeat)(void *p, const char *session, uint64_t epoch, struct cr_error *err);
+};
+
+struct cr_platform {
+	const struct cr_platform_ops *ops;
+	void *p;
+};
+
+/* --- the in-process platform ---------------------------------------------------------------- */
+
+typedef int (*cr_platform_config_fn)(void *arg, const char *session, json_t **ret_agent,
+				     json_t **ret_environment, struct cr_error *err);
+
+struct cr_platform_local_config {
+	struct cr_log *log; /* borrowed */
+	/* Sandboxes for the sessions' tool calls: the hands' template (log and epoch are set per
+	 * call). NULL: every tool call fails as a tool error ("no sandbox: ..."). */
+	const struct cr_hands_config *hands;
+	cr_platform_config_fn config; /* NULL: an agent with no tools, model "claude-sonnet-4-5" */
+	void *config_arg;
+};
+
+/* A platform over log and hands. The hands of each session are made on its first tool call
+ * (provisioned lazily or eagerly as the hands config says) and found again from their records
+ * when the platform starts (cr_platform_local_new opens every record under the hands' state
+ * directory). Thread-safe. */
+int cr_platform_local_new(const struct cr_platform_local_config *cfg, struct cr_platform *ret,
+			  struct cr_error *err);
+void cr_platform_local_free(struct cr_platform *p);
+/* Makes the session's hands now (eager provisioning); nothing when they exist. */
+int cr_platform_local_provision(struct cr_platform *p, const char *session, bool eager,
+				struct cr_error *err);
+/* Destroys the session's hands (sandbox, record and workspace), if any. */
+int cr_platform_local_release(struct cr_platform *p, const char *session, struct cr_error *err);
+
+/* --- wake ----------------------------------------------------------------------------------- */
+
+struct cr_orch_config {
+	struct cr_platform platform;
+	struct cr_model_client *model; /* the brain's client (kept-alive connections) */
+	unsigned heartbeat_ms; /* 0: 1000 */
+	size_t context_budget; /* the harness's (0: no compaction) */
+	int model_retries; /* the harness's (-1: its default) */
+	const char *const *model_headers; /* extra request headers (may be NULL) */
+	/* Set to stop: the loop ends at its next step (a running model call is cancelled). */
+	volatile int *stop;
+};
+
+struct cr_orch_stats {
+	unsigned steps, model_calls, tool_calls;
+	uint64_t epoch; /* the lease the wake held */
+	uint64_t last_seq; /* the last event seen */
+	uint64_t replay_ns; /* acquire + read + fold, to the first effect */
+	enum cr_harness_step_kind end; /* CR_STEP_WAIT or CR_STEP_END when it returned 0 */
+};
+
+/* Drives session until it waits for a client or ends (0), another brain takes its lease
+ * (-ESTALE), or something fails that a later wake must retry (a negative errno: the platform
+ * could not be reached, the log refused a write). stats (may be NULL) is filled either way. */
+int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct cr_orch_stats *stats,
+		 struct cr_error *err);
+
+/* The harness agent of an API agent object (borrows from it: keep agent alive). */
+void cr_orch_harness_agent(const json_t *agent, struct cr_harness_agent *ret);
+
+#endif
