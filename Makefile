@@ -99,9 +99,9 @@ LIB_SRCS := util/error.c util/fileio.c util/strutil.c util/crc32c.c util/id.c ut
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
 	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c runtime/orchestrator.c \
 	runtime/brainlink.c runtime/harness.c init/frame.c
-CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c bench/common.c bench/log.c \
-	bench/sandbox.c bench/model.c
-CORRALD_SRCS := daemon/corrald.c
+CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c cli/client.c cli/resources.c \
+	cli/run.c cli/worker.c bench/common.c bench/log.c bench/sandbox.c bench/model.c
+CORRALD_SRCS := daemon/corrald.c daemon/api.c daemon/api_store.c daemon/workers.c
 FAKEAPI_SRCS := fakeapi/main.c fakeapi/http.c fakeapi/api.c
 # init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.
 INIT_SRCS := init/corral-init.c init/serve.c init/proc.c init/shell.c init/files.c init/search.c \
@@ -190,7 +190,7 @@ $(O)/corral: $(CLI_OBJS) $(O)/libcorral.a
 
 $(O)/corrald: $(CORRALD_OBJS) $(O)/libcorral.a
 	$(msg) LD $@
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS) -lmicrohttpd
 
 $(O)/corral-fake-api: $(FAKEAPI_OBJS)
 	$(msg) LD $@

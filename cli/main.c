@@ -19,6 +19,14 @@ static const struct verb {
 	{ "sandbox", cr_cli_sandbox, "create, run in, pause and destroy sandboxes" },
 	{ "bench", cr_cli_bench,
 	  "measure corral against its baselines (corral bench log|sandbox)" },
+	{ "worker", cr_cli_worker, "drive sessions for corrald (corrald starts these)" },
+	{ "run", cr_cli_run, "run a task in an agent session and print what the agent does" },
+	{ "agents", cr_cli_agents, "create, list, retrieve, update and archive agents" },
+	{ "environments", cr_cli_environments,
+	  "create, list, retrieve, update, archive and delete environments" },
+	{ "sessions", cr_cli_sessions,
+	  "create, list, retrieve, update, archive and delete sessions" },
+	{ "sessions:events", cr_cli_session_events, "send, list and stream a session's events" },
 	{ "version", cmd_version, "print corral's version" },
 	{ "help", cmd_help, "show this help" },
 };
@@ -27,9 +35,10 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: corral VERB [OPTIONS]\n\nverbs:\n");
 	for (size_t i = 0; i < CR_ARRAY_SIZE(verbs); i++)
-		fprintf(f, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
-	fprintf(f, "\nAgent sessions (run, sessions, sandbox, vault, oci) are not built yet;\n"
-		   "see the status table in README.md.\n");
+		fprintf(f, "  %-16s %s\n", verbs[i].name, verbs[i].summary);
+	fprintf(f,
+		"\nrun, agents, environments, sessions and sessions:events talk to corrald\n"
+		"(docs/cli.md). vault and oci are not built yet; see README.md's status table.\n");
 }
 
 static int cmd_version(int argc, char **argv)

@@ -1,31 +1,49 @@
-/* daemon/corrald: the platform daemon. Today it validates its options, prepares its state
- * directory and checks the kernel layers at start-up (refusing to start when a required one is
- * missing); the session log, API and sandbox manager are later issues, and until they land it
- * says so and exits instead of pretending to serve. */
+/* daemon/corrald: the platform daemon. It validates its options, checks the kernel layers at
+ * start-up (refusing to start when a required one is missing), prepares its state directory,
+ * opens the session log (<state_dir>/log), serves the API (daemon/api) and supervises the
+ * workers (daemon/workers) until SIGTERM or SIGINT. It never runs a harness step itself. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corral/api.h"
 #include "corral/cleanup.h"
 #include "corral/doctor.h"
+#include "corral/hands.h"
+#include "corral/log.h"
+#include "corral/model.h"
+#include "corral/orchestrator.h"
+#include "corral/workers.h"
 
 struct options {
 	const char *state_dir;
 	const char *socket;
 	const char *listen;
 	long workers;
+	const char *model_key_file; /* NULL: <state_dir>/model-key */
+	const char *model_base_url; /* NULL: the model client's default ($ANTHROPIC_BASE_URL) */
+	long context_budget;
+	long model_retries; /* -1: the model client's default */
+	const char *model_headers[9]; /* extra request headers for the model, NULL-terminated */
+	size_t n_headers;
 };
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: corrald [--state-dir DIR] [--socket PATH] [--listen 127.0.0.1:PORT] "
-		   "[--workers N]\n");
+	fprintf(f,
+		"usage: corrald [--state-dir DIR] [--socket PATH] [--listen 127.0.0.1:PORT] "
+		"[--workers N]\n"
+		"               [--model-key-file FILE] [--model-base-url URL] "
+		"[--model-retries N]\n"
+		"               [--model-header \"Name: value\"]... [--context-budget TOKENS]\n");
 }
 
 /* A decimal number made of digits only (no sign, no spaces) within [min, max]. */
@@ -51,7 +69,7 @@ static int check_listen(const char *arg)
 	memcpy(host, arg, (size_t)(colon - arg));
 	host[colon - arg] = '\0';
 	long port;
-	if (parse_number(colon + 1, 1, 65535, &port) < 0)
+	if (parse_number(colon + 1, 0, 65535, &port) < 0) /* (0: any free port) */
 		return -1;
 	struct in_addr a4;
 	if (inet_pton(AF_INET, host, &a4) == 1)
@@ -84,6 +102,237 @@ static int make_state_dir(const char *dir)
 	return 0;
 }
 
+/* This program's directory + name: corral and corral-init are installed beside corrald (or
+ * corral-init in ../libexec/corral, as "make install" puts it). */
+static int beside_self(const char *name, char *buf, size_t size)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n < 0)
+		return -1;
+	self[n] = '\0';
+	char *slash = strrchr(self, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	if ((size_t)snprintf(buf, size, "%s/%s", self, name) >= size)
+		return -1;
+	if (access(buf, X_OK) == 0)
+		return 0;
+	if ((size_t)snprintf(buf, size, "%s/../libexec/corral/%s", self, name) >= size)
+		return -1;
+	return access(buf, X_OK);
+}
+
+struct daemon {
+	struct cr_log *log;
+	struct cr_api *api;
+	struct cr_platform platform;
+	struct cr_workers *workers;
+};
+
+static void hook_wake(void *arg, const char *session)
+{
+	struct daemon *d = arg;
+	cr_workers_wake(d->workers, session);
+}
+
+static void hook_created(void *arg, const char *session, const json_t *env)
+{
+	struct daemon *d = arg;
+	json_t *config = json_object_get(env, "config");
+	const char *prov = json_string_value(json_object_get(config, "provisioning"));
+	if (!prov || strcmp(prov, "eager") != 0)
+		return;
+	struct cr_error err;
+	if (cr_platform_local_provision(&d->platform, session, true, &err) < 0)
+		fprintf(stderr, "corrald: session %s: eager sandbox: %s\n", session, err.msg);
+}
+
+static void hook_ended(void *arg, const char *session)
+{
+	struct daemon *d = arg;
+	struct cr_error err;
+	if (cr_platform_local_release(&d->platform, session, &err) < 0)
+		fprintf(stderr, "corrald: session %s: destroy its sandbox: %s\n", session, err.msg);
+}
+
+static int platform_config(void *arg, const char *session, json_t **ret_agent, json_t **ret_env,
+			   struct cr_error *err)
+{
+	struct daemon *d = arg;
+	return cr_api_session_config(d->api, session, ret_agent, ret_env, err);
+}
+
+/* Sessions a stopped corrald left in the middle of something: client events not yet taken, or
+ * a status of running. They are woken as soon as the workers run. */
+static void recover(struct daemon *d)
+{
+	struct cr_log_session_info *v = NULL;
+	size_t n = 0;
+	struct cr_error err;
+	if (cr_log_list_sessions(d->log, &v, &n, &err) < 0) {
+		fprintf(stderr, "corrald: list sessions: %s\n", err.msg);
+		return;
+	}
+	size_t woken = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool wake = v[i].pending > 0;
+		struct cr_log_event *ev = NULL;
+		size_t k = 0;
+		if (!wake && v[i].last_seq > 0 &&
+		    cr_log_get_events(d->log, v[i].id, 0, 0, &ev, &k, &err) == 0) {
+			for (size_t j = k; j-- > 0;) {
+				if (strncmp(ev[j].type, "session.status_", 15) != 0)
+					continue;
+				wake = strcmp(ev[j].type, "session.status_running") == 0;
+				break;
+			}
+			cr_log_events_free(ev, k);
+		}
+		if (wake) {
+			cr_workers_wake(d->workers, v[i].id);
+			woken++;
+		}
+	}
+	free(v);
+	if (woken)
+		fprintf(stderr, "corrald: %zu session(s) resumed after a restart\n", woken);
+}
+
+/* Opens the log, starts the API, the platform and the workers, and waits for SIGTERM or SIGINT,
+ * then shuts down in the reverse order. */
+static int serve(const struct options *o)
+{
+	struct cr_error err;
+	char path[PATH_MAX], key_file[PATH_MAX], corral[PATH_MAX], init[PATH_MAX];
+	if ((size_t)snprintf(path, sizeof(path), "%s/log", o->state_dir) >= sizeof(path) ||
+	    (size_t)snprintf(key_file, sizeof(key_file), "%s/model-key", o->state_dir) >=
+		    sizeof(key_file)) {
+		fprintf(stderr, "corrald: state directory path too long\n");
+		return 1;
+	}
+	if (o->model_key_file)
+		snprintf(key_file, sizeof(key_file), "%s", o->model_key_file);
+	/* The workers load the key; corrald checks it first, so a missing or open key is one
+	 * clear error at start rather than one per worker. */
+	char *key = NULL;
+	if (cr_model_key_load(key_file, &key, &err) < 0) {
+		fprintf(stderr,
+			"corrald: the model API key: %s (write the key to %s, mode 0600, or name "
+			"another file with --model-key-file)\n",
+			err.msg, key_file);
+		return 1;
+	}
+	cr_model_key_free(key);
+	if (beside_self("corral", corral, sizeof(corral)) < 0 ||
+	    beside_self("corral-init", init, sizeof(init)) < 0) {
+		fprintf(stderr,
+			"corrald: corral and corral-init must be installed beside corrald\n");
+		return 1;
+	}
+
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGPIPE);
+	/* Every thread started from here on inherits the mask: the signals are taken below. */
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	struct daemon d = { 0 };
+	struct cr_log_options lo;
+	cr_log_options_init(&lo);
+	lo.create = true;
+	if (cr_log_open(path, &lo, &d.log, &err) < 0) {
+		fprintf(stderr, "corrald: %s\n", err.msg);
+		return 1;
+	}
+	struct cr_hands_config hc;
+	cr_hands_config_init(&hc);
+	hc.sandbox.state_dir = o->state_dir;
+	hc.sandbox.init_path = init;
+	hc.sandbox.uid_base = CR_SANDBOX_UID_BASE_DEFAULT;
+	hc.log = d.log;
+	size_t swept = 0;
+	if (cr_hands_sweep(&hc, &swept, &err) < 0)
+		fprintf(stderr, "corrald: sweeping sandboxes: %s\n", err.msg);
+	struct cr_platform_local_config pc = {
+		.log = d.log,
+		.hands = &hc,
+		.config = platform_config,
+		.config_arg = &d,
+	};
+	int rc = 1;
+	if (cr_platform_local_new(&pc, &d.platform, &err) < 0) {
+		fprintf(stderr, "corrald: %s\n", err.msg);
+		goto out;
+	}
+	struct cr_api_config ac = {
+		.log = d.log,
+		.state_dir = o->state_dir,
+		.socket_path = o->socket,
+		.listen = o->listen,
+		.hooks = { .arg = &d,
+			   .wake = hook_wake,
+			   .session_created = hook_created,
+			   .session_ended = hook_ended },
+	};
+	if (cr_api_start(&ac, &d.api, &err) < 0) {
+		fprintf(stderr, "corrald: %s\n", err.msg);
+		goto out;
+	}
+	char budget[32], retries[32];
+	snprintf(budget, sizeof(budget), "--context-budget=%ld", o->context_budget);
+	snprintf(retries, sizeof(retries), "--model-retries=%ld", o->model_retries);
+	const char *args[32];
+	size_t na = 0;
+	for (size_t i = 0; i < o->n_headers; i++) {
+		args[na++] = "--model-header";
+		args[na++] = o->model_headers[i];
+	}
+	if (o->model_retries >= 0)
+		args[na++] = retries;
+	args[na++] = "--model-key-file";
+	args[na++] = key_file;
+	if (o->model_base_url) {
+		args[na++] = "--model-base-url";
+		args[na++] = o->model_base_url;
+	}
+	args[na++] = budget;
+	args[na] = NULL;
+	struct cr_workers_config wc = {
+		.count = (unsigned)o->workers,
+		.program = corral,
+		.worker_args = args,
+		.platform = &d.platform,
+		.log = d.log,
+	};
+	if (cr_workers_start(&wc, &d.workers, &err) < 0) {
+		fprintf(stderr, "corrald: %s\n", err.msg);
+		goto out;
+	}
+	recover(&d);
+	fprintf(stderr, "corrald: serving on %s", o->socket);
+	if (o->listen)
+		fprintf(stderr, " and port %u", cr_api_port(d.api));
+	fprintf(stderr, " with %ld workers (state %s)\n", o->workers, o->state_dir);
+
+	int sig;
+	do
+		sig = 0, sigwait(&sigs, &sig);
+	while (sig == SIGPIPE);
+	fprintf(stderr, "corrald: %s: shutting down\n", strsignal(sig));
+	rc = 0;
+out:
+	/* The API first: nothing new arrives while the workers stop. */
+	cr_api_stop(d.api);
+	cr_workers_stop(d.workers);
+	cr_platform_local_free(&d.platform);
+	cr_log_close(d.log);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -91,6 +340,11 @@ int main(int argc, char **argv)
 		{ "socket", required_argument, NULL, 'S' },
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
+		{ "model-key-file", required_argument, NULL, 'k' },
+		{ "model-base-url", required_argument, NULL, 'u' },
+		{ "context-budget", required_argument, NULL, 'b' },
+		{ "model-retries", required_argument, NULL, 'r' },
+		{ "model-header", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -98,6 +352,7 @@ int main(int argc, char **argv)
 		.state_dir = CONFIG_CORRAL_STATE_DIR,
 		.socket = CONFIG_CORRAL_RUN_DIR "/corrald.sock",
 		.workers = 2,
+		.model_retries = -1,
 	};
 	int c;
 
@@ -124,6 +379,40 @@ int main(int argc, char **argv)
 			if (parse_number(optarg, 1, 1024, &o.workers) < 0) {
 				fprintf(stderr,
 					"corrald: --workers %s: want a number from 1 to 1024\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'k':
+			o.model_key_file = optarg;
+			break;
+		case 'u':
+			o.model_base_url = optarg;
+			break;
+		case 'r':
+			if (parse_number(optarg, 0, CR_MODEL_MAX_RETRIES_MAX, &o.model_retries) <
+			    0) {
+				fprintf(stderr,
+					"corrald: --model-retries %s: want a number from 0 to %d\n",
+					optarg, CR_MODEL_MAX_RETRIES_MAX);
+				return 2;
+			}
+			break;
+		case 'H':
+			if (o.n_headers == 8 || !strchr(optarg, ':')) {
+				fprintf(stderr,
+					"corrald: --model-header %s: want \"Name: value\" (at most "
+					"8)\n",
+					optarg);
+				return 2;
+			}
+			o.model_headers[o.n_headers++] = optarg;
+			break;
+		case 'b':
+			if (parse_number(optarg, 0, 2000000000, &o.context_budget) < 0) {
+				fprintf(stderr,
+					"corrald: --context-budget %s: want a number of tokens "
+					"(0: never compact)\n",
 					optarg);
 				return 2;
 			}
@@ -175,10 +464,5 @@ int main(int argc, char **argv)
 	if (make_state_dir(o.state_dir) < 0)
 		return 1;
 
-	fprintf(stderr,
-		"corrald: start-up checks passed (state %s, socket %s%s%s, %ld workers); "
-		"nothing to serve yet: the session log, API and sandboxes are not built\n",
-		o.state_dir, o.socket, o.listen ? ", listen " : "", o.listen ? o.listen : "",
-		o.workers);
-	return 1;
+	return serve(&o);
 }

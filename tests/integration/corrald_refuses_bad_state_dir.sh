@@ -18,7 +18,7 @@ chmod 0600 "$TMP/file"
 run "$CORRALD" --state-dir "$TMP/file" --socket "$TMP/sock"
 expect_rc 1 "corrald --state-dir (a regular file)"
 expect_match 'not a directory' "$ERR" "corrald explains a file state dir"
-expect_no_match 'nothing to serve yet' "$ERR" "corrald with a file state dir"
+expect_no_match 'serving on' "$ERR" "corrald with a file state dir"
 [ -f "$TMP/file" ] && [ "$(cat "$TMP/file")" = "not a directory" ] && [ "$(stat -c %a "$TMP/file")" = 600 ] ||
 	fail "the file was changed"
 
@@ -30,7 +30,7 @@ for m in 755 750 701 770; do
 	run "$CORRALD" --state-dir "$d" --socket "$TMP/sock"
 	expect_rc 1 "corrald --state-dir (mode $m)"
 	expect_match "mode 0?$m" "$ERR" "corrald names the mode $m"
-	expect_no_match 'nothing to serve yet' "$ERR" "corrald with a mode $m state dir"
+	expect_no_match 'serving on' "$ERR" "corrald with a mode $m state dir"
 	now=$(stat -c %a "$d")
 	[ "$now" = "$m" ] || fail "corrald changed the mode of $d from $m to $now"
 	[ -z "$(ls -A "$d")" ] || fail "corrald wrote into the refused $d: $(ls -A "$d")"

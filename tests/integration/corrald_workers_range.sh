@@ -14,10 +14,8 @@ done
 
 for good in 1 7 1024; do
 	rm -rf "$TMP/state"
+	# (no model key: corrald stops after its checks, before it starts workers)
 	run "$CORRALD" --state-dir "$TMP/state" --socket "$TMP/sock" --workers "$good"
 	[ "$rc" != 2 ] || fail "corrald --workers $good refused as a usage error: $ERR"
 	expect_match '^corrald: kernel ' "$ERR" "corrald --workers $good runs its start-up checks"
-	if grep -q 'start-up checks passed' <<<"$ERR"; then
-		expect_match " $good workers" "$ERR" "corrald --workers $good reports the number"
-	fi
 done

@@ -1,0 +1,59 @@
+/* daemon/api: corrald's HTTP API, in the shape of Claude Managed Agents (DESIGN.md, "corrald
+ * and the API"; docs/api.md). It owns the HTTP servers (libmicrohttpd: the Unix socket, checked
+ * with SO_PEERCRED, and the optional loopback TCP listener, which demands the key it generated
+ * into the state directory), the resource store (agents, environments and the sessions' own
+ * fields, in <state_dir>/api.db), the rendering of log events as API events, and the SSE
+ * stream. Everything a session does is in the log: the API appends client events (pending) and
+ * reads; it never runs a harness step. What the rest of corrald must do when something happens
+ * (wake a session, provision eagerly, destroy a sandbox) it asks through the hooks. */
+#ifndef CORRAL_API_H
+#define CORRAL_API_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "corral/error.h"
+#include "corral/log.h"
+
+struct cr_api_hooks {
+	void *arg;
+	/* Client events were durably appended to session (or a session needs driving): wake it.
+	 * Called on an API thread; must not block. NULL: nothing. */
+	void (*wake)(void *arg, const char *session);
+	/* A session was created; environment is its environment object (borrowed). For eager
+	 * provisioning. May block briefly. NULL: nothing. */
+	void (*session_created)(void *arg, const char *session, const json_t *environment);
+	/* A session was archived or deleted: its sandbox goes. NULL: nothing. */
+	void (*session_ended)(void *arg, const char *session);
+};
+
+struct cr_api_config {
+	struct cr_log *log; /* borrowed; outlives the API */
+	const char *state_dir; /* api.db and api-key live here */
+	const char *socket_path; /* the Unix socket (made 0660; its directory is created) */
+	const char *listen; /* NULL, or "127.0.0.1:PORT" / "[::1]:PORT" (PORT 0: any free one) */
+	size_t max_body; /* largest request body; 0: the default (CR_API_MAX_BODY_DEFAULT) */
+	struct cr_api_hooks hooks;
+};
+
+#define CR_API_MAX_BODY_DEFAULT (4u << 20)
+
+struct cr_api;
+
+/* Opens the store, generates the TCP key if there is none (<state_dir>/api-key, 0600), binds
+ * and starts serving on threads of its own. *ret is owned by the caller (cr_api_stop). */
+int cr_api_start(const struct cr_api_config *cfg, struct cr_api **ret, struct cr_error *err);
+
+/* Stops serving (open streams end), closes the store. NULL is fine. */
+void cr_api_stop(struct cr_api *api);
+
+/* The TCP listener's port (0 without --listen), e.g. after asking for port 0. */
+unsigned cr_api_port(const struct cr_api *api);
+
+/* What a worker needs to drive session: the agent object as the session pinned it (with its
+ * version) and the environment object, as the API renders them. *ret_* owned by the caller.
+ * -ENOENT for an unknown session. Thread-safe. */
+int cr_api_session_config(struct cr_api *api, const char *session, json_t **ret_agent,
+			  json_t **ret_environment, struct cr_error *err);
+
+#endif
