@@ -7,7 +7,8 @@
 #                               says it serves; sets $state, $sock, $corrald_pid. On exit it is
 #                               stopped with SIGTERM and every sandbox it made is destroyed
 #                               (sandboxes outlive corrald by design)
-#   stop_corrald [SIGNAL]       signals it (default TERM) and waits; start_corrald may follow
+#   stop_corrald [SIGNAL]       signals it (default TERM) and waits, failing on a sanitizer
+#                               report in its (or its workers') stderr; start_corrald may follow
 #   api VERB...                 runs "corral VERB... --socket $sock" under run (so $rc, $OUT,
 #                               $ERR), with --format json unless the test gives one
 #   http METHOD PATH [JSON]     one raw request with curl; sets $status and $body
@@ -78,6 +79,11 @@ start_corrald() {
 stop_corrald() {
 	kill "-${1:-TERM}" "$corrald_pid" 2>/dev/null || true
 	wait_exit "$corrald_pid" 30
+	# corrald's and its workers' stderr: a sanitized build's reports fail the test.
+	if grep -Eq '^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|: runtime error: ' "$TMP/corrald.err"; then
+		cat "$TMP/corrald.err" >&2
+		fail "sanitizer report from corrald or a worker"
+	fi
 }
 
 api() {
