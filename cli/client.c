@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 
 #include "cli/cli.h"
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/model.h"
 
@@ -230,37 +231,27 @@ static int transport_error(struct cr_client *c, CURL *h, CURLcode rc, const char
 	}
 }
 
-struct buf {
-	char *p;
-	size_t len, cap;
+/* Appends to b unless it would then hold more than max bytes (-EFBIG). */
+static int buf_add(struct cr_buf *b, const char *data, size_t n, size_t max)
+{
+	if (n > max || b->len > max - n)
+		return -EFBIG;
+	return cr_buf_add(b, data, n);
+}
+
+/* A response body being read, and whether it outgrew BODY_MAX. */
+struct body {
+	struct cr_buf buf;
 	bool too_big;
 };
 
-static int buf_add(struct buf *b, const char *data, size_t n, size_t max)
-{
-	if (n > max || b->len > max - n) {
-		b->too_big = true;
-		return -EFBIG;
-	}
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return -ENOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
-	return buf_add(arg, data, size * n, BODY_MAX) < 0 ? 0 : size * n;
+	struct body *b = arg;
+	int r = buf_add(&b->buf, data, size * n, BODY_MAX);
+	if (r == -EFBIG)
+		b->too_big = true;
+	return r < 0 ? 0 : size * n;
 }
 
 /* Sets what every transfer to corrald shares on h. */
@@ -291,7 +282,7 @@ int cr_client_request(struct cr_client *c, const char *method, const char *path,
 	CURL *h = c->curl;
 	curl_easy_reset(h);
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf resp = { 0 };
+	struct body resp = { 0 };
 	setup(c, h, path, errbuf);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT, REQUEST_TIMEOUT_S);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, c->headers);
@@ -307,34 +298,34 @@ int cr_client_request(struct cr_client *c, const char *method, const char *path,
 	}
 	CURLcode rc = curl_easy_perform(h);
 	if (rc == CURLE_WRITE_ERROR && resp.too_big) {
-		free(resp.p);
+		cr_buf_free(&resp.buf);
 		return cr_error_set(err, EFBIG, "%s %s: the answer is larger than %u MiB", method,
 				    path, BODY_MAX >> 20);
 	}
 	if (rc != CURLE_OK) {
-		free(resp.p);
+		cr_buf_free(&resp.buf);
 		return transport_error(c, h, rc, errbuf, err);
 	}
 	long status = 0;
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 	json_t *parsed = NULL;
-	if (resp.len)
-		parsed = json_loadb(resp.p, resp.len, JSON_DECODE_ANY, NULL);
-	if (!parsed && resp.len && status >= 200 && status < 300) {
-		free(resp.p);
+	if (resp.buf.len)
+		parsed = json_loadb(resp.buf.p, resp.buf.len, JSON_DECODE_ANY, NULL);
+	if (!parsed && resp.buf.len && status >= 200 && status < 300) {
+		cr_buf_free(&resp.buf);
 		return cr_error_set(
 			err, EPROTO,
 			"%s %s: corrald at %s answered HTTP %ld with a body that is not "
 			"JSON",
 			method, path, where(c), status);
 	}
-	if (!parsed && resp.len) {
+	if (!parsed && resp.buf.len) {
 		/* not the API's error envelope (a proxy's page?): keep its first line */
-		resp.p[strcspn(resp.p, "\r\n")] = '\0';
+		resp.buf.p[strcspn(resp.buf.p, "\r\n")] = '\0';
 		parsed = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
-				   "http_error", "message", resp.p);
+				   "http_error", "message", resp.buf.p);
 	}
-	free(resp.p);
+	cr_buf_free(&resp.buf);
 	*ret_status = status;
 	*ret_body = parsed;
 	return 0;
@@ -385,9 +376,9 @@ int cr_client_call(struct cr_client *c, const char *method, const char *path, co
 /* The parser of https://html.spec.whatwg.org/multipage/server-sent-events.html, section
  * "Interpreting an event stream". */
 struct sse {
-	struct buf line; /* the line being read */
-	struct buf data; /* the event's data buffer */
-	struct buf type; /* the event type buffer */
+	struct cr_buf line; /* the line being read */
+	struct cr_buf data; /* the event's data buffer */
+	struct cr_buf type; /* the event type buffer */
 	char id[256]; /* the last event ID buffer */
 	char last_id[256]; /* the last event ID string: of the last event dispatched */
 	bool cr; /* the last byte was a CR: a LF right after it ends nothing */
@@ -512,7 +503,7 @@ struct conn {
 	struct sse *sse;
 	long status; /* once the headers are complete */
 	bool headers_done;
-	struct buf error_body; /* of an answer other than 200 */
+	struct cr_buf error_body; /* of an answer other than 200 */
 	bool got_bytes; /* of the body */
 	struct timespec last_byte;
 };

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/harness.h"
 #include "corral/tool.h"
@@ -880,31 +881,17 @@ static int build_request(const struct config *cfg, const struct conv *c, json_t 
 
 /* --- compaction ----------------------------------------------------------------------------- */
 
+/* A buffer whose first failed append makes every later one a no-op: the summary is built in
+ * many small pieces and checked once. */
 struct sbuf {
-	char *p;
-	size_t len, cap;
+	struct cr_buf buf;
 	bool failed;
 };
 
 static void sbuf_add(struct sbuf *b, const char *s, size_t n)
 {
-	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 256;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p) {
-			b->failed = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	if (!b->failed && cr_buf_add(&b->buf, s, n) < 0)
+		b->failed = true;
 }
 
 static void sbuf_str(struct sbuf *b, const char *s)
@@ -957,22 +944,22 @@ static void summarize(struct sbuf *b, const struct msg *m)
 	json_array_foreach (m->content, i, blk) {
 		if (!streq(str(blk, "type"), "tool_result"))
 			continue;
-		text.len = 0;
+		cr_buf_reset(&text.buf);
 		sbuf_text(&text, json_object_get(blk, "content"));
 		sbuf_str(b, json_is_true(json_object_get(blk, "is_error")) ? "tool result (error): "
 									   : "tool result: ");
-		sbuf_snippet(b, text.p ? text.p : "", text.len, SUMMARY_TOOL_MAX);
+		sbuf_snippet(b, text.buf.p ? text.buf.p : "", text.buf.len, SUMMARY_TOOL_MAX);
 		sbuf_add(b, "\n", 1);
 	}
-	text.len = 0;
+	cr_buf_reset(&text.buf);
 	sbuf_text(&text, m->content);
-	if (text.len > 0) {
+	if (text.buf.len > 0) {
 		sbuf_str(b, m->assistant ? "assistant: " : "user: ");
-		sbuf_snippet(b, text.p, text.len, SUMMARY_TEXT_MAX);
+		sbuf_snippet(b, text.buf.p, text.buf.len, SUMMARY_TEXT_MAX);
 		sbuf_add(b, "\n", 1);
 	}
 	b->failed |= text.failed;
-	free(text.p);
+	cr_buf_free(&text.buf);
 	json_array_foreach (m->content, i, blk) {
 		if (!streq(str(blk, "type"), "tool_use"))
 			continue;
@@ -1033,15 +1020,15 @@ static int compact(const struct config *cfg, const struct conv *c, struct cr_har
 		summarize(&b, &c->v[i]);
 		through = c->v[i].max_seq > through ? c->v[i].max_seq : through;
 	}
-	if (b.failed || !b.p) {
-		free(b.p);
+	if (b.failed || !b.buf.p) {
+		cr_buf_free(&b.buf);
 		return oom(err);
 	}
-	if (b.len > 0 && b.p[b.len - 1] == '\n')
-		b.p[--b.len] = '\0';
-	json_t *payload = json_pack("{s:s,s:I,s:I}", "summary", b.p, "through_seq",
+	if (b.buf.len > 0 && b.buf.p[b.buf.len - 1] == '\n')
+		b.buf.p[--b.buf.len] = '\0';
+	json_t *payload = json_pack("{s:s,s:I,s:I}", "summary", b.buf.p, "through_seq",
 				    (json_int_t)through, "compacted_messages", (json_int_t)k);
-	free(b.p);
+	cr_buf_free(&b.buf);
 	r = add_event(s, "agent.thread_context_compacted", payload, err);
 	if (r < 0)
 		return r;

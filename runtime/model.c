@@ -28,6 +28,7 @@
 #include <liburing.h>
 #endif
 
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/clock.h"
 #include "corral/model.h"
@@ -148,11 +149,6 @@ enum call_state {
 	CALL_DONE,
 };
 
-struct buf {
-	char *p;
-	size_t len;
-};
-
 struct cr_model_call {
 	struct cr_model_client *c;
 	struct cr_model_call *prev, *next; /* the client's calls not done */
@@ -170,7 +166,7 @@ struct cr_model_call {
 	struct cr_model_stream *stream;
 	bool delivered; /* an event went to on_event */
 	bool headers_seen, body_seen, sse;
-	struct buf errbody;
+	struct cr_buf errbody;
 	char content_type[128];
 	char retry_after[64], retry_after_ms[64];
 	int should_retry; /* x-should-retry: -1 absent, 0 false, 1 true */
@@ -585,8 +581,7 @@ static void attempt_reset(struct cr_model_call *call)
 	cr_model_stream_free(call->stream);
 	call->stream = NULL;
 	call->delivered = call->headers_seen = call->body_seen = call->sse = false;
-	free(call->errbody.p);
-	call->errbody = (struct buf){ 0 };
+	cr_buf_free(&call->errbody);
 	call->content_type[0] = call->retry_after[0] = call->retry_after_ms[0] = '\0';
 	call->should_retry = -1;
 	call->failed = 0;
@@ -797,16 +792,9 @@ static size_t on_write(char *p, size_t size, size_t nmemb, void *arg)
 	size_t keep = ERROR_BODY_MAX - call->errbody.len;
 	if (keep > len)
 		keep = len;
-	if (keep) {
-		char *b = realloc(call->errbody.p, call->errbody.len + keep + 1);
-		if (!b) {
-			call_fail(call, ENOMEM, "out of memory reading an error response");
-			return 0;
-		}
-		memcpy(b + call->errbody.len, p, keep);
-		call->errbody.len += keep;
-		b[call->errbody.len] = '\0';
-		call->errbody.p = b;
+	if (keep && cr_buf_add(&call->errbody, p, keep) < 0) {
+		call_fail(call, ENOMEM, "out of memory reading an error response");
+		return 0;
 	}
 	return len;
 }
@@ -956,7 +944,7 @@ static void transport_failure(struct cr_model_call *call, int status, const char
 }
 
 /* What a non-API error body says, for the message: its <title>, else its first line. */
-static void body_summary(const struct buf *b, char *out, size_t size)
+static void body_summary(const struct cr_buf *b, char *out, size_t size)
 {
 	const char *p = b->p ? b->p : "", *end;
 	const char *t = strcasestr(p, "<title>");
@@ -1287,7 +1275,7 @@ void cr_model_call_free(struct cr_model_call *call)
 		curl_easy_cleanup(call->easy);
 	slist_wipe_free(call->hdrs);
 	cr_model_stream_free(call->stream);
-	free(call->errbody.p);
+	cr_buf_free(&call->errbody);
 	free_headers(call->headers);
 	free(call->body);
 	free(call);

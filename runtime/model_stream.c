@@ -10,39 +10,17 @@
 #include <string.h>
 #include <time.h>
 
+#include "corral/buf.h"
 #include "corral/clock.h"
 #include "corral/model.h"
-
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static int buf_add(struct buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 64;
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return -ENOMEM;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
 
 /* One content block: its object in the message, and the fragments not yet written into it. */
 struct block {
 	json_t *obj; /* borrowed from the message's content array */
 	const char *field; /* "text" or "thinking": what the buffer accumulates; NULL: nothing */
-	struct buf acc;
+	struct cr_buf acc;
 	bool tool; /* tool_use or server_tool_use: input comes as JSON fragments */
-	struct buf json;
+	struct cr_buf json;
 	bool json_seen; /* an input_json_delta came (the SDK then replaces the start's input) */
 	bool dirty; /* acc holds more than obj says */
 };
@@ -50,9 +28,9 @@ struct block {
 struct cr_model_stream {
 	struct cr_model_stream_opts opts;
 	/* the SSE decoder */
-	struct buf line;
+	struct cr_buf line;
 	bool after_cr; /* the last byte was CR: an LF right after it ends nothing more */
-	struct buf event, data;
+	struct cr_buf event, data;
 	bool has_event;
 	size_t ndata;
 	/* the message */
@@ -169,7 +147,7 @@ static int on_block_start(struct cr_model_stream *s, json_t *ev, struct cr_error
 		b->field = strcmp(type, "text") == 0 ? "text" : "thinking";
 		json_t *start = json_object_get(copy, b->field);
 		const char *v = json_string_value(start);
-		if (v && buf_add(&b->acc, v, json_string_length(start)) < 0)
+		if (v && cr_buf_add(&b->acc, v, json_string_length(start)) < 0)
 			return fail(s, err, ENOMEM, "model stream: out of memory");
 	}
 	b->tool = type && (strcmp(type, "tool_use") == 0 || strcmp(type, "server_tool_use") == 0);
@@ -202,12 +180,12 @@ static int on_block_delta(struct cr_model_stream *s, json_t *ev, struct cr_error
 	     json_is_string(v = json_object_get(d, "text"))) ||
 	    (strcmp(dtype, "thinking_delta") == 0 && thinking &&
 	     json_is_string(v = json_object_get(d, "thinking")))) {
-		if (buf_add(&b->acc, json_string_value(v), json_string_length(v)) < 0)
+		if (cr_buf_add(&b->acc, json_string_value(v), json_string_length(v)) < 0)
 			return fail(s, err, ENOMEM, "model stream: out of memory");
 		b->dirty = true;
 	} else if (strcmp(dtype, "input_json_delta") == 0 && b->tool &&
 		   json_is_string(v = json_object_get(d, "partial_json"))) {
-		if (buf_add(&b->json, json_string_value(v), json_string_length(v)) < 0)
+		if (cr_buf_add(&b->json, json_string_value(v), json_string_length(v)) < 0)
 			return fail(s, err, ENOMEM, "model stream: out of memory");
 		b->json_seen = true;
 	} else if (strcmp(dtype, "signature_delta") == 0 && thinking &&
@@ -394,13 +372,13 @@ static int take_line(struct cr_model_stream *s, struct cr_error *err)
 	int r = 0;
 	if (flen == 5 && memcmp(line, "event", 5) == 0) {
 		s->event.len = 0;
-		r = buf_add(&s->event, value, vlen);
+		r = cr_buf_add(&s->event, value, vlen);
 		s->has_event = true;
 	} else if (flen == 4 && memcmp(line, "data", 4) == 0) {
 		if (s->ndata++)
-			r = buf_add(&s->data, "\n", 1);
+			r = cr_buf_add(&s->data, "\n", 1);
 		if (r == 0)
-			r = buf_add(&s->data, value, vlen);
+			r = cr_buf_add(&s->data, value, vlen);
 	}
 	if (r < 0)
 		return fail(s, err, ENOMEM, "model stream: out of memory");
@@ -427,7 +405,7 @@ int cr_model_stream_feed(struct cr_model_stream *s, const char *buf, size_t len,
 		const char *cr = memchr(p, '\r', lf ? (size_t)(lf - p) : n);
 		const char *end = cr ? cr : lf;
 		size_t take = end ? (size_t)(end - p) : n;
-		if (take && buf_add(&s->line, p, take) < 0)
+		if (take && cr_buf_add(&s->line, p, take) < 0)
 			return fail(s, err, ENOMEM, "model stream: out of memory");
 		if (s->line.len > s->opts.max_event_bytes)
 			return fail(s, err, EMSGSIZE, "an event of more than %zu bytes",

@@ -7,12 +7,41 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/error.h"
 #include "corral/fileio.h"
 #include "corral/id.h"
 #include "corral/strutil.h"
 #include "helpers.h"
+
+Test(buf, grows_keeps_bytes_and_stays_terminated)
+{
+	struct cr_buf b = { 0 };
+	char chunk[100];
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (char)('a' + i % 26);
+	for (int i = 0; i < 1000; i++)
+		cr_assert_eq(cr_buf_add(&b, chunk, sizeof(chunk)), 0);
+	cr_assert_eq(b.len, 100000);
+	cr_assert_geq(b.cap, b.len + 1);
+	cr_assert_eq(b.p[b.len], '\0');
+	cr_assert_eq(memcmp(b.p + 99900, chunk, sizeof(chunk)), 0);
+	cr_assert_eq(cr_buf_add(&b, "\0x", 2), 0, "NUL bytes are bytes");
+	cr_assert_eq(b.len, 100002);
+	cr_buf_reset(&b);
+	cr_assert_eq(b.len, 0);
+	cr_assert_str_eq(b.p, "");
+	cr_assert_eq(cr_buf_str(&b, "hello"), 0);
+	cr_assert_str_eq(b.p, "hello");
+	cr_assert_eq(cr_buf_add(&b, "", 0), 0);
+	cr_assert_str_eq(b.p, "hello");
+	cr_buf_free(&b);
+	cr_assert_null(b.p);
+	cr_assert_eq(b.len + b.cap, 0);
+	cr_assert_eq(cr_buf_add(&b, "x", (size_t)-1), -ENOMEM, "a length that cannot fit");
+	cr_assert_null(b.p);
+}
 
 Test(error, errno_message_names_object_and_cause)
 {
