@@ -186,22 +186,29 @@ static int spawn(struct slot *s, struct cr_error *err)
 		_exit(127);
 	}
 	close(sv[1]);
+	pthread_mutex_lock(&s->w->lock); /* cr_workers_stop reads it */
 	s->pid = pid;
+	pthread_mutex_unlock(&s->w->lock);
 	s->fd = sv[0];
 	return 0;
 }
 
+/* Kills and waits for the slot's worker. The pid is cleared under the lock before the wait, so
+ * cr_workers_stop never signals a pid that may have been reused. */
 static void reap(struct slot *s)
 {
 	if (s->fd >= 0)
 		close(s->fd);
 	s->fd = -1;
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		while (waitpid(s->pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
+	pthread_mutex_lock(&s->w->lock);
+	pid_t pid = s->pid;
 	s->pid = 0;
+	if (pid > 0)
+		kill(pid, SIGKILL);
+	pthread_mutex_unlock(&s->w->lock);
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
 }
 
 static void *slot_main(void *arg)
@@ -219,16 +226,21 @@ static void *slot_main(void *arg)
 		if (t == 0) {
 			/* An idle worker that died (killed from outside, or it failed) is
 			 * replaced now, not when the next session would find it gone. */
-			if (s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			pthread_mutex_lock(&w->lock);
+			pid_t dead = s->pid;
+			if (dead > 0 && waitpid(dead, NULL, WNOHANG) == dead) {
+				s->pid = 0;
+				w->stats.restarts++;
+			} else {
+				dead = 0;
+			}
+			pthread_mutex_unlock(&w->lock);
+			if (dead) {
 				fprintf(stderr,
 					"corrald: worker %u (pid %d) died while idle; "
 					"replacing it\n",
-					s->index, (int)s->pid);
-				s->pid = 0;
+					s->index, (int)dead);
 				reap(s);
-				pthread_mutex_lock(&w->lock);
-				w->stats.restarts++;
-				pthread_mutex_unlock(&w->lock);
 			}
 			if (s->fd < 0 && spawn(s, &err) < 0)
 				fprintf(stderr, "corrald: %s\n", err.msg);

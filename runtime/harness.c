@@ -365,6 +365,7 @@ static bool is_folded_type(const char *type)
 		"session.status_running",
 		"session.status_idle",
 		"session.status_terminated",
+		"session.deleted",
 		"session.error",
 	};
 	if (is_client_type(type))
@@ -700,7 +701,8 @@ static int fold_event(struct fold *f, const struct cr_log_event *e, uint64_t ass
 		f->failures = 0;
 		if (f->call == CALL_FAILED)
 			f->idle_after_failure = true;
-	} else if (!strcmp(t, "session.status_terminated")) {
+	} else if (!strcmp(t, "session.status_terminated") || !strcmp(t, "session.deleted")) {
+		/* A deleted session ends too: its brain stops at its next step. */
 		f->status = STATUS_TERMINATED;
 		f->idle_reason = NULL;
 	} else if (!strcmp(t, "session.error")) {

@@ -1124,6 +1124,19 @@ Test(harness, terminated_session_ends_and_empty_one_waits)
 	expect_kind(&s, CR_STEP_END);
 	cr_harness_step_clear(&s);
 	tl_free(&l);
+	/* A session deleted while its brain had tool calls to run ends as well. */
+	l = LOG({ "user.message", "{'content':[{'type':'text','text':'hi'}]}", false },
+		{ "session.status_running", "{}", false },
+		{ "span.model_request_start", "{}", false },
+		{ "agent.tool_use", "{'name':'bash','input':{'command':'ls'}}", false },
+		{ "span.model_request_end",
+		  "{'model_request_start_id':'sevt_3','is_error':false,'stop_reason':'tool_use'}",
+		  false },
+		{ "session.deleted", "{}", false });
+	s = step(&l);
+	expect_kind(&s, CR_STEP_END);
+	cr_harness_step_clear(&s);
+	tl_free(&l);
 }
 
 /* --- determinism ---------------------------------------------------------------------------- */
