@@ -432,54 +432,152 @@ static int backoff(const struct cr_orch_config *cfg, const char *session, uint64
 	return 0;
 }
 
-/* Runs one model call to its end, heartbeating; the events that record it in *ret. */
-static int model_call(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
-		      const char *session, uint64_t epoch, const struct history *h,
-		      const char *start_id, json_t *request, struct cr_harness_event **ret,
-		      size_t *ret_n, struct cr_error *err)
-{
-	const struct cr_platform *pf = &cfg->platform;
-	unsigned beat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
-	struct cr_model_call_opts opts = { .headers = cfg->model_headers };
-	struct cr_model_call *call = NULL;
-	int r = cr_model_call_start(cfg->model, request, &opts, &call, err);
-	if (r < 0)
-		return r;
-	while (!cr_model_call_done(call)) {
-		int left = cr_model_client_run(cfg->model, (int)beat, err);
-		if (left < 0) {
-			cr_model_call_free(call);
-			return left;
-		}
-		if (cr_model_call_done(call))
-			break;
-		r = pf->ops->heartbeat(pf->p, session, epoch, err);
-		if (r == 0 && cfg->stop && *cfg->stop)
-			r = cr_error_set(err, ECANCELED, "session %s: stopped", session);
-		if (r < 0) {
-			cr_model_call_free(call);
-			return r;
-		}
-	}
-	const struct cr_model_result *res = cr_model_call_result(call);
-	json_t *message = res->status == 0 ? cr_model_call_message(call) : NULL;
-	json_t *result = cr_model_result_json(res);
-	if (!result) {
-		cr_model_call_free(call);
-		return cr_error_set(err, ENOMEM, "session %s: out of memory", session);
-	}
-	r = cr_harness_model_events(agent, h->ev, h->n, start_id, message, result, ret, ret_n, err);
-	json_decref(result);
-	cr_model_call_free(call);
-	return r;
-}
-
 static int apply_append(const struct cr_platform *pf, const char *session, uint64_t epoch,
 			const struct cr_harness_event *ev, size_t n, struct cr_error *err)
 {
 	if (n == 0)
 		return 0;
 	return pf->ops->append(pf->p, session, epoch, ev, n, NULL, err);
+}
+
+/* The history as it will be once pre (an APPEND step) is applied: a shallow copy of h's
+ * events (payloads borrowed) with pre's events added (payloads owned: spec_free) under ids of
+ * their own, and pre's marks set. What the harness steps on to see whether a model call
+ * follows the append. */
+static int spec_history(const struct history *h, const struct cr_harness_step *pre,
+			struct history *ret, struct cr_error *err)
+{
+	struct cr_log_event *v = calloc(h->n + pre->n_events + 1, sizeof(*v));
+	if (!v)
+		return cr_error_set(err, ENOMEM, "out of memory");
+	if (h->n)
+		memcpy(v, h->ev, h->n * sizeof(*v));
+	uint64_t seq = h->n ? h->ev[h->n - 1].seq : 0;
+	for (size_t i = 0; i < pre->n_events; i++) {
+		struct cr_log_event *e = &v[h->n + i];
+		e->seq = ++seq;
+		snprintf(e->id, sizeof(e->id), "sevt_speculative%zu", i);
+		snprintf(e->type, sizeof(e->type), "%s", pre->events[i].type);
+		e->payload = json_dumps(pre->events[i].payload, JSON_COMPACT);
+		if (!e->payload) {
+			for (size_t j = 0; j < i; j++)
+				free(v[h->n + j].payload);
+			free(v);
+			return cr_error_set(err, ENOMEM, "out of memory");
+		}
+		e->payload_len = strlen(e->payload);
+	}
+	*ret = (struct history){ .ev = v, .n = h->n + pre->n_events };
+	history_marked(ret, pre->mark, pre->n_mark);
+	return 0;
+}
+
+static void spec_free(struct history *spec, size_t borrowed)
+{
+	for (size_t i = borrowed; i < spec->n; i++)
+		free(spec->ev[i].payload);
+	free(spec->ev);
+	*spec = (struct history){ 0 };
+}
+
+/* Whether the events read after an append are exactly the ones appended (nothing a client
+ * posted meanwhile): then a step taken on the speculative history holds for the real one. */
+static bool only_ours(const struct history *h, size_t before, const struct cr_harness_step *pre)
+{
+	if (h->n - before != pre->n_events)
+		return false;
+	for (size_t i = 0; i < pre->n_events; i++)
+		if (strcmp(h->ev[before + i].type, pre->events[i].type) != 0)
+			return false;
+	return true;
+}
+
+/* One model call: sent before anything is written, since a call changes nothing anywhere (a
+ * brain that dies during it leaves a span without an end, and the call is made again), so the
+ * writes that precede it in the log (pre: the client events it answers marked processed and
+ * session.status_running, then span.model_request_start) are made while the request is on its
+ * way rather than before it leaves: the first token does not wait for three fdatasyncs. If a
+ * client event landed meanwhile, the call is dropped and the loop steps again on what the log
+ * holds. The events that record the call are appended after it, as one unit. */
+static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
+		      const char *session, uint64_t epoch, struct history *h,
+		      const struct cr_harness_step *pre, json_t *request, unsigned delay_ms,
+		      struct cr_orch_stats *st, struct cr_error *err)
+{
+	const struct cr_platform *pf = &cfg->platform;
+	unsigned beat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
+	int r = 0;
+	if (delay_ms && (r = backoff(cfg, session, epoch, delay_ms, err)) < 0)
+		return r;
+	struct cr_model_call_opts opts = { .headers = cfg->model_headers };
+	struct cr_model_call *call = NULL;
+	if ((r = cr_model_call_start(cfg->model, request, &opts, &call, err)) < 0)
+		return r;
+	/* One turn of the loop: connects (or takes a kept-alive connection) and sends. */
+	if ((r = cr_model_client_run(cfg->model, 0, err)) < 0)
+		goto out;
+	st->model_calls++;
+
+	if (pre) {
+		size_t before = h->n;
+		r = apply_append(pf, session, epoch, pre->events, pre->n_events, err);
+		if (r == 0 && pre->n_mark)
+			r = pf->ops->mark(pf->p, session, epoch, pre->mark, pre->n_mark, err);
+		if (r == 0)
+			history_marked(h, pre->mark, pre->n_mark);
+		if (r == 0)
+			r = history_refresh(pf, session, h, err);
+		if (r < 0)
+			goto out;
+		if (!only_ours(h, before, pre)) {
+			st->model_calls--; /* dropped unanswered: the next step decides again */
+			goto out;
+		}
+	}
+	struct cr_harness_event start = { .type = "span.model_request_start",
+					  .payload = json_object() };
+	struct cr_log_appended started = { 0 };
+	if (!start.payload)
+		r = cr_error_set(err, ENOMEM, "session %s: out of memory", session);
+	else
+		r = pf->ops->append(pf->p, session, epoch, &start, 1, &started, err);
+	json_decref(start.payload);
+	if (r == 0)
+		r = history_refresh(pf, session, h, err);
+	if (r < 0)
+		goto out;
+
+	while (!cr_model_call_done(call)) {
+		int left = cr_model_client_run(cfg->model, (int)beat, err);
+		if (left < 0) {
+			r = left;
+			goto out;
+		}
+		if (cr_model_call_done(call))
+			break;
+		r = pf->ops->heartbeat(pf->p, session, epoch, err);
+		if (r == 0 && cfg->stop && *cfg->stop)
+			r = cr_error_set(err, ECANCELED, "session %s: stopped", session);
+		if (r < 0)
+			goto out;
+	}
+	const struct cr_model_result *res = cr_model_call_result(call);
+	json_t *message = res->status == 0 ? cr_model_call_message(call) : NULL;
+	json_t *result = cr_model_result_json(res);
+	struct cr_harness_event *out = NULL;
+	size_t n_out = 0;
+	if (!result)
+		r = cr_error_set(err, ENOMEM, "session %s: out of memory", session);
+	else
+		r = cr_harness_model_events(agent, h->ev, h->n, started.id, message, result, &out,
+					    &n_out, err);
+	json_decref(result);
+	if (r == 0)
+		r = apply_append(pf, session, epoch, out, n_out, err);
+	cr_harness_events_free(out, n_out);
+out:
+	cr_model_call_free(call); /* (cancels it first if it still runs) */
+	return r;
 }
 
 static int run_tools(const struct cr_orch_config *cfg, const char *session, uint64_t epoch,
@@ -558,39 +656,34 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			st.end = s.kind;
 			cr_harness_step_clear(&s);
 			goto out;
-		case CR_STEP_APPEND:
-			r = apply_append(pf, session, epoch, s.events, s.n_events, err);
-			if (r == 0 && s.n_mark)
-				r = pf->ops->mark(pf->p, session, epoch, s.mark, s.n_mark, err);
-			if (r == 0)
-				history_marked(&h, s.mark, s.n_mark);
-			break;
-		case CR_STEP_MODEL: {
-			if (s.retry_delay_ms)
-				r = backoff(cfg, session, epoch, s.retry_delay_ms, err);
-			struct cr_harness_event start = { .type = "span.model_request_start",
-							  .payload = json_object() };
-			struct cr_log_appended started;
-			if (r == 0 && !start.payload)
-				r = cr_error_set(err, ENOMEM, "session %s: out of memory", session);
-			if (r == 0)
-				r = pf->ops->append(pf->p, session, epoch, &start, 1, &started,
-						    err);
-			json_decref(start.payload);
-			if (r == 0)
-				r = history_refresh(pf, session, &h, err);
-			struct cr_harness_event *out = NULL;
-			size_t n_out = 0;
+		case CR_STEP_APPEND: {
+			/* When a model call follows this append (a user message taken up), it
+			 * is sent first: see model_turn. */
+			struct history spec = { 0 };
+			struct cr_harness_step next = { 0 };
+			r = spec_history(&h, &s, &spec, err);
 			if (r == 0) {
-				st.model_calls++;
-				r = model_call(cfg, &agent, session, epoch, &h, started.id,
-					       s.request, &out, &n_out, err);
+				r = cr_harness_step(&agent, spec.ev, spec.n, &next, err);
+				spec_free(&spec, h.n);
 			}
-			if (r == 0)
-				r = apply_append(pf, session, epoch, out, n_out, err);
-			cr_harness_events_free(out, n_out);
+			if (r == 0 && next.kind == CR_STEP_MODEL) {
+				r = model_turn(cfg, &agent, session, epoch, &h, &s, next.request,
+					       next.retry_delay_ms, &st, err);
+			} else if (r == 0) {
+				r = apply_append(pf, session, epoch, s.events, s.n_events, err);
+				if (r == 0 && s.n_mark)
+					r = pf->ops->mark(pf->p, session, epoch, s.mark, s.n_mark,
+							  err);
+				if (r == 0)
+					history_marked(&h, s.mark, s.n_mark);
+			}
+			cr_harness_step_clear(&next);
 			break;
 		}
+		case CR_STEP_MODEL:
+			r = model_turn(cfg, &agent, session, epoch, &h, NULL, s.request,
+				       s.retry_delay_ms, &st, err);
+			break;
 		case CR_STEP_TOOLS:
 			r = run_tools(cfg, session, epoch, &s, &st, err);
 			break;
