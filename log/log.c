@@ -1900,6 +1900,30 @@ struct read_loc {
 	uint64_t seq;
 };
 
+/* Reads of neighbouring frames are merged into one pread of at most this many bytes, when at
+ * least half of what it reads is wanted: a session's replay costs a few syscalls, not one per
+ * event (its events sit close together in a segment unless many sessions interleave). */
+#define READ_WINDOW_MAX (1u << 20)
+
+/* How many locs from i on one read can cover; *ret_len the bytes it reads. */
+static size_t read_run(const struct read_loc *locs, size_t n, size_t i, size_t *ret_len)
+{
+	const struct read_loc *first = &locs[i];
+	size_t used = first->loc.len, j = i + 1;
+	for (; j < n; j++) {
+		const struct read_loc *l = &locs[j], *prev = &locs[j - 1];
+		if (l->fd != first->fd || l->loc.off < prev->loc.off + prev->loc.len)
+			break;
+		uint64_t span = l->loc.off + l->loc.len - first->loc.off;
+		if (span > READ_WINDOW_MAX || (used + l->loc.len) * 2 < span)
+			break;
+		used += l->loc.len;
+	}
+	const struct read_loc *last = &locs[j - 1];
+	*ret_len = (size_t)(last->loc.off + last->loc.len - first->loc.off);
+	return j - i;
+}
+
 static int read_events(struct cr_log *log, const struct read_loc *locs, size_t n,
 		       struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
 {
@@ -1909,44 +1933,49 @@ static int read_events(struct cr_log *log, const struct read_loc *locs, size_t n
 	if (!ev)
 		return cr_error_errno(err, ENOMEM, "read events");
 	int r = 0;
-	size_t i;
-	for (i = 0; i < n; i++) {
-		const struct read_loc *l = &locs[i];
-		if (l->loc.len > buf_cap) {
-			uint8_t *b = realloc(buf, l->loc.len);
+	size_t i = 0;
+	while (i < n && r == 0) {
+		size_t len, k = read_run(locs, n, i, &len);
+		if (len > buf_cap) {
+			uint8_t *b = realloc(buf, len);
 			if (!b) {
 				r = cr_error_errno(err, ENOMEM, "read events");
 				break;
 			}
 			buf = b;
-			buf_cap = l->loc.len;
+			buf_cap = len;
 		}
 		ssize_t got;
 		do
-			got = pread(l->fd, buf, l->loc.len, (off_t)l->loc.off);
+			got = pread(locs[i].fd, buf, len, (off_t)locs[i].loc.off);
 		while (got < 0 && errno == EINTR);
-		struct log_frame f;
-		if (got != (ssize_t)l->loc.len || log_frame_decode(buf, l->loc.len, &f) != 1 ||
-		    f.kind != LOG_EVENT || f.seq != l->seq) {
-			r = cr_error_set(err, EIO, "log %s: segment %08llu offset %llu: %s",
-					 log->dir, (unsigned long long)l->segno,
-					 (unsigned long long)l->loc.off,
-					 got < 0 ? strerror(errno) : "frame no longer valid");
-			break;
+		for (size_t end = i + k; i < end; i++) {
+			const struct read_loc *l = &locs[i];
+			size_t at = (size_t)(l->loc.off - locs[end - k].loc.off);
+			struct log_frame f;
+			if (got != (ssize_t)len ||
+			    log_frame_decode(buf + at, l->loc.len, &f) != 1 || f.kind != LOG_EVENT ||
+			    f.seq != l->seq) {
+				r = cr_error_set(err, EIO, "log %s: segment %08llu offset %llu: %s",
+						 log->dir, (unsigned long long)l->segno,
+						 (unsigned long long)l->loc.off,
+						 got < 0 ? strerror(errno) : "frame no longer valid");
+				break;
+			}
+			struct cr_log_event *e = &ev[i];
+			e->seq = f.seq;
+			e->epoch = f.epoch;
+			e->time_ns = f.time_ns;
+			e->processed_ns = l->loc.processed_ns;
+			cr_id_format("sevt_", f.event_id, e->id, sizeof(e->id));
+			snprintf(e->type, sizeof(e->type), "%.*s", (int)f.type_len, f.type);
+			e->payload = strndup(f.payload, f.payload_len);
+			if (!e->payload) {
+				r = cr_error_errno(err, ENOMEM, "read events");
+				break;
+			}
+			e->payload_len = f.payload_len;
 		}
-		struct cr_log_event *e = &ev[i];
-		e->seq = f.seq;
-		e->epoch = f.epoch;
-		e->time_ns = f.time_ns;
-		e->processed_ns = l->loc.processed_ns;
-		cr_id_format("sevt_", f.event_id, e->id, sizeof(e->id));
-		snprintf(e->type, sizeof(e->type), "%.*s", (int)f.type_len, f.type);
-		e->payload = strndup(f.payload, f.payload_len);
-		if (!e->payload) {
-			r = cr_error_errno(err, ENOMEM, "read events");
-			break;
-		}
-		e->payload_len = f.payload_len;
 	}
 	free(buf);
 	if (r < 0) {
