@@ -1954,12 +1954,13 @@ static int read_events(struct cr_log *log, const struct read_loc *locs, size_t n
 			size_t at = (size_t)(l->loc.off - locs[end - k].loc.off);
 			struct log_frame f;
 			if (got != (ssize_t)len ||
-			    log_frame_decode(buf + at, l->loc.len, &f) != 1 || f.kind != LOG_EVENT ||
-			    f.seq != l->seq) {
+			    log_frame_decode(buf + at, l->loc.len, &f) != 1 ||
+			    f.kind != LOG_EVENT || f.seq != l->seq) {
 				r = cr_error_set(err, EIO, "log %s: segment %08llu offset %llu: %s",
 						 log->dir, (unsigned long long)l->segno,
 						 (unsigned long long)l->loc.off,
-						 got < 0 ? strerror(errno) : "frame no longer valid");
+						 got < 0 ? strerror(errno)
+							 : "frame no longer valid");
 				break;
 			}
 			struct cr_log_event *e = &ev[i];
