@@ -126,7 +126,9 @@ int api_store_open(const char *path, struct api_store **ret, struct cr_error *er
 		return cr_error_errno(err, ENOMEM, "api store");
 	snprintf(st->path, sizeof(st->path), "%s", path);
 	pthread_mutex_init(&st->lock, NULL);
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+	/* Serialized: a statement may be finalized (by its cleanup) after the store's lock is let
+	 * go. */
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
 	int r;
 	/* made 0600 before SQLite opens it (its -wal and -shm files take the same mode):
 	 * agents' prompts and metadata are nobody else's business */

@@ -225,16 +225,20 @@ static int parse_events(const struct frame *f, size_t n, struct cr_log_event *v,
 	return 0;
 }
 
-static int rl_events(void *p, const char *session, uint64_t after_seq, struct cr_log_event **ret,
-		     size_t *ret_n, struct cr_error *err)
+/* Asks page by page (a frame is bounded), up to limit events (0: all of them). */
+static int rl_events(void *p, const char *session, uint64_t after_seq, size_t limit,
+		     struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
 {
 	struct cr_log_event *v = NULL;
 	size_t n = 0;
 	for (;;) {
+		size_t page = EVENTS_PAGE;
+		if (limit && limit - n < page)
+			page = limit - n;
 		struct frame f;
 		int r = call(p,
-			     json_pack("{s:s, s:s, s:I, s:i}", "op", "events", "session", session,
-				       "after", (json_int_t)after_seq, "limit", EVENTS_PAGE),
+			     json_pack("{s:s, s:s, s:I, s:I}", "op", "events", "session", session,
+				       "after", (json_int_t)after_seq, "limit", (json_int_t)page),
 			     &f, err);
 		if (r < 0) {
 			cr_log_events_free(v, n);
@@ -258,7 +262,7 @@ static int rl_events(void *p, const char *session, uint64_t after_seq, struct cr
 			cr_log_events_free(v, n);
 			return r;
 		}
-		if (k < EVENTS_PAGE)
+		if (k < page || (limit && n == limit))
 			break;
 		after_seq = v[n - 1].seq;
 	}
@@ -441,16 +445,14 @@ static int serve_events(int fd, const struct cr_platform *pf, const char *sessio
 {
 	uint64_t after = (uint64_t)json_integer_value(json_object_get(req, "after"));
 	size_t limit = (size_t)json_integer_value(json_object_get(req, "limit"));
+	if (limit == 0 || limit > EVENTS_PAGE)
+		limit = EVENTS_PAGE; /* (a frame is bounded) */
 	struct cr_log_event *ev = NULL;
 	size_t n = 0;
 	struct cr_error e;
-	int r = pf->ops->events(pf->p, session, after, &ev, &n, &e);
+	int r = pf->ops->events(pf->p, session, after, limit, &ev, &n, &e);
 	if (r < 0)
 		return reply_error(fd, r, &e, err);
-	if (limit && n > limit) {
-		cr_log_events_free(ev + limit, n - limit);
-		n = limit;
-	}
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		len += sizeof(struct wire_event) + strlen(ev[i].id) + strlen(ev[i].type) +

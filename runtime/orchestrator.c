@@ -42,11 +42,11 @@ static int local_acquire(void *p, const char *session, uint64_t *ret_epoch, stru
 	return cr_log_acquire(l->log, session, ret_epoch, err);
 }
 
-static int local_events(void *p, const char *session, uint64_t after_seq, struct cr_log_event **ret,
-			size_t *ret_n, struct cr_error *err)
+static int local_events(void *p, const char *session, uint64_t after_seq, size_t limit,
+			struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
 {
 	struct local *l = p;
-	return cr_log_get_events(l->log, session, after_seq, 0, ret, ret_n, err);
+	return cr_log_get_events(l->log, session, after_seq, limit, ret, ret_n, err);
 }
 
 static int local_append(void *p, const char *session, uint64_t epoch,
@@ -379,7 +379,7 @@ static int history_refresh(const struct cr_platform *pf, const char *session, st
 	uint64_t after = h->n ? h->ev[h->n - 1].seq : 0;
 	struct cr_log_event *more = NULL;
 	size_t k = 0;
-	int r = pf->ops->events(pf->p, session, after, &more, &k, err);
+	int r = pf->ops->events(pf->p, session, after, 0, &more, &k, err);
 	if (r < 0)
 		return r;
 	if (k == 0) {

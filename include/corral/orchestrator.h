@@ -30,9 +30,10 @@
 struct cr_platform_ops {
 	/* Takes the lease: a new epoch (lease.acquired is appended). */
 	int (*acquire)(void *p, const char *session, uint64_t *ret_epoch, struct cr_error *err);
-	/* The durable events after after_seq, in order (cr_log_events_free). */
-	int (*events)(void *p, const char *session, uint64_t after_seq, struct cr_log_event **ret,
-		      size_t *ret_n, struct cr_error *err);
+	/* The durable events after after_seq, in order, at most limit (0: all of them);
+	 * cr_log_events_free. */
+	int (*events)(void *p, const char *session, uint64_t after_seq, size_t limit,
+		      struct cr_log_event **ret, size_t *ret_n, struct cr_error *err);
 	/* Appends ev[0..n) as one unit under epoch (fenced on the epoch only: client events may
 	 * land in between). ret (may be NULL) gets n results. */
 	int (*append)(void *p, const char *session, uint64_t epoch,
