@@ -100,7 +100,8 @@ LIB_SRCS := util/error.c util/buf.c util/fileio.c util/strutil.c util/crc32c.c u
 	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c runtime/orchestrator.c \
 	runtime/brainlink.c runtime/harness.c init/frame.c
 CLI_SRCS := cli/main.c cli/doctor.c cli/bench.c cli/sandbox.c cli/client.c cli/resources.c \
-	cli/run.c cli/worker.c bench/common.c bench/log.c bench/sandbox.c bench/model.c
+	cli/run.c cli/worker.c bench/common.c bench/log.c bench/sandbox.c bench/model.c \
+	bench/ttft.c
 CORRALD_SRCS := daemon/corrald.c daemon/api.c daemon/api_store.c daemon/workers.c
 FAKEAPI_SRCS := fakeapi/main.c fakeapi/http.c fakeapi/api.c
 # init/frame.c and util/error.c are in libcorral too: the protocol's framing exists once.

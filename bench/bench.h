@@ -118,4 +118,54 @@ void cr_bench_model_opts_init(struct cr_bench_model_opts *opts);
  * cancelled, else what failed. */
 int cr_bench_model(const struct cr_bench_model_opts *opts, json_t **ret, struct cr_error *err);
 
+#define CR_BENCH_TTFT_SESSIONS_DEFAULT 200
+#define CR_BENCH_TTFT_SESSIONS_MAX 100000
+#define CR_BENCH_TTFT_CONCURRENCY_DEFAULT 16
+#define CR_BENCH_TTFT_CONCURRENCY_MAX 256
+#define CR_BENCH_TTFT_WORKERS_MAX 1024 /* corrald's limit */
+#define CR_BENCH_TTFT_DELAY_MS_DEFAULT 15000 /* an image pull (~10 s) and a clone (~5 s) */
+#define CR_BENCH_TTFT_MS_MAX 3600000 /* delays and first-token times */
+#define CR_BENCH_TTFT_FIRST_TOKEN_MS_DEFAULT 400
+#define CR_BENCH_TTFT_FIRST_TOKEN_P99_MS_DEFAULT 1500
+#define CR_BENCH_TTFT_SANDBOX_SAMPLES 8 /* eager and lazy creates for the bare sandbox cost */
+#define CR_BENCH_TTFT_WAKE_EVENTS 10000
+#define CR_BENCH_TTFT_WAKE_REPEATS 20 /* timed wakes each way, after one untimed */
+#define CR_BENCH_TTFT_DIR_DEFAULT "/var/tmp"
+
+struct cr_bench_ttft_opts {
+	unsigned sessions; /* per mode, 2 to CR_BENCH_TTFT_SESSIONS_MAX; half never need a
+			    * sandbox, half need one on their first turn, alternating */
+	unsigned concurrency; /* sessions at once, 1 to CR_BENCH_TTFT_CONCURRENCY_MAX */
+	unsigned workers; /* corrald's --workers, 1 to CR_BENCH_TTFT_WORKERS_MAX; 0: concurrency */
+	unsigned added_delay_ms; /* each sandbox's provision_delay_ms, 0 to CR_BENCH_TTFT_MS_MAX */
+	/* corral-fake-api's first token: log-normal with this median and 99th percentile (0:
+	 * fixed at the median; else above it), both at most CR_BENCH_TTFT_MS_MAX */
+	unsigned first_token_ms, first_token_p99_ms;
+	const char *fake_api; /* corral-fake-api (required) */
+	const char *corrald; /* corrald, with corral and corral-init beside it (required) */
+	const char *dir; /* an existing directory; the benchmark works in a fresh one inside
+			  * (corrald's state, log and sandboxes, its socket) */
+	FILE *progress; /* progress lines go here; NULL: none */
+	/* Polled while running; once true the benchmark stops, cleans up and fails with
+	 * -ECANCELED. NULL: never. */
+	const atomic_bool *cancel;
+};
+
+/* Fills the defaults (200 sessions, 16 at once, workers as many, 15 s added delay, first token
+ * median 400 ms and p99 1500 ms, /var/tmp, no programs, no progress). */
+void cr_bench_ttft_opts_init(struct cr_bench_ttft_opts *opts);
+
+/* corral bench ttft: time to first token through corrald's API with sandboxes provisioned
+ * eagerly against lazily, in the same run, against a corral-fake-api and a corrald started for
+ * it (bench/ttft.c says how), and the wake latency of a 10,000-event session. Needs root (the
+ * sessions' tool calls run in sandboxes). On success *ret is a new JSON object owned by the
+ * caller: TTFT tails in milliseconds per mode (eager_p50_ms, ..., lazy_p95_ms, ...), for all
+ * sessions and per class ("no_sandbox", "needs_sandbox"), the lazy-vs-eager cuts
+ * (p50_cut_pct, p95_cut_pct), the orchestration overhead of the lazy mode (overhead_p50_ms,
+ * ...: TTFT minus the server's own first-token latency), per mode "eager" and "lazy" objects,
+ * sandbox_ms_p50, wake_10k_ms (and wake_10k_local_ms), and a "targets" object as
+ * cr_bench_log's. -EINVAL for bad options, -ENOTSUP when corrald does not keep an
+ * environment's provision_delay_ms, -ECANCELED when cancelled, else what failed. */
+int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr_error *err);
+
 #endif

@@ -16,14 +16,17 @@
 
 static void bench_usage(FILE *f)
 {
-	fprintf(f, "usage: corral bench BENCHMARK [OPTIONS]\n\n"
-		   "benchmarks:\n"
-		   "  log        the session event log against SQLite and write+fdatasync\n"
-		   "             (corral bench log --help)\n"
-		   "  sandbox    a sandbox's cold start and round trips against bwrap and crun\n"
-		   "             (corral bench sandbox --help)\n"
-		   "  model      the Messages API client against the official TypeScript SDK\n"
-		   "             (corral bench model --help)\n");
+	fprintf(f,
+		"usage: corral bench BENCHMARK [OPTIONS]\n\n"
+		"benchmarks:\n"
+		"  log        the session event log against SQLite and write+fdatasync\n"
+		"             (corral bench log --help)\n"
+		"  sandbox    a sandbox's cold start and round trips against bwrap and crun\n"
+		"             (corral bench sandbox --help)\n"
+		"  model      the Messages API client against the official TypeScript SDK\n"
+		"             (corral bench model --help)\n"
+		"  ttft       time to first token through corrald, sandboxes eager against lazy\n"
+		"             (corral bench ttft --help)\n");
 }
 
 static void bench_log_usage(FILE *f)
@@ -847,6 +850,318 @@ static int bench_model(int argc, char **argv)
 	return print_results("model", j, json, print_model_table);
 }
 
+/* --- corral bench ttft --------------------------------------------------------------------- */
+
+static void bench_ttft_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: corral bench ttft [--json] [--sessions S] [--concurrency C] [--workers W]\n"
+		"                         [--added-delay-ms D] [--first-token-ms N]\n"
+		"                         [--first-token-p99-ms N] [--fake-api PATH]\n"
+		"                         [--corrald PATH] [--dir DIR]\n"
+		"\n"
+		"Time to first token (TTFT) of sessions driven through corrald's API, with\n"
+		"sandboxes provisioned eagerly (at session create) and lazily (at the first tool\n"
+		"call), in the same run. It starts a corral-fake-api (first token log-normal,\n"
+		"median --first-token-ms, p99 --first-token-p99-ms) and a corrald with W workers\n"
+		"in a fresh directory inside DIR, then per mode runs S sessions, C at once: each\n"
+		"is created, its event stream opened, a user message posted, and the stream read\n"
+		"to the first agent.message (the TTFT, from before the create) and on until the\n"
+		"session idles; then it is deleted. Half the sessions never need a sandbox (the\n"
+		"model answers), half need one on their first turn (a bash call, then an\n"
+		"answer), alternating. Every sandbox first waits D ms (the environment's\n"
+		"provision_delay_ms), modelling an image pull and a repository clone; the bare\n"
+		"sandbox cost is measured too (eager creates without delay against lazy ones).\n"
+		"The orchestration overhead is a lazy session's TTFT minus the server's own\n"
+		"first-token latency as the worker measured it. Also: the wake of a %u-event\n"
+		"session to its next model call, over a brain link as a worker sees it and\n"
+		"in-process (%u wakes each). Needs root. Latencies in milliseconds (p50, p95,\n"
+		"p99, max). Progress goes to stderr. A default run takes several minutes.\n"
+		"\n"
+		"  --json                 print one JSON object instead of the table\n"
+		"  --sessions S           per mode, 2 to %u (default %u)\n"
+		"  --concurrency C        sessions at once, 1 to %u (default %u)\n"
+		"  --workers W            corrald's workers, 1 to %u (default C)\n"
+		"  --added-delay-ms D     0 to %u (default %u: a typical container start with an\n"
+		"                         image pull (~10 s) and a repository clone (~5 s))\n"
+		"  --first-token-ms N     the server's median first token, 0 to %u (default %u)\n"
+		"  --first-token-p99-ms N its 99th percentile, above the median, or 0 for a\n"
+		"                         fixed wait (default %u)\n"
+		"  --fake-api PATH        corral-fake-api (default: beside this program)\n"
+		"  --corrald PATH         corrald, with corral and corral-init beside it "
+		"(default:\n"
+		"                         beside this program)\n"
+		"  --dir DIR              an existing writable directory (default %s)\n"
+		"\n"
+		"Targets (reported, not enforced by the exit status): lazy cuts the TTFT p50 by\n"
+		"at least 60%% and the p95 by at least 90%% against eager; overhead p50 at most\n"
+		"1 ms and p95 at most 3 ms; the wake of the %u-event session at most 20 ms. Exits\n"
+		"0 when the benchmark ran, 1 when it failed, 2 on bad usage.\n",
+		CR_BENCH_TTFT_WAKE_EVENTS, CR_BENCH_TTFT_WAKE_REPEATS, CR_BENCH_TTFT_SESSIONS_MAX,
+		CR_BENCH_TTFT_SESSIONS_DEFAULT, CR_BENCH_TTFT_CONCURRENCY_MAX,
+		CR_BENCH_TTFT_CONCURRENCY_DEFAULT, CR_BENCH_TTFT_WORKERS_MAX, CR_BENCH_TTFT_MS_MAX,
+		CR_BENCH_TTFT_DELAY_MS_DEFAULT, CR_BENCH_TTFT_MS_MAX,
+		CR_BENCH_TTFT_FIRST_TOKEN_MS_DEFAULT, CR_BENCH_TTFT_FIRST_TOKEN_P99_MS_DEFAULT,
+		CR_BENCH_TTFT_DIR_DEFAULT, CR_BENCH_TTFT_WAKE_EVENTS);
+}
+
+/* Digits only, 0 to max (at most 9 digits), for ttft's option opt. */
+static int parse_ms(const char *opt, const char *arg, unsigned max, unsigned *ret)
+{
+	size_t len = strlen(arg);
+	unsigned long v;
+
+	if (!len || strspn(arg, "0123456789") != len || len > 9 ||
+	    (v = strtoul(arg, NULL, 10)) > max) {
+		fprintf(stderr,
+			"corral bench ttft: %s \"%s\": not a number of milliseconds from 0 to %u\n",
+			opt, arg, max);
+		return -1;
+	}
+	*ret = (unsigned)v;
+	return 0;
+}
+
+/* An option naming a program: it must be executable. */
+static int check_program(const char *opt, const char *path)
+{
+	struct stat st;
+
+	if (!*path || stat(path, &st) < 0 || !S_ISREG(st.st_mode) || access(path, X_OK) < 0) {
+		fprintf(stderr, "corral bench ttft: %s %s: %s\n", opt, path,
+			!*path ? "empty" : "not an executable file");
+		return -1;
+	}
+	return 0;
+}
+
+/* A "12.3" cell, or "-" for a figure that is null. */
+static const char *cell(const json_t *o, const char *key, char *buf, size_t size)
+{
+	return fig(o, key, 1, buf, size);
+}
+
+/* A TTFT row: label, n, then p50, p95, p99 and max of <mode>_* in o. */
+static void print_ttft_row(const json_t *o, const char *label, const char *mode, double n)
+{
+	char key[64], b[4][32];
+	static const char *const tails[] = { "p50", "p95", "p99", "max" };
+
+	printf("  %-36s %6.0f", label, n);
+	for (size_t i = 0; i < CR_ARRAY_SIZE(tails); i++) {
+		snprintf(key, sizeof(key), "%s_%s_ms", mode, tails[i]);
+		printf(" %9s", cell(o, key, b[i], sizeof(b[i])));
+	}
+	printf("\n");
+}
+
+static void print_ttft_table(const json_t *j)
+{
+	const json_t *no_sb = json_object_get(j, "no_sandbox");
+	const json_t *sb = json_object_get(j, "needs_sandbox");
+	const json_t *eager = json_object_get(j, "eager"), *lazy = json_object_get(j, "lazy");
+	char a[32], b[32], c[32], d[32];
+
+	printf("corral bench ttft: %.0f sessions per mode (half never need a sandbox, half need "
+	       "one on their first turn),\n  %.0f at once, corrald with %.0f workers\n",
+	       num(j, "sessions"), num(j, "concurrency"), num(j, "workers"));
+	printf("  model: first token %s\n",
+	       json_string_value(json_object_get(j, "first_token_distribution")));
+	printf("  sandbox: %.0f ms added (%s) + the bare sandbox, %.2f ms p50 as measured\n"
+	       "  (an eager create %.2f ms against a lazy one %.2f ms, p50 of %.0f each)\n\n",
+	       num(j, "added_delay_ms"),
+	       json_string_value(json_object_get(j, "added_delay_models")),
+	       num(j, "sandbox_ms_p50"), num(j, "create_eager_bare_p50_ms"),
+	       num(j, "create_lazy_p50_ms"), num(j, "sandbox_samples"));
+	printf("  %-36s %6s %9s %9s %9s %9s\n", "TTFT (ms)", "n", "p50", "p95", "p99", "max");
+	print_ttft_row(j, "eager, all", "eager", num(eager, "sessions"));
+	print_ttft_row(no_sb, "eager, never need a sandbox", "eager", num(no_sb, "sessions"));
+	print_ttft_row(sb, "eager, first turn needs one", "eager", num(sb, "sessions"));
+	print_ttft_row(j, "lazy, all", "lazy", num(lazy, "sessions"));
+	print_ttft_row(no_sb, "lazy, never need a sandbox", "lazy", num(no_sb, "sessions"));
+	print_ttft_row(sb, "lazy, first turn needs one", "lazy", num(sb, "sessions"));
+	printf("  %-36s %6s %9s %9s %9s %9s\n", "lazy overhead (TTFT - server's)", "", "", "", "",
+	       "");
+	print_ttft_row(j, "  all", "overhead", num(lazy, "sessions"));
+	print_ttft_row(no_sb, "  never need a sandbox", "overhead", num(no_sb, "sessions"));
+	print_ttft_row(sb, "  first turn needs one", "overhead", num(sb, "sessions"));
+	printf("\n  lazy against eager: p50 cut %s%% (never need a sandbox %s%%, first turn needs "
+	       "one %s%%)\n",
+	       cell(j, "p50_cut_pct", a, sizeof(a)), cell(no_sb, "p50_cut_pct", b, sizeof(b)),
+	       cell(sb, "p50_cut_pct", c, sizeof(c)));
+	printf("                      p95 cut %s%% (never need a sandbox %s%%, first turn needs "
+	       "one %s%%)\n",
+	       cell(j, "p95_cut_pct", a, sizeof(a)), cell(no_sb, "p95_cut_pct", b, sizeof(b)),
+	       cell(sb, "p95_cut_pct", c, sizeof(c)));
+	for (int m = 0; m < 2; m++) {
+		const json_t *o = m ? lazy : eager;
+		printf("  %-6s %.2f sessions/s, %.0f errors; p50 create %s ms, send %s ms, "
+		       "server's "
+		       "first token %s ms\n",
+		       m ? "lazy:" : "eager:", num(o, "sessions_per_s"), num(o, "errors"),
+		       fig(o, "create_p50_ms", 2, a, sizeof(a)),
+		       fig(o, "send_p50_ms", 2, b, sizeof(b)),
+		       fig(o, "server_ttft_p50_ms", 1, c, sizeof(c)));
+	}
+	const json_t *fe = json_object_get(j, "first_error");
+	if (json_is_string(fe))
+		printf("  first error: %s\n", json_string_value(fe));
+	printf("  wake of a %.0f-event session to its next model call (%.0f wakes): over the brain "
+	       "link p50 %s ms, p95 %s ms;\n    in-process p50 %s ms, p95 %s ms",
+	       num(j, "wake_events"), num(j, "wake_repeats"),
+	       fig(j, "wake_10k_ms", 2, a, sizeof(a)), fig(j, "wake_10k_p95_ms", 2, b, sizeof(b)),
+	       fig(j, "wake_10k_local_ms", 2, c, sizeof(c)),
+	       fig(j, "wake_10k_local_p95_ms", 2, d, sizeof(d)));
+	printf(", of which reading the log %s ms and the harness step %s ms (p50)\n",
+	       fig(j, "wake_10k_read_ms", 2, a, sizeof(a)),
+	       fig(j, "wake_10k_step_ms", 2, b, sizeof(b)));
+
+	printf("\n  %-48s %-12s %s\n", "target", "want", "measured");
+	const json_t *targets = json_object_get(j, "targets");
+	print_target(targets, "p50_cut_pct", "lazy cuts TTFT p50 against eager (%)", "");
+	print_target(targets, "p95_cut_pct", "lazy cuts TTFT p95 against eager (%)", "");
+	print_target(targets, "overhead_p50_ms", "orchestration overhead p50 (ms)", "");
+	print_target(targets, "overhead_p95_ms", "orchestration overhead p95 (ms)", "");
+	print_target(targets, "wake_10k_ms", "wake of 10,000 events p50 (ms)", "");
+}
+
+static int bench_ttft(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "sessions", required_argument, NULL, 's' },
+		{ "concurrency", required_argument, NULL, 'c' },
+		{ "workers", required_argument, NULL, 'w' },
+		{ "added-delay-ms", required_argument, NULL, 'D' },
+		{ "first-token-ms", required_argument, NULL, 't' },
+		{ "first-token-p99-ms", required_argument, NULL, 'p' },
+		{ "fake-api", required_argument, NULL, 'f' },
+		{ "corrald", required_argument, NULL, 'C' },
+		{ "dir", required_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct cr_bench_ttft_opts o;
+	_cleanup_free_ char *fake = NULL, *corrald = NULL;
+	bool json = false;
+	int c;
+
+	cr_bench_ttft_opts_init(&o);
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			json = true;
+			break;
+		case 's':
+			if (parse_count("ttft", "--sessions", optarg, CR_BENCH_TTFT_SESSIONS_MAX,
+					&o.sessions) < 0)
+				return CR_EXIT_USAGE;
+			if (o.sessions < 2) {
+				fprintf(stderr,
+					"corral bench ttft: --sessions %s: at least 2 (one "
+					"of each kind)\n",
+					optarg);
+				return CR_EXIT_USAGE;
+			}
+			break;
+		case 'c':
+			if (parse_count("ttft", "--concurrency", optarg,
+					CR_BENCH_TTFT_CONCURRENCY_MAX, &o.concurrency) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'w':
+			if (parse_count("ttft", "--workers", optarg, CR_BENCH_TTFT_WORKERS_MAX,
+					&o.workers) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'D':
+			if (parse_ms("--added-delay-ms", optarg, CR_BENCH_TTFT_MS_MAX,
+				     &o.added_delay_ms) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 't':
+			if (parse_ms("--first-token-ms", optarg, CR_BENCH_TTFT_MS_MAX,
+				     &o.first_token_ms) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'p':
+			if (parse_ms("--first-token-p99-ms", optarg, CR_BENCH_TTFT_MS_MAX,
+				     &o.first_token_p99_ms) < 0)
+				return CR_EXIT_USAGE;
+			break;
+		case 'f':
+			if (check_program("--fake-api", optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.fake_api = optarg;
+			break;
+		case 'C':
+			if (check_program("--corrald", optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.corrald = optarg;
+			break;
+		case 'd':
+			if (check_dir("ttft", optarg) < 0)
+				return CR_EXIT_USAGE;
+			o.dir = optarg;
+			break;
+		case 'h':
+			bench_ttft_usage(stdout);
+			return CR_EXIT_OK;
+		default:
+			fprintf(stderr, "corral bench ttft: unknown or incomplete option \"%s\"\n",
+				argv[optind - 1]);
+			bench_ttft_usage(stderr);
+			return CR_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "corral bench ttft: unexpected argument \"%s\"\n", argv[optind]);
+		return CR_EXIT_USAGE;
+	}
+	if (o.first_token_p99_ms && o.first_token_p99_ms <= o.first_token_ms) {
+		fprintf(stderr,
+			"corral bench ttft: --first-token-p99-ms %u: must be above "
+			"--first-token-ms (%u), or 0 for a fixed first token\n",
+			o.first_token_p99_ms, o.first_token_ms);
+		return CR_EXIT_USAGE;
+	}
+	if (!o.fake_api) {
+		fake = cr_cli_beside_self("corral-fake-api");
+		if (!fake || access(fake, X_OK) < 0) {
+			fprintf(stderr,
+				"corral bench ttft: cannot find corral-fake-api beside this "
+				"program: give --fake-api\n");
+			return CR_EXIT_FAIL;
+		}
+		o.fake_api = fake;
+	}
+	if (!o.corrald) {
+		corrald = cr_cli_beside_self("corrald");
+		if (!corrald || access(corrald, X_OK) < 0) {
+			fprintf(stderr, "corral bench ttft: cannot find corrald beside this "
+					"program: give --corrald\n");
+			return CR_EXIT_FAIL;
+		}
+		o.corrald = corrald;
+	}
+
+	_cleanup_(sigwatch_stop) struct sigwatch watch = { 0 };
+	if (sigwatch_start(&watch) < 0)
+		return CR_EXIT_FAIL;
+	o.progress = stderr;
+	o.cancel = &cancel_requested;
+
+	_cleanup_(json_decrefp) json_t *j = NULL;
+	struct cr_error err;
+	if (cr_bench_ttft(&o, &j, &err) < 0) {
+		fprintf(stderr, "corral bench ttft: %s\n", err.msg);
+		return CR_EXIT_FAIL;
+	}
+	return print_results("ttft", j, json, print_ttft_table);
+}
+
 int cr_cli_bench(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -864,8 +1179,10 @@ int cr_cli_bench(int argc, char **argv)
 		return bench_sandbox(argc - 1, argv + 1);
 	if (strcmp(argv[1], "model") == 0)
 		return bench_model(argc - 1, argv + 1);
+	if (strcmp(argv[1], "ttft") == 0)
+		return bench_ttft(argc - 1, argv + 1);
 	fprintf(stderr,
-		"corral bench: unknown benchmark \"%s\" (benchmarks: log, sandbox, model)\n",
+		"corral bench: unknown benchmark \"%s\" (benchmarks: log, sandbox, model, ttft)\n",
 		argv[1]);
 	return CR_EXIT_USAGE;
 }
