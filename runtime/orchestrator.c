@@ -22,6 +22,7 @@ struct local_hands {
 	char session[CR_LOG_ID_MAX];
 	struct cr_hands *hands; /* NULL until made, or after a failed making */
 	bool released; /* the session ended: no more sandboxes for it */
+	char *rootfs; /* the environment's root file system, which the hands point at */
 	pthread_mutex_t lock;
 };
 
@@ -167,19 +168,39 @@ static int local_entry(struct local *l, const char *session, struct local_hands 
 	return 0;
 }
 
-/* The environment's provision_delay_ms (corral's own field of its config): a wait before each
- * sandbox is made, standing for what a real environment spends pulling an image and cloning a
- * repository (corral bench ttft). 0 without one. */
-static unsigned provision_delay_ms(struct local *l, const char *session)
+/* What a session's environment says of its sandboxes (corral's own fields of its config):
+ * rootfs, limits, and provision_delay_ms, a wait before each sandbox is made standing for what
+ * a real environment spends pulling an image and cloning a repository (corral bench ttft). */
+struct env_sandbox {
+	unsigned delay_ms;
+	char *rootfs; /* owned; NULL: the host's binds */
+	uint64_t memory_max, pids_max;
+	uint32_t cpu_max_pct;
+};
+
+static void env_sandbox(struct local *l, const char *session, struct env_sandbox *ret)
 {
+	*ret = (struct env_sandbox){ 0 };
 	json_t *agent = NULL, *env = NULL;
 	if (!l->config || l->config(l->config_arg, session, &agent, &env, NULL) < 0)
-		return 0;
-	json_t *v = json_object_get(json_object_get(env, "config"), "provision_delay_ms");
-	json_int_t ms = json_is_integer(v) ? json_integer_value(v) : 0;
+		return;
+	json_t *config = json_object_get(env, "config");
+	json_t *v = json_object_get(config, "provision_delay_ms");
+	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 3600000)
+		ret->delay_ms = (unsigned)json_integer_value(v);
+	const char *rootfs = json_string_value(json_object_get(config, "rootfs"));
+	if (rootfs)
+		ret->rootfs = strdup(rootfs);
+	json_t *limits = json_object_get(config, "limits");
+	json_int_t n;
+	if ((n = json_integer_value(json_object_get(limits, "memory_max"))) > 0)
+		ret->memory_max = (uint64_t)n;
+	if ((n = json_integer_value(json_object_get(limits, "pids_max"))) > 0)
+		ret->pids_max = (uint64_t)n;
+	if ((n = json_integer_value(json_object_get(limits, "cpu_max_pct"))) > 0)
+		ret->cpu_max_pct = n > 100000 ? 100000 : (uint32_t)n;
 	json_decref(agent);
 	json_decref(env);
-	return ms > 0 && ms < 3600000 ? (unsigned)ms : 0;
 }
 
 static void sleep_ms(unsigned ms)
@@ -198,13 +219,25 @@ static int local_make(struct local *l, struct local_hands *e, uint64_t epoch, bo
 		return cr_error_set(err, ESHUTDOWN, "session %s has ended", e->session);
 	if (e->hands)
 		return 0;
-	unsigned delay = provision_delay_ms(l, e->session);
-	if (delay)
-		sleep_ms(delay);
+	struct env_sandbox es;
+	env_sandbox(l, e->session, &es);
+	if (es.delay_ms)
+		sleep_ms(es.delay_ms);
 	struct cr_hands_config cfg = l->hands_cfg;
 	cfg.log = l->log;
 	cfg.epoch = epoch;
 	cfg.eager = eager;
+	/* The hands keep pointing at the root's path: the entry keeps it as long as it lives. */
+	free(e->rootfs);
+	e->rootfs = es.rootfs;
+	if (e->rootfs)
+		cfg.sandbox.rootfs = e->rootfs;
+	if (es.memory_max)
+		cfg.sandbox.memory_max = es.memory_max;
+	if (es.pids_max)
+		cfg.sandbox.pids_max = es.pids_max;
+	if (es.cpu_max_pct)
+		cfg.sandbox.cpu_max_pct = es.cpu_max_pct;
 	return cr_hands_new(&cfg, e->session, &e->hands, err);
 }
 
@@ -248,6 +281,7 @@ void cr_platform_local_free(struct cr_platform *p)
 	struct local *l = p->p;
 	for (size_t i = 0; i < l->n; i++) {
 		cr_hands_free(l->v[i]->hands); /* the sandboxes run on, for the next start */
+		free(l->v[i]->rootfs);
 		pthread_mutex_destroy(&l->v[i]->lock);
 		free(l->v[i]);
 	}
