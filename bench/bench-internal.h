@@ -1,6 +1,6 @@
 /* bench/bench-internal: what the benchmarks in bench/ share (bench/common.c): the clock,
- * cancellation, progress lines, latency samples and their ranks, the fresh work directory, and
- * the JSON of a target. Never used outside bench/. */
+ * cancellation, progress lines, latency samples and their ranks, the fresh work directory,
+ * the children a benchmark starts, and the JSON of a target. Never used outside bench/. */
 #ifndef CORRAL_BENCH_INTERNAL_H
 #define CORRAL_BENCH_INTERNAL_H
 
@@ -58,6 +58,23 @@ int cr_bench_workdir_remove(struct cr_bench_workdir *w, struct cr_error *err);
 /* On the way out after a failure: the failure is the error to report, so a leftover is only
  * warned about (on stderr). */
 void cr_bench_workdir_cleanup(struct cr_bench_workdir *w);
+
+/* --- children: the servers and baselines a benchmark starts ---------------------------- */
+
+#include <sys/types.h>
+
+/* Starts argv (argv[0] a path, or a name looked up in PATH) with stdin from /dev/null, stdout
+ * and stderr to the given files (NULL: /dev/null), and no signal blocked (the benchmarks'
+ * signal thread blocks them in the process that starts it). */
+int cr_bench_spawn(char *const argv[], const char *out, const char *errpath, pid_t *ret_pid,
+		   struct cr_error *err);
+/* Sends sig to *pid and waits for it, at most wait_ms (0: as long as it takes) before it is
+ * killed; then *pid is -1. Nothing when *pid is not positive. */
+void cr_bench_stop_child(pid_t *pid, int sig, unsigned wait_ms);
+/* What a child said on its way out, for an error message: the first line of the file at path
+ * naming an error ("error", "cannot", "refused", "must"), else its last line; "" when it has
+ * none. */
+void cr_bench_child_error(const char *path, char *buf, size_t size);
 
 /* Sets o[key] to v (taking it); -1 when that failed (v is then freed). */
 int cr_bench_put(json_t *o, const char *key, json_t *v);

@@ -1,13 +1,20 @@
 /* bench/common: the helpers the benchmarks share (bench/bench-internal.h). Prints nothing but
  * progress lines and the warning about a work directory it could not remove. */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bench-internal.h"
+#include "corral/cleanup.h"
+#include "corral/clock.h"
 #include "corral/fileio.h"
 
 bool cr_bench_cancelled(const atomic_bool *cancel)
@@ -140,4 +147,69 @@ json_t *cr_bench_target(double value, const char *bound, double limit, bool *all
 	if (!met)
 		*all_met = false;
 	return json_pack("{s:f, s:f, s:b}", "value", value, bound, limit, "met", met);
+}
+
+int cr_bench_spawn(char *const argv[], const char *out, const char *errpath, pid_t *ret_pid,
+		   struct cr_error *err)
+{
+	posix_spawn_file_actions_t fa;
+	int r = posix_spawn_file_actions_init(&fa);
+	if (r)
+		return cr_error_errno(err, r, "start %s", argv[0]);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null",
+					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_addopen(&fa, 2, errpath ? errpath : "/dev/null",
+					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawnattr_t at;
+	posix_spawnattr_init(&at);
+	sigset_t none;
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+	r = posix_spawnp(ret_pid, argv[0], &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r)
+		return cr_error_errno(err, r, "start %s", argv[0]);
+	return 0;
+}
+
+void cr_bench_stop_child(pid_t *pid, int sig, unsigned wait_ms)
+{
+	if (*pid <= 0)
+		return;
+	kill(*pid, sig);
+	uint64_t until = cr_now_ns() + (uint64_t)wait_ms * 1000000u;
+	for (;;) {
+		pid_t w = waitpid(*pid, NULL, wait_ms ? WNOHANG : 0);
+		if (w == *pid || (w < 0 && errno != EINTR))
+			break;
+		if (wait_ms && cr_now_ns() >= until) {
+			kill(*pid, SIGKILL);
+			while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		if (wait_ms)
+			usleep(10000);
+	}
+	*pid = -1;
+}
+
+void cr_bench_child_error(const char *path, char *buf, size_t size)
+{
+	char line[512];
+	buf[0] = '\0';
+	_cleanup_fclose_ FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!*line)
+			continue;
+		bool names = strstr(line, "rror") || strstr(line, "cannot") ||
+			     strstr(line, "refus") || strstr(line, "must");
+		snprintf(buf, size, "%.*s", (int)(size - 1), line);
+		if (names)
+			break;
+	}
 }

@@ -88,63 +88,6 @@ void cr_bench_model_opts_init(struct cr_bench_model_opts *opts)
 	};
 }
 
-/* --- children -------------------------------------------------------------------------------- */
-
-/* Starts argv with stdin from /dev/null and stdout and stderr to the given files (NULL:
- * /dev/null). */
-static int spawn(char *const argv[], const char *out, const char *errpath, pid_t *ret_pid,
-		 struct cr_error *err)
-{
-	posix_spawn_file_actions_t fa;
-	int r = posix_spawn_file_actions_init(&fa);
-	if (r)
-		return cr_error_errno(err, r, "start %s", argv[0]);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null",
-					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath ? errpath : "/dev/null",
-					 O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawnattr_t at;
-	posix_spawnattr_init(&at);
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&at, &none); /* the bench's signal thread blocks them here */
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	r = posix_spawnp(ret_pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r)
-		return cr_error_errno(err, r, "start %s", argv[0]);
-	return 0;
-}
-
-/* What a child said on its way out, for error messages: the first line naming an error
- * (node puts its stack's source line first), else the first line; "" when there is none. */
-static void first_line(const char *path, char *buf, size_t size)
-{
-	char line[512];
-	buf[0] = '\0';
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		bool names = strstr(line, "Error") || strstr(line, "error");
-		if (!buf[0] || names)
-			snprintf(buf, size, "%.*s", (int)(size - 1), line);
-		if (names)
-			break;
-	}
-}
-
-static void stop_child(pid_t *pid)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, SIGTERM);
-	while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-		;
-	*pid = -1;
-}
-
 /* --- the work -------------------------------------------------------------------------------- */
 
 struct run;
@@ -346,7 +289,7 @@ static int run_node(char *const nargv[], const char *out, const char *errpath,
 		    const atomic_bool *cancel, struct cr_error *err)
 {
 	pid_t node;
-	int status, r = spawn(nargv, out, errpath, &node, err);
+	int status, r = cr_bench_spawn(nargv, out, errpath, &node, err);
 	if (r < 0)
 		return r;
 	while (waitpid(node, &status, 0) < 0)
@@ -356,7 +299,7 @@ static int run_node(char *const nargv[], const char *out, const char *errpath,
 		return cr_bench_cancel_error(err);
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		char line[200];
-		first_line(errpath, line, sizeof(line));
+		cr_bench_child_error(errpath, line, sizeof(line));
 		return cr_error_set(err, EIO, "the SDK's run failed (%s %s): %s", nargv[0],
 				    nargv[1], *line ? line : "no message");
 	}
@@ -457,7 +400,7 @@ static int server_start(struct server *sv, const char *prog, const char *dir, co
 			 scenario_file, "--token-rate",
 			 "0",		"--first-token-ms",
 			 "0",		NULL };
-	if ((r = spawn(argv, NULL, sv->err_file, &sv->pid, err)) < 0)
+	if ((r = cr_bench_spawn(argv, NULL, sv->err_file, &sv->pid, err)) < 0)
 		return r;
 	if (cpus && sched_setaffinity(sv->pid, sizeof(*cpus), cpus) < 0)
 		return cr_error_errno(err, errno, "sched_setaffinity of %s", prog);
@@ -476,7 +419,7 @@ static int server_start(struct server *sv, const char *prog, const char *dir, co
 	}
 	if (!port) {
 		char line[200];
-		first_line(sv->err_file, line, sizeof(line));
+		cr_bench_child_error(sv->err_file, line, sizeof(line));
 		return cr_error_set(err, EIO, "%s did not start%s%s", prog, *line ? ": " : "",
 				    line);
 	}
@@ -744,8 +687,8 @@ out:
 	cr_model_client_free(flood_client);
 	free(run.slots);
 	free(run.calls);
-	stop_child(&paced_sv.pid);
-	stop_child(&flood_sv.pid);
+	cr_bench_stop_child(&paced_sv.pid, SIGTERM, 0);
+	cr_bench_stop_child(&flood_sv.pid, SIGTERM, 0);
 	if (cpus.split)
 		sched_setaffinity(0, sizeof(cpus.all), &cpus.all);
 	json_decref(out);

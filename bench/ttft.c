@@ -26,6 +26,7 @@
 #include "bench-internal.h"
 #include "bench.h"
 #include "corral/brainlink.h"
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/clock.h"
 #include "corral/fileio.h"
@@ -64,72 +65,6 @@ static double ms_of(uint64_t ns)
 
 /* --- children --------------------------------------------------------------------------------- */
 
-/* Starts argv with stdin from /dev/null, stdout to /dev/null and stderr to errpath, no signal
- * blocked (the bench's signal thread blocks them here). */
-static int spawn(char *const argv[], const char *errpath, pid_t *ret_pid, struct cr_error *err)
-{
-	posix_spawn_file_actions_t fa;
-	int r = posix_spawn_file_actions_init(&fa);
-	if (r)
-		return cr_error_errno(err, r, "start %s", argv[0]);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 2, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	posix_spawnattr_t at;
-	posix_spawnattr_init(&at);
-	sigset_t none;
-	sigemptyset(&none);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-	r = posix_spawn(ret_pid, argv[0], &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	if (r)
-		return cr_error_errno(err, r, "start %s", argv[0]);
-	return 0;
-}
-
-/* The line of a child's stderr that names an error (else its last line) into buf; "" when
- * there is none. */
-static void error_line(const char *path, char *buf, size_t size)
-{
-	char line[512];
-	buf[0] = '\0';
-	_cleanup_fclose_ FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f)) {
-		line[strcspn(line, "\n")] = '\0';
-		if (!*line)
-			continue;
-		bool names = strstr(line, "rror") || strstr(line, "cannot") ||
-			     strstr(line, "refus") || strstr(line, "must");
-		snprintf(buf, size, "%.*s", (int)(size - 1), line);
-		if (names)
-			break;
-	}
-}
-
-/* Signals the child and waits at most wait_ms for it, then kills it. */
-static void stop_child(pid_t *pid, int sig, unsigned wait_ms)
-{
-	if (*pid <= 0)
-		return;
-	kill(*pid, sig);
-	uint64_t until = cr_now_ns() + (uint64_t)wait_ms * 1000000u;
-	for (;;) {
-		pid_t w = waitpid(*pid, NULL, WNOHANG);
-		if (w == *pid || (w < 0 && errno != EINTR))
-			break;
-		if (cr_now_ns() >= until) {
-			kill(*pid, SIGKILL);
-			while (waitpid(*pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			break;
-		}
-		usleep(10000);
-	}
-	*pid = -1;
-}
-
 /* Whether the file at path contains s (a line of a log the child writes). */
 static bool file_has(const char *path, const char *s)
 {
@@ -143,30 +78,9 @@ static bool file_has(const char *path, const char *s)
 
 /* --- HTTP over corrald's socket --------------------------------------------------------------- */
 
-struct buf {
-	char *p;
-	size_t len, cap;
-};
-
-static int buf_add(struct buf *b, const char *data, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = (b->len + n + 1) * 2;
-		char *p = realloc(b->p, cap);
-		if (!p)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-	return 0;
-}
-
 static size_t buf_write(char *data, size_t size, size_t n, void *arg)
 {
-	return buf_add(arg, data, size * n) < 0 ? 0 : size * n;
+	return cr_buf_add(arg, data, size * n) < 0 ? 0 : size * n;
 }
 
 /* One thread's connections to corrald: plain requests on a kept-alive handle; a session's
@@ -253,7 +167,7 @@ static int request(struct client *c, const char *method, const char *path, const
 	if (body && !payload)
 		return cr_error_set(err, ENOMEM, "%s %s: out of memory", method, path);
 	char errbuf[CURL_ERROR_SIZE] = "";
-	struct buf resp = { 0 };
+	struct cr_buf resp = { 0 };
 	struct curl_slist *hdr = NULL;
 	CURL *h = c->req;
 	setup(c, h, path, errbuf);
@@ -299,7 +213,7 @@ static int request(struct client *c, const char *method, const char *path, const
 /* --- a session's events, as they come --------------------------------------------------------- */
 
 struct sse {
-	struct buf line, data;
+	struct cr_buf line, data;
 	char type[64];
 	long status;
 	bool headers_done;
@@ -352,7 +266,7 @@ static size_t sse_write(char *data, size_t size, size_t n, void *arg)
 	size_t len = size * n;
 	for (size_t i = 0; i < len; i++) {
 		if (data[i] != '\n') {
-			if (buf_add(&s->line, &data[i], 1) < 0) {
+			if (cr_buf_add(&s->line, &data[i], 1) < 0) {
 				s->broken = true;
 				return 0;
 			}
@@ -369,8 +283,8 @@ static size_t sse_write(char *data, size_t size, size_t n, void *arg)
 			snprintf(s->type, sizeof(s->type), "%s", v);
 		} else if (strncmp(l, "data:", 5) == 0) {
 			const char *v = l + 5 + (l[5] == ' ');
-			if ((s->data.len && buf_add(&s->data, "\n", 1) < 0) ||
-			    buf_add(&s->data, v, strlen(v)) < 0) {
+			if ((s->data.len && cr_buf_add(&s->data, "\n", 1) < 0) ||
+			    cr_buf_add(&s->data, v, strlen(v)) < 0) {
 				s->broken = true;
 				return 0;
 			}
@@ -393,7 +307,7 @@ static int converse(struct client *c, const char *id, const char *text, uint64_t
 		    struct sse *s, uint64_t *ret_send_ns, struct cr_error *err)
 {
 	char path[160], errbuf[CURL_ERROR_SIZE] = "", send_errbuf[CURL_ERROR_SIZE] = "";
-	struct buf resp = { 0 };
+	struct cr_buf resp = { 0 };
 	struct curl_slist *accept = curl_slist_append(NULL, "accept: text/event-stream");
 	struct curl_slist *ctype = curl_slist_append(NULL, "content-type: application/json");
 	json_t *body = json_pack("{s:[{s:s,s:[{s:s,s:s}]}]}", "events", "type", "user.message",
@@ -1405,7 +1319,7 @@ static int fake_start(struct servers *sv, const struct cr_bench_ttft_opts *o, co
 			 "--token-rate",
 			 "0",
 			 NULL };
-	if ((r = spawn(argv, sv->fake_err, &sv->fake, err)) < 0)
+	if ((r = cr_bench_spawn(argv, NULL, sv->fake_err, &sv->fake, err)) < 0)
 		return r;
 	unsigned port = 0;
 	for (int i = 0; i < 2000 && !port; i++) {
@@ -1422,7 +1336,7 @@ static int fake_start(struct servers *sv, const struct cr_bench_ttft_opts *o, co
 	}
 	if (!port) {
 		char line[200];
-		error_line(sv->fake_err, line, sizeof(line));
+		cr_bench_child_error(sv->fake_err, line, sizeof(line));
 		return cr_error_set(err, EIO, "%s did not start%s%s", o->fake_api,
 				    *line ? ": " : "", line);
 	}
@@ -1443,7 +1357,7 @@ static int corrald_start(struct servers *sv, const struct cr_bench_ttft_opts *o,
 	char *argv[] = { (char *)o->corrald, "--state-dir",	 sv->state,    "--socket",
 			 sv->sock,	     "--workers",	 nworkers,     "--model-base-url",
 			 sv->base,	     "--model-key-file", sv->key_file, NULL };
-	if ((r = spawn(argv, sv->corrald_err, &sv->corrald, err)) < 0)
+	if ((r = cr_bench_spawn(argv, NULL, sv->corrald_err, &sv->corrald, err)) < 0)
 		return r;
 	for (int i = 0; i < 6000; i++) { /* 60 s: it checks the kernel's layers first */
 		if (file_has(sv->corrald_err, "corrald: serving"))
@@ -1455,7 +1369,7 @@ static int corrald_start(struct servers *sv, const struct cr_bench_ttft_opts *o,
 		usleep(10000);
 	}
 	char line[200];
-	error_line(sv->corrald_err, line, sizeof(line));
+	cr_bench_child_error(sv->corrald_err, line, sizeof(line));
 	return cr_error_set(err, EIO, "%s did not start%s%s", o->corrald, *line ? ": " : "", line);
 }
 
@@ -1830,8 +1744,8 @@ out:
 		client_done(&clients[i]);
 	free(clients);
 	/* corrald finishes the requests in flight (an eager create waits out the delay) */
-	stop_child(&sv.corrald, SIGTERM, o->added_delay_ms + 60000);
-	stop_child(&sv.fake, SIGTERM, 10000);
+	cr_bench_stop_child(&sv.corrald, SIGTERM, o->added_delay_ms + 60000);
+	cr_bench_stop_child(&sv.fake, SIGTERM, 10000);
 	if (sv.state[0])
 		sweep_sandboxes(sv.state);
 	free(warm.v);
