@@ -164,6 +164,36 @@ static int platform_config(void *arg, const char *session, json_t **ret_agent, j
 	return cr_api_session_config(d->api, session, ret_agent, ret_env, err);
 }
 
+/* Whether the session's last status event is session.status_running. Read backwards a page at
+ * a time: a session's last status is usually among its last events, so start-up reads a few
+ * hundred events per session, not all of them. */
+static bool left_running(struct cr_log *log, const struct cr_log_session_info *info)
+{
+	enum {
+		PAGE = 256
+	};
+	for (uint64_t hi = info->last_seq; hi > 0;) {
+		uint64_t lo = hi > PAGE ? hi - PAGE : 0;
+		struct cr_log_event *ev = NULL;
+		size_t k = 0;
+		struct cr_error err;
+		if (cr_log_get_events(log, info->id, lo, (size_t)(hi - lo), &ev, &k, &err) < 0) {
+			fprintf(stderr, "corrald: session %s: %s\n", info->id, err.msg);
+			return false;
+		}
+		for (size_t j = k; j-- > 0;) {
+			if (strncmp(ev[j].type, "session.status_", 15) != 0)
+				continue;
+			bool running = strcmp(ev[j].type, "session.status_running") == 0;
+			cr_log_events_free(ev, k);
+			return running;
+		}
+		cr_log_events_free(ev, k);
+		hi = lo;
+	}
+	return false;
+}
+
 /* Sessions a stopped corrald left in the middle of something: client events not yet taken, or
  * a status of running. They are woken as soon as the workers run. */
 static void recover(struct daemon *d)
@@ -177,20 +207,7 @@ static void recover(struct daemon *d)
 	}
 	size_t woken = 0;
 	for (size_t i = 0; i < n; i++) {
-		bool wake = v[i].pending > 0;
-		struct cr_log_event *ev = NULL;
-		size_t k = 0;
-		if (!wake && v[i].last_seq > 0 &&
-		    cr_log_get_events(d->log, v[i].id, 0, 0, &ev, &k, &err) == 0) {
-			for (size_t j = k; j-- > 0;) {
-				if (strncmp(ev[j].type, "session.status_", 15) != 0)
-					continue;
-				wake = strcmp(ev[j].type, "session.status_running") == 0;
-				break;
-			}
-			cr_log_events_free(ev, k);
-		}
-		if (wake) {
+		if (v[i].pending > 0 || left_running(d->log, &v[i])) {
 			cr_workers_wake(d->workers, v[i].id);
 			woken++;
 		}
