@@ -16,6 +16,7 @@
 
 #include "cli/cli.h"
 #include "corral/cleanup.h"
+#include "corral/strutil.h"
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
 
@@ -1140,8 +1141,8 @@ static void usage(FILE *f, const struct resource *r)
 
 static int parse_number(struct ctx *c, const char *flag, const char *s, long long max)
 {
-	if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 12 ||
-	    strtoll(s, NULL, 10) < 1 || strtoll(s, NULL, 10) > max)
+	uint64_t v;
+	if (cr_parse_u64(s, 1, (uint64_t)max, &v) < 0)
 		return usage_error(c, "%s %s: want a number from 1 to %lld", flag, s, max);
 	return CR_EXIT_OK;
 }

@@ -20,6 +20,7 @@
 #include "corral/initproto.h"
 #include "corral/net.h"
 #include "corral/sandbox.h"
+#include "corral/strutil.h"
 #include "corral/tool.h"
 
 static void usage(FILE *f)
@@ -66,20 +67,13 @@ static void usage(FILE *f)
 /* A decimal number in [min, max]; the whole string. */
 static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
 {
-	char *end;
-	errno = 0;
-	if (!*s || strspn(s, "0123456789") != strlen(s)) {
+	int r = cr_parse_u64(s, min, max, ret);
+	if (r == -EINVAL)
 		fprintf(stderr, "corral sandbox: %s \"%s\": not a number\n", what, s);
-		return -1;
-	}
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || v < min || v > max) {
+	else if (r < 0)
 		fprintf(stderr, "corral sandbox: %s %s: not from %llu to %llu\n", what, s,
 			(unsigned long long)min, (unsigned long long)max);
-		return -1;
-	}
-	*ret = v;
-	return 0;
+	return r < 0 ? -1 : 0;
 }
 
 char *cr_cli_beside_self(const char *name)

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "corral/brainlink.h"
 #include "corral/orchestrator.h"
+#include "corral/strutil.h"
 
 static void usage(FILE *f)
 {
@@ -23,12 +24,10 @@ static void usage(FILE *f)
 
 static int parse_ulong(const char *s, unsigned long max, unsigned long *ret)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (!*s || *end || errno || v > max || s[0] == '-')
+	uint64_t v;
+	if (cr_parse_u64(s, 0, max, &v) < 0)
 		return -1;
-	*ret = v;
+	*ret = (unsigned long)v;
 	return 0;
 }
 

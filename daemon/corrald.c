@@ -21,6 +21,7 @@
 #include "corral/log.h"
 #include "corral/model.h"
 #include "corral/orchestrator.h"
+#include "corral/strutil.h"
 #include "corral/workers.h"
 
 struct options {
@@ -49,13 +50,10 @@ static void usage(FILE *f)
 /* A decimal number made of digits only (no sign, no spaces) within [min, max]. */
 static int parse_number(const char *s, long min, long max, long *ret)
 {
-	size_t n = strlen(s);
-	if (n == 0 || n > 10 || strspn(s, "0123456789") != n)
+	uint64_t v;
+	if (cr_parse_u64(s, (uint64_t)min, (uint64_t)max, &v) < 0)
 		return -1;
-	long v = strtol(s, NULL, 10);
-	if (v < min || v > max)
-		return -1;
-	*ret = v;
+	*ret = (long)v;
 	return 0;
 }
 

@@ -15,6 +15,25 @@
 #include "corral/strutil.h"
 #include "helpers.h"
 
+Test(strutil, parse_u64_takes_whole_decimal_numbers_in_range)
+{
+	uint64_t v = 7;
+	cr_assert_eq(cr_parse_u64("42", 1, 100, &v), 0);
+	cr_assert_eq(v, 42);
+	cr_assert_eq(cr_parse_u64("0", 0, 0, &v), 0);
+	cr_assert_eq(v, 0);
+	cr_assert_eq(cr_parse_u64("18446744073709551615", 0, UINT64_MAX, &v), 0);
+	cr_assert_eq(v, UINT64_MAX);
+	v = 7;
+	const char *bad[] = { "", "-1", "+1", " 1", "1 ", "0x10", "1e3", "12a" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(cr_parse_u64(bad[i], 0, 100, &v), -EINVAL, "\"%s\"", bad[i]);
+	cr_assert_eq(cr_parse_u64("101", 0, 100, &v), -ERANGE);
+	cr_assert_eq(cr_parse_u64("0", 1, 100, &v), -ERANGE);
+	cr_assert_eq(cr_parse_u64("18446744073709551616", 0, UINT64_MAX, &v), -ERANGE);
+	cr_assert_eq(v, 7, "nothing written on failure");
+}
+
 Test(buf, grows_keeps_bytes_and_stays_terminated)
 {
 	struct cr_buf b = { 0 };

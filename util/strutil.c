@@ -1,4 +1,6 @@
 /* util/strutil: string helpers. No allocation. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "corral/strutil.h"
@@ -21,4 +23,17 @@ bool cr_word_in(const char *list, const char *word, size_t len)
 		p += n;
 	}
 	return false;
+}
+
+int cr_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	size_t n = strlen(s);
+	if (n == 0 || strspn(s, "0123456789") != n)
+		return -EINVAL;
+	errno = 0;
+	unsigned long long v = strtoull(s, NULL, 10);
+	if (errno == ERANGE || v < min || v > max)
+		return -ERANGE;
+	*ret = v;
+	return 0;
 }
