@@ -97,6 +97,7 @@ struct req {
 	struct session *s;
 	uint64_t undo_epoch, undo_next_seq;
 	uint8_t event_id[CR_ID_RAW];
+	bool given_id; /* event_id is the appender's (cr_log_append.id), not drawn */
 	uint64_t batch_off; /* offset of its frame in the batch buffer */
 	uint32_t frame_size;
 };
@@ -123,6 +124,7 @@ struct cr_log {
 
 	pthread_mutex_t lock; /* sessions, segments, stats, failure */
 	pthread_cond_t durable;
+	uint64_t kicks; /* cr_log_kick() calls: each ends every wait in progress */
 	bool closed;
 	int failed; /* errno of a write/sync failure: no further appends */
 	struct cr_error fail_err;
@@ -1125,7 +1127,7 @@ static int assign(struct cr_log *log, struct req *r)
 		return -ENOENT;
 	r->s = s;
 	/* everything that can fail comes before the first change of state */
-	if (r->kind != REQ_MARK && draw_id(log, r->event_id, &r->err) < 0)
+	if (r->kind != REQ_MARK && !r->given_id && draw_id(log, r->event_id, &r->err) < 0)
 		return -r->err.code;
 	if (r->kind == REQ_ACQUIRE) {
 		char payload[64];
@@ -1715,6 +1717,11 @@ static int event_req(struct cr_log *log, const struct cr_log_append *a, struct r
 		return cr_error_prefix(err, "event %s: payload is not valid JSON", a->type);
 	if (kind != CR_JSON_OBJECT)
 		return cr_error_set(err, EINVAL, "event %s: payload is not a JSON object", a->type);
+	uint8_t id[CR_ID_RAW];
+	bool given_id = a->id && a->id[0];
+	if (given_id && cr_id_parse("sevt_", a->id, id) < 0)
+		return cr_error_set(err, EINVAL, "event %s: \"%.64s\" is not an event id", a->type,
+				    a->id);
 
 	struct req *r = new_req(REQ_EVENT, a->session);
 	if (!r || !(r->payload = malloc(a->payload_len + 1))) {
@@ -1728,6 +1735,10 @@ static int event_req(struct cr_log *log, const struct cr_log_append *a, struct r
 	r->epoch = a->epoch;
 	r->expected_seq = a->expected_seq;
 	r->flags = a->flags;
+	if (given_id) {
+		memcpy(r->event_id, id, sizeof(id));
+		r->given_id = true;
+	}
 	*ret = r;
 	return 0;
 }
@@ -2068,13 +2079,14 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 	}
 	int r = 0;
 	pthread_mutex_lock(&log->lock);
+	uint64_t kicks = log->kicks;
 	for (;;) {
 		struct session *s = find_durable(log, session, err);
 		if (!s) {
 			r = -ENOENT;
 			break;
 		}
-		if (s->durable_seq > after_seq) {
+		if (s->durable_seq > after_seq || log->kicks != kicks) {
 			if (ret_last_seq)
 				*ret_last_seq = s->durable_seq;
 			break;
@@ -2094,6 +2106,14 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 	}
 	pthread_mutex_unlock(&log->lock);
 	return r;
+}
+
+void cr_log_kick(struct cr_log *log)
+{
+	pthread_mutex_lock(&log->lock);
+	log->kicks++;
+	pthread_cond_broadcast(&log->durable);
+	pthread_mutex_unlock(&log->lock);
 }
 
 /* --- the catalog's sandboxes --------------------------------------------------------------- */

@@ -24,7 +24,9 @@
 #include <sqlite3.h>
 
 #include "corral/cleanup.h"
+#include "corral/clock.h"
 #include "corral/crc32c.h"
+#include "corral/id.h"
 #include "corral/log.h"
 #include "helpers.h"
 #include "log/format.h"
@@ -288,6 +290,59 @@ Test(log, append_read_and_reopen)
 	cr_assert_str_eq(list[0].id, id);
 	cr_assert_eq(list[0].last_seq, 20);
 	free(list);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+/* An append may name the id its event gets (one a stream announced before the event was
+ * written); that id survives a reopen, and a malformed one is refused with nothing written. */
+Test(log, an_append_may_name_its_event_id)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	create(log, "s1");
+	uint8_t raw[CR_ID_RAW];
+	char want[CR_LOG_ID_MAX];
+	cr_assert_eq(cr_id_random(raw, NULL), 0);
+	cr_assert_eq(cr_id_format("sevt_", raw, want, sizeof(want)), 0);
+	struct cr_log_append a[2] = {
+		{ .session = "s1",
+		  .type = "agent.message",
+		  .payload = "{}",
+		  .payload_len = 2,
+		  .id = want },
+		{ .session = "s1",
+		  .type = "span.model_request_end",
+		  .payload = "{}",
+		  .payload_len = 2 },
+	};
+	struct cr_log_appended got[2];
+	cr_assert_eq(cr_log_append_all(log, a, 2, got, &err), 0, "%s", err.msg);
+	cr_assert_str_eq(got[0].id, want);
+	cr_assert_str_neq(got[1].id, want, "an append without an id gets a drawn one");
+
+	const char *bad[] = { "sesn_0000000000000000000000000", "sevt_x", "sevt_../etc/passwd",
+			      "sevt_uuuuuuuuuuuuuuuuuuuuuuuuuu" };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(bad); i++) {
+		struct cr_log_append b = { .session = "s1",
+					   .type = "agent.message",
+					   .payload = "{}",
+					   .payload_len = 2,
+					   .id = bad[i] };
+		cr_assert_eq(cr_log_append(log, &b, NULL, &err), -EINVAL, "%s", bad[i]);
+	}
+	cr_assert_eq(last_seq(log, "s1"), 2, "the refused ones wrote nothing");
+	cr_log_close(log);
+
+	log = open_log(dir, 0);
+	struct cr_log_event *ev;
+	size_t n;
+	cr_assert_eq(cr_log_get_events(log, "s1", 0, 0, &ev, &n, &err), 0, "%s", err.msg);
+	cr_assert_eq(n, 2);
+	cr_assert_str_eq(ev[0].id, want);
+	cr_assert_str_eq(ev[1].id, got[1].id);
+	cr_log_events_free(ev, n);
 	cr_log_close(log);
 	cr_test_rmrf(dir);
 }
@@ -1041,6 +1096,34 @@ Test(log, wait_wakes_on_a_durable_event_and_times_out_otherwise, .timeout = 20)
 	cr_assert_eq(seq, 1);
 	pthread_join(t, NULL);
 	cr_assert_eq(cr_log_wait(log, "nosuch", 0, 10, &seq, &err), -ENOENT);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+static void *kick_later(void *arg)
+{
+	usleep(100 * 1000);
+	cr_log_kick(arg);
+	return NULL;
+}
+
+Test(log, a_kick_ends_a_wait_without_an_event, .timeout = 20)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	create(log, "s");
+	append(log, "s", 0, "{}");
+	struct cr_error err;
+	uint64_t seq = 0;
+	pthread_t t;
+	pthread_create(&t, NULL, kick_later, log);
+	int64_t t0 = cr_now_ms();
+	cr_assert_eq(cr_log_wait(log, "s", 1, 10000, &seq, &err), 0, "%s", err.msg);
+	cr_assert_lt(cr_now_ms() - t0, 5000, "the kick ended the wait, not its timeout");
+	cr_assert_eq(seq, 1, "no new event: the last durable seq as it was");
+	pthread_join(t, NULL);
+	cr_assert_eq(cr_log_wait(log, "s", 1, 50, &seq, &err), -ETIMEDOUT,
+		     "a kick before a wait does not end it");
 	cr_log_close(log);
 	cr_test_rmrf(dir);
 }

@@ -229,6 +229,34 @@ Test(id, valid_accepts_formatted_ids_only)
 	cr_assert_not(cr_id_valid("sbx_", NULL));
 }
 
+Test(id, parse_inverts_format)
+{
+	for (int round = 0; round < 200; round++) {
+		uint8_t raw[CR_ID_RAW], back[CR_ID_RAW];
+		char id[64];
+		cr_assert_eq(cr_id_random(raw, NULL), 0);
+		if (round == 0)
+			memset(raw, 0xff, sizeof(raw));
+		if (round == 1)
+			memset(raw, 0, sizeof(raw));
+		cr_assert_eq(cr_id_format("sevt_", raw, id, sizeof(id)), 0);
+		cr_assert_eq(cr_id_parse("sevt_", id, back), 0, "%s", id);
+		cr_assert_eq(memcmp(raw, back, sizeof(raw)), 0, "%s", id);
+	}
+	uint8_t raw[CR_ID_RAW];
+	char id[64];
+	memset(raw, 0, sizeof(raw));
+	cr_assert_eq(cr_id_format("sevt_", raw, id, sizeof(id)), 0);
+	cr_assert_eq(cr_id_parse("sesn_", id, raw), -EINVAL, "another prefix");
+	id[6] = 'u';
+	cr_assert_eq(cr_id_parse("sevt_", id, raw), -EINVAL, "u is not a Crockford digit");
+	id[6] = '0';
+	id[strlen(id) - 1] = '1';
+	cr_assert_eq(cr_id_parse("sevt_", id, raw), -EINVAL, "padding bits set");
+	cr_assert_eq(cr_id_parse("sevt_", "sevt_abc", raw), -EINVAL, "too short");
+	cr_assert_eq(cr_id_parse("sevt_", NULL, raw), -EINVAL);
+}
+
 static bool keep_txt_stem(const char *name, char *out, size_t size, void *arg)
 {
 	(void)arg;

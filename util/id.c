@@ -54,3 +54,27 @@ bool cr_id_valid(const char *prefix, const char *s)
 			return false;
 	return true;
 }
+
+int cr_id_parse(const char *prefix, const char *s, uint8_t raw[CR_ID_RAW])
+{
+	static const char alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
+	if (!cr_id_valid(prefix, s))
+		return -EINVAL;
+	const char *p = s + strlen(prefix);
+	unsigned bits = 0, acc = 0;
+	size_t o = 0;
+	for (int i = 0; i < CR_ID_CHARS; i++) {
+		const char *at = strchr(alphabet, p[i]);
+		if (!at)
+			return -EINVAL; /* (i, l, o and u are not Crockford digits) */
+		acc = (acc << 5) | (unsigned)(at - alphabet);
+		bits += 5;
+		if (bits >= 8) {
+			raw[o++] = (uint8_t)(acc >> (bits - 8));
+			bits -= 8;
+		}
+		acc &= (1u << bits) - 1;
+	}
+	/* the last character carries 3 bits and 2 of padding, which cr_id_format leaves 0 */
+	return acc == 0 && o == CR_ID_RAW ? 0 : -EINVAL;
+}

@@ -24,4 +24,9 @@ int cr_id_format(const char *prefix, const uint8_t raw[CR_ID_RAW], char *out, si
  * (so it is safe as a file name: no '/', no dots). */
 bool cr_id_valid(const char *prefix, const char *s);
 
+/* The 16 bytes behind an id that cr_id_format made with prefix: the inverse of cr_id_format.
+ * -EINVAL when s is not such an id (wrong prefix or length, a character outside the alphabet,
+ * padding bits set). */
+int cr_id_parse(const char *prefix, const char *s, uint8_t raw[CR_ID_RAW]);
+
 #endif

@@ -84,6 +84,10 @@ struct cr_log_append {
 	const char *payload; /* a JSON object */
 	size_t payload_len;
 	unsigned flags; /* CR_LOG_PENDING */
+	/* NULL or "": the log draws the event's id. Else the id it gets, "sevt_..." as
+	 * cr_id_format makes it, drawn at random by the caller (an id announced before the event
+	 * was written: a stream's preview of it). The log does not look for duplicates. */
+	const char *id;
 };
 
 struct cr_log_appended {
@@ -153,10 +157,15 @@ int cr_log_get_pending(struct cr_log *log, const char *session, struct cr_log_ev
 void cr_log_events_free(struct cr_log_event *events, size_t n);
 
 /* Follow: blocks until session has a durable event with seq > after_seq, or timeout_ms passes
- * (-ETIMEDOUT; -1 waits forever), or the log closes (-ESHUTDOWN). Returns the last durable seq
- * in *ret_last_seq. */
+ * (-ETIMEDOUT; -1 waits forever), or the log closes (-ESHUTDOWN), or cr_log_kick() is called.
+ * Returns the last durable seq in *ret_last_seq. */
 int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int timeout_ms,
 		uint64_t *ret_last_seq, struct cr_error *err);
+
+/* Ends every cr_log_wait in progress on this log at once: each returns 0 with its session's
+ * last durable seq, which may be no later than its after_seq. For a waiter that has something
+ * besides the log to look at (a stream's previews). */
+void cr_log_kick(struct cr_log *log);
 
 /* --- the catalog's sandboxes -------------------------------------------------------------- */
 
