@@ -44,6 +44,8 @@
 
 #define PING_MS_DEFAULT 15000
 #define WAIT_SLICE_MS 250 /* how long a stream sleeps before it looks for a stop or delete */
+#define PREVIEW_RING 256 /* previews a session keeps for its streams to catch up on */
+#define PREVIEW_CLOSED 8 /* previewed events a stream remembers having sent in full */
 #define REQUEST_TIMEOUT_S 60 /* an idle connection is closed after this long */
 #define CONNECTION_LIMIT 512
 #define LIST_LIMIT_DEFAULT 20
@@ -82,7 +84,29 @@ struct session_state {
 	uint64_t ended_ns; /* when it terminated (0: it has not) */
 	uint64_t input_tokens, output_tokens, cache_read, cache_creation, cache_5m, cache_1h;
 	atomic_bool deleted; /* streams end */
+	/* Previews (cr_api_preview), numbered from 1: frame k is in previews[k % PREVIEW_RING]
+	 * while k > n_previews - PREVIEW_RING; the ring is made at the first. Guarded by the
+	 * API's states_lock. */
+	struct preview_frame *previews;
+	uint64_t n_previews;
 };
+
+struct preview_frame {
+	char *json;
+	char kind[16]; /* "event_start" or "event_delta": the SSE event's name */
+	char of_type[CR_LOG_TYPE_MAX]; /* the previewed event's type */
+	char of_id[CR_LOG_ID_MAX]; /* and its id */
+};
+
+static void state_free(void *p)
+{
+	struct session_state *s = p;
+	if (s->previews)
+		for (size_t i = 0; i < PREVIEW_RING; i++)
+			free(s->previews[i].json);
+	free(s->previews);
+	free(s);
+}
 
 struct cr_api {
 	struct cr_log *log;
@@ -2356,18 +2380,96 @@ static int events_list(struct ctx *c, const char *id)
 	return 0;
 }
 
+/* --- previews: event_start and event_delta (?event_deltas[]=...) --------------------------- */
+
+void cr_api_preview(struct cr_api *api, const char *session, const char *json)
+{
+	json_error_t je;
+	_cleanup_json_ json_t *j = json_loads(json, 0, &je);
+	const char *kind = json_string_value(json_object_get(j, "type"));
+	const char *of_type = NULL, *of_id = NULL;
+	if (kind && strcmp(kind, "event_start") == 0) {
+		json_t *e = json_object_get(j, "event");
+		of_type = json_string_value(json_object_get(e, "type"));
+		of_id = json_string_value(json_object_get(e, "id"));
+	} else if (kind && strcmp(kind, "event_delta") == 0) {
+		of_type = "agent.message"; /* (the only type with deltas) */
+		of_id = json_string_value(json_object_get(j, "event_id"));
+	}
+	if (!of_type || !of_id || strlen(of_type) >= CR_LOG_TYPE_MAX ||
+	    strlen(of_id) >= CR_LOG_ID_MAX)
+		return;
+	char *copy = strdup(json);
+	if (!copy)
+		return;
+	pthread_mutex_lock(&api->states_lock);
+	struct session_state *s = state_of(api, session);
+	if (s && !s->previews)
+		s->previews = calloc(PREVIEW_RING, sizeof(*s->previews));
+	if (s && s->previews) {
+		struct preview_frame *f = &s->previews[++s->n_previews % PREVIEW_RING];
+		free(f->json);
+		f->json = TAKE_PTR(copy);
+		snprintf(f->kind, sizeof(f->kind), "%s", kind);
+		snprintf(f->of_type, sizeof(f->of_type), "%s", of_type);
+		snprintf(f->of_id, sizeof(f->of_id), "%s", of_id);
+	}
+	pthread_mutex_unlock(&api->states_lock);
+	free(copy);
+	cr_log_kick(api->log); /* (the streams wait on the log) */
+}
+
 /* An SSE stream: what the reader still has to hand to MHD, and where it is in the log. */
 struct stream {
 	struct cr_api *api;
-	struct session_state *state; /* (its deleted flag) */
+	struct session_state *state; /* (its deleted flag, its previews) */
 	char session[CR_LOG_ID_MAX];
 	int fd; /* the connection, to notice a client that went away */
 	uint64_t after; /* last seq sent */
 	int64_t ping_at; /* monotonic ms */
 	bool opened;
+	/* previews: of which types (none: no previews), the next one to send, and the ids of
+	 * the last previewed events sent in full (a late delta of one is not sent after it) */
+	bool deltas_message, deltas_thinking;
+	uint64_t preview_next;
+	char closed[PREVIEW_CLOSED][CR_LOG_ID_MAX];
+	unsigned n_closed;
 	char *buf;
 	size_t len, off, cap;
 };
+
+static bool stream_wants_preview(const struct stream *s, const struct preview_frame *f)
+{
+	if (strcmp(f->of_type, "agent.message") == 0	? !s->deltas_message
+	    : strcmp(f->of_type, "agent.thinking") == 0 ? !s->deltas_thinking
+							: true)
+		return false;
+	for (unsigned i = 0; i < PREVIEW_CLOSED && i < s->n_closed; i++)
+		if (strcmp(s->closed[i], f->of_id) == 0)
+			return false;
+	return true;
+}
+
+static int stream_put(struct stream *s, const char *type, uint64_t seq, const char *data);
+
+/* Puts the previews published since the last call; the number put, or -1 on an error. */
+static int stream_previews(struct stream *s)
+{
+	if (!s->deltas_message && !s->deltas_thinking)
+		return 0;
+	int put = 0;
+	pthread_mutex_lock(&s->api->states_lock);
+	const struct session_state *st = s->state;
+	if (st->n_previews >= PREVIEW_RING && s->preview_next <= st->n_previews - PREVIEW_RING)
+		s->preview_next = st->n_previews - PREVIEW_RING + 1; /* (too slow: lost) */
+	for (; s->preview_next <= st->n_previews && put >= 0; s->preview_next++) {
+		const struct preview_frame *f = &st->previews[s->preview_next % PREVIEW_RING];
+		if (stream_wants_preview(s, f))
+			put = stream_put(s, f->kind, 0, f->json) < 0 ? -1 : put + 1;
+	}
+	pthread_mutex_unlock(&s->api->states_lock);
+	return put;
+}
 
 static int stream_put(struct stream *s, const char *type, uint64_t seq, const char *data)
 {
@@ -2421,17 +2523,28 @@ static int stream_fill(struct stream *s)
 		int r = cr_log_get_events(s->api->log, s->session, s->after, 64, &ev, &n, &err);
 		if (r < 0)
 			return r == -ENOENT ? 0 : -1;
+		/* The previews go before the events just read: every preview of an event is
+		 * published before the event is appended, so none of them comes after it. */
+		int previews = stream_previews(s);
+		if (previews < 0) {
+			cr_log_events_free(ev, n);
+			return -1;
+		}
 		for (size_t i = 0; i < n && r == 0; i++) {
 			_cleanup_json_ json_t *j = render_event(&ev[i]);
 			_cleanup_free_ char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
 			r = text ? stream_put(s, ev[i].type, ev[i].seq, text) : -ENOMEM;
 			s->after = ev[i].seq;
+			if (strcmp(ev[i].type, "agent.message") == 0 ||
+			    strcmp(ev[i].type, "agent.thinking") == 0)
+				snprintf(s->closed[s->n_closed++ % PREVIEW_CLOSED],
+					 sizeof(s->closed[0]), "%s", ev[i].id);
 		}
 		cr_log_events_free(ev, n);
 		if (r < 0)
 			return -1;
 		int64_t now = cr_now_ms();
-		if (n) {
+		if (n || previews) {
 			s->ping_at = now + s->api->ping_ms;
 			return 1;
 		}
@@ -2474,6 +2587,33 @@ static void stream_free(void *cls)
 	free(s);
 }
 
+struct delta_args {
+	struct ctx *c;
+	bool message, thinking;
+	int bad;
+};
+
+static enum MHD_Result delta_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct delta_args *a = cls;
+	(void)kind;
+	if (strcmp(key, "event_deltas[]") != 0 && strcmp(key, "event_deltas") != 0)
+		return MHD_YES;
+	if (value && strcmp(value, "agent.message") == 0)
+		a->message = true;
+	else if (value && strcmp(value, "agent.thinking") == 0)
+		a->thinking = true;
+	else {
+		a->bad = bad(a->c, 400,
+			     "event_deltas: \"%.64s\" has no previews (agent.message or "
+			     "agent.thinking)",
+			     value ? value : "");
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
 static int events_stream(struct ctx *c, const char *id)
 {
 	struct cr_error err;
@@ -2488,6 +2628,10 @@ static int events_stream(struct ctx *c, const char *id)
 	 * must not miss anything lists the events after opening it and drops duplicates). */
 	const char *last = MHD_lookup_connection_value(c->conn, MHD_HEADER_KIND, "Last-Event-ID");
 	uint64_t after = info.last_seq;
+	struct delta_args da = { .c = c };
+	MHD_get_connection_values(c->conn, MHD_GET_ARGUMENT_KIND, delta_arg, &da);
+	if (da.bad)
+		return da.bad;
 	if (last && *last) {
 		if (parse_u64(last, &after) < 0)
 			return bad(c, 400, "Last-Event-ID: \"%.32s\" is not an event's seq", last);
@@ -2504,8 +2648,12 @@ static int events_stream(struct ctx *c, const char *id)
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	s->fd = ci ? ci->connect_fd : -1;
+	s->deltas_message = da.message;
+	s->deltas_thinking = da.thinking;
 	pthread_mutex_lock(&c->api->states_lock);
 	s->state = state_of(c->api, id);
+	if (s->state)
+		s->preview_next = s->state->n_previews + 1;
 	pthread_mutex_unlock(&c->api->states_lock);
 	if (!s->state) {
 		free(s);
@@ -3194,7 +3342,7 @@ void cr_api_stop(struct cr_api *api)
 			unlink(api->socket_path);
 	}
 	api_store_close(api->store);
-	tdestroy(api->states, free);
+	tdestroy(api->states, state_free);
 	pthread_mutex_destroy(&api->states_lock);
 	explicit_bzero(api->key, sizeof(api->key));
 	free(api->state_dir);

@@ -147,6 +147,14 @@ static void hook_created(void *arg, const char *session, const json_t *env)
 		fprintf(stderr, "corrald: session %s: eager sandbox: %s\n", session, err.msg);
 }
 
+/* A brain's preview of an event it is making: to the session's streams that want previews. */
+static void platform_preview(void *arg, const char *session, const char *json)
+{
+	struct daemon *d = arg;
+	if (d->api)
+		cr_api_preview(d->api, session, json);
+}
+
 static void hook_ended(void *arg, const char *session)
 {
 	struct daemon *d = arg;
@@ -277,6 +285,8 @@ static int serve(const struct options *o)
 		.hands = &hc,
 		.config = platform_config,
 		.config_arg = &d,
+		.preview = platform_preview,
+		.preview_arg = &d,
 	};
 	int rc = 1;
 	if (cr_platform_local_new(&pc, &d.platform, &err) < 0) {

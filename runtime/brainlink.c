@@ -13,8 +13,11 @@
 #include "corral/brainlink.h"
 #include "corral/cleanup.h"
 #include "corral/clock.h"
+#include "corral/id.h"
+#include "corral/json.h"
 
 #define EVENTS_PAGE 4096 /* events per reply: the worker asks again while pages are full */
+#define PREVIEW_MAX (256u << 10) /* largest preview frame passed on */
 
 /* Record header of one event in the events reply's tail (all big-endian). */
 struct wire_event {
@@ -277,8 +280,9 @@ static int rl_append(void *p, const char *session, uint64_t epoch,
 {
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < n; i++)
-		if (json_array_append_new(list, json_pack("{s:s, s:O}", "type", ev[i].type,
-							  "payload", ev[i].payload)) < 0) {
+		if (json_array_append_new(list, json_pack("{s:s, s:O, s:s}", "type", ev[i].type,
+							  "payload", ev[i].payload, "id",
+							  ev[i].id)) < 0) {
 			json_decref(list);
 			list = NULL;
 		}
@@ -374,6 +378,18 @@ static int rl_heartbeat(void *p, const char *session, uint64_t epoch, struct cr_
 		    NULL, err);
 }
 
+/* A preview goes as the frame's tail and is not answered: the stream does not wait for it. */
+static void rl_preview(void *p, const char *session, const char *json)
+{
+	struct cr_brainlink *l = p;
+	json_t *m = json_pack("{s:s, s:s}", "op", "preview", "session", session);
+	struct cr_error e;
+	if (m)
+		send_frame(l->fd, m, json, strlen(json),
+			   &e); /* (a dead link fails the next call) */
+	json_decref(m);
+}
+
 static const struct cr_platform_ops link_ops = {
 	.acquire = rl_acquire,
 	.events = rl_events,
@@ -382,6 +398,7 @@ static const struct cr_platform_ops link_ops = {
 	.tool = rl_tool,
 	.config = rl_config,
 	.heartbeat = rl_heartbeat,
+	.preview = rl_preview,
 };
 
 struct cr_platform cr_brainlink_platform(struct cr_brainlink *l)
@@ -507,7 +524,10 @@ static int serve_append(int fd, const struct cr_platform *pf, const char *sessio
 		json_t *e = json_array_get(list, i);
 		ev[i].type = (char *)json_string_value(json_object_get(e, "type"));
 		ev[i].payload = json_object_get(e, "payload");
-		if (!ev[i].type || !json_is_object(ev[i].payload)) {
+		const char *id = json_string_value(json_object_get(e, "id"));
+		if (id && *id && cr_id_valid("sevt_", id))
+			snprintf(ev[i].id, sizeof(ev[i].id), "%s", id);
+		if (!ev[i].type || !json_is_object(ev[i].payload) || (id && *id && !ev[i].id[0])) {
 			struct cr_error e2;
 			cr_error_set(&e2, EINVAL, "brain link: an append of a malformed event");
 			r = reply_error(fd, -EINVAL, &e2, err);
@@ -602,6 +622,19 @@ static int serve_one(int fd, const struct cr_platform *pf, const char *op, json_
 	return cr_error_set(err, EPROTO, "brain link: unknown request \"%s\"", op);
 }
 
+/* A preview is passed on if it is a JSON object and the platform takes previews; never
+ * answered, and a malformed one is dropped (previews are best effort). */
+static void serve_preview(const struct cr_platform *pf, const struct frame *f)
+{
+	const char *session = json_string_value(json_object_get(f->msg, "session"));
+	if (!session || !pf->ops->preview || f->tail_len == 0 || f->tail_len > PREVIEW_MAX)
+		return;
+	_cleanup_free_ char *json = strndup(f->tail, f->tail_len);
+	if (json && strlen(json) == f->tail_len &&
+	    cr_json_check(json, f->tail_len, NULL) == CR_JSON_OBJECT)
+		pf->ops->preview(pf->p, session, json);
+}
+
 int cr_brainlink_serve(int fd, const char *session, const struct cr_platform *platform,
 		       int silence_ms, struct cr_brainlink_done *ret, struct cr_error *err)
 {
@@ -622,6 +655,11 @@ int cr_brainlink_serve(int fd, const char *session, const struct cr_platform *pl
 				 json_string_value(json_object_get(f.msg, "message")) ?: "");
 			frame_clear(&f);
 			return 0;
+		}
+		if (op && strcmp(op, "preview") == 0) {
+			serve_preview(platform, &f);
+			frame_clear(&f);
+			continue;
 		}
 		r = op ? serve_one(fd, platform, op, f.msg, err)
 		       : cr_error_set(err, EPROTO, "brain link: a request without an op");

@@ -1058,7 +1058,7 @@ static int add_event(struct cr_harness_step *s, const char *type, json_t *payloa
 		json_decref(payload);
 		return oom(err);
 	}
-	v[s->n_events++] = (struct cr_harness_event){ t, payload };
+	v[s->n_events++] = (struct cr_harness_event){ .type = t, .payload = payload };
 	return 0;
 }
 
@@ -1586,7 +1586,7 @@ int cr_harness_tool_result(const char *tool_use_id, const char *text, bool is_er
 		free(type);
 		return oom(err);
 	}
-	*ret = (struct cr_harness_event){ type, p };
+	*ret = (struct cr_harness_event){ .type = type, .payload = p };
 	return 0;
 }
 

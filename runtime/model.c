@@ -672,8 +672,10 @@ static int stream_event(void *arg, json_t *event, struct cr_error *err)
 		return cr_error_set(err, ECANCELED, "cancelled");
 	if (!call->opts.on_event)
 		return 0;
-	call->delivered = true;
-	return call->opts.on_event(call->opts.arg, event, err);
+	int r = call->opts.on_event(call->opts.arg, event, err);
+	if (r == 0)
+		call->delivered = true;
+	return r < 0 ? r : 0;
 }
 
 /* Copies a header's value (after "name:") into out, trimmed. */

@@ -11,6 +11,7 @@
 
 #include "corral/cleanup.h"
 #include "corral/clock.h"
+#include "corral/id.h"
 #include "corral/orchestrator.h"
 
 /* --- the in-process platform ----------------------------------------------------------------- */
@@ -32,6 +33,8 @@ struct local {
 	struct cr_hands_config hands_cfg;
 	cr_platform_config_fn config;
 	void *config_arg;
+	cr_platform_preview_fn preview;
+	void *preview_arg;
 	pthread_mutex_t lock; /* guards v */
 	struct local_hands **v;
 	size_t n;
@@ -77,6 +80,7 @@ static int local_append(void *p, const char *session, uint64_t epoch,
 				.type = ev[off + i].type,
 				.payload = text[i],
 				.payload_len = strlen(text[i]),
+				.id = ev[off + i].id,
 			};
 		}
 		if (r == 0)
@@ -264,6 +268,13 @@ static int local_tool(void *p, const char *session, uint64_t epoch, const char *
 	return r;
 }
 
+static void local_preview(void *p, const char *session, const char *json)
+{
+	struct local *l = p;
+	if (l->preview)
+		l->preview(l->preview_arg, session, json);
+}
+
 static const struct cr_platform_ops local_ops = {
 	.acquire = local_acquire,
 	.events = local_events,
@@ -272,6 +283,7 @@ static const struct cr_platform_ops local_ops = {
 	.tool = local_tool,
 	.config = local_config,
 	.heartbeat = local_heartbeat,
+	.preview = local_preview,
 };
 
 void cr_platform_local_free(struct cr_platform *p)
@@ -300,6 +312,8 @@ int cr_platform_local_new(const struct cr_platform_local_config *cfg, struct cr_
 	l->log = cfg->log;
 	l->config = cfg->config;
 	l->config_arg = cfg->config_arg;
+	l->preview = cfg->preview;
+	l->preview_arg = cfg->preview_arg;
 	pthread_mutex_init(&l->lock, NULL);
 	struct cr_platform p = { .ops = &local_ops, .p = l };
 	if (!cfg->hands) {
@@ -533,6 +547,132 @@ static bool only_ours(const struct history *h, size_t before, const struct cr_ha
  * way rather than before it leaves: the first token does not wait for three fdatasyncs. If a
  * client event landed meanwhile, the call is dropped and the loop steps again on what the log
  * holds. The events that record the call are appended after it, as one unit. */
+/* --- previews ------------------------------------------------------------------------------- */
+
+#define PREVIEW_MESSAGES 64 /* agent.message events of one reply that get a preview */
+
+/* What a model call's stream shows of the agent.message events it is making, before they are
+ * written (docs/api.md, "Previews"). Each run of text blocks, which cr_harness_model_events
+ * makes one agent.message, gets a fresh event id at its first block, announced in an
+ * event_start; its text goes out in event_deltas; the event is then appended under that id.
+ * Until the call is known to stand (its span's start is appended), frames are held, and they
+ * are dropped with a call that does not. */
+struct preview {
+	const struct cr_platform *pf;
+	const char *session;
+	char ids[PREVIEW_MESSAGES][CR_LOG_ID_MAX];
+	size_t n; /* ids announced */
+	size_t runs; /* runs of text blocks seen (more than n once PREVIEW_MESSAGES is reached) */
+	bool open; /* a run is open: its id is ids[n - 1] */
+	unsigned index; /* the open run's current block */
+	bool live; /* frames go out at once */
+	char **held;
+	size_t n_held;
+};
+
+static void preview_free(struct preview *pv)
+{
+	for (size_t i = 0; i < pv->n_held; i++)
+		free(pv->held[i]);
+	free(pv->held);
+	pv->held = NULL;
+	pv->n_held = 0;
+}
+
+/* Sends (or holds) one frame (taken). A frame that cannot be made is left out: previews are
+ * best effort. */
+static void preview_put(struct preview *pv, json_t *frame)
+{
+	char *text = frame ? json_dumps(frame, JSON_COMPACT) : NULL;
+	json_decref(frame);
+	if (!text)
+		return;
+	if (pv->live) {
+		pv->pf->ops->preview(pv->pf->p, pv->session, text);
+		free(text);
+		return;
+	}
+	char **v = reallocarray(pv->held, pv->n_held + 1, sizeof(*v));
+	if (!v) {
+		free(text);
+		return;
+	}
+	pv->held = v;
+	pv->held[pv->n_held++] = text;
+}
+
+static void preview_go_live(struct preview *pv)
+{
+	pv->live = true;
+	for (size_t i = 0; i < pv->n_held; i++)
+		pv->pf->ops->preview(pv->pf->p, pv->session, pv->held[i]);
+	preview_free(pv);
+}
+
+static void preview_text(struct preview *pv, const char *text)
+{
+	if (!text || !*text)
+		return;
+	preview_put(pv,
+		    json_pack("{s:s, s:s, s:{s:s, s:i, s:{s:s, s:s}}}", "type", "event_delta",
+			      "event_id", pv->ids[pv->n - 1], "delta", "type", "content_delta",
+			      "index", (int)pv->index, "content", "type", "text", "text", text));
+}
+
+/* The model call's on_event: CR_MODEL_EVENT_UNSEEN until a frame went out (or is held), so
+ * the client may still retry an attempt that showed nothing. */
+static int preview_event(void *arg, json_t *event, struct cr_error *err)
+{
+	struct preview *pv = arg;
+	(void)err;
+	const char *type = json_string_value(json_object_get(event, "type"));
+	if (type && strcmp(type, "content_block_start") == 0) {
+		json_t *b = json_object_get(event, "content_block");
+		const char *bt = json_string_value(json_object_get(b, "type"));
+		if (!bt || strcmp(bt, "text") != 0) {
+			pv->open = false; /* (any other block ends the run, as in the harness) */
+			return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
+		}
+		if (pv->open) {
+			pv->index++;
+		} else {
+			pv->runs++;
+			uint8_t raw[CR_ID_RAW];
+			if (pv->n == PREVIEW_MESSAGES || cr_id_random(raw, NULL) < 0)
+				return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
+			cr_id_format("sevt_", raw, pv->ids[pv->n], sizeof(pv->ids[0]));
+			pv->n++;
+			pv->open = true;
+			pv->index = 0;
+			preview_put(pv,
+				    json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event",
+					      "id", pv->ids[pv->n - 1], "type", "agent.message"));
+		}
+		preview_text(pv, json_string_value(json_object_get(b, "text")));
+	} else if (type && strcmp(type, "content_block_delta") == 0 && pv->open) {
+		json_t *d = json_object_get(event, "delta");
+		const char *dt = json_string_value(json_object_get(d, "type"));
+		if (dt && strcmp(dt, "text_delta") == 0)
+			preview_text(pv, json_string_value(json_object_get(d, "text")));
+	}
+	return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
+}
+
+/* Gives the call's agent.message events the ids their previews announced, in order, when the
+ * reply made exactly the runs the previews saw (else the previews end unanswered, closed by
+ * the span's end, as for a call that failed). */
+static void preview_ids(const struct preview *pv, struct cr_harness_event *ev, size_t n)
+{
+	size_t messages = 0;
+	for (size_t i = 0; i < n; i++)
+		messages += strcmp(ev[i].type, "agent.message") == 0;
+	if (messages != pv->runs)
+		return;
+	for (size_t i = 0, k = 0; i < n && k < pv->n; i++)
+		if (strcmp(ev[i].type, "agent.message") == 0)
+			snprintf(ev[i].id, sizeof(ev[i].id), "%s", pv->ids[k++]);
+}
+
 static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
 		      const char *session, uint64_t epoch, struct history *h,
 		      const struct cr_harness_step *pre, json_t *request, unsigned delay_ms,
@@ -543,7 +683,12 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 	int r = 0;
 	if (delay_ms && (r = backoff(cfg, session, epoch, delay_ms, err)) < 0)
 		return r;
+	struct preview pv = { .pf = pf, .session = session };
 	struct cr_model_call_opts opts = { .headers = cfg->model_headers };
+	if (pf->ops->preview) {
+		opts.on_event = preview_event;
+		opts.arg = &pv;
+	}
 	struct cr_model_call *call = NULL;
 	if ((r = cr_model_call_start(cfg->model, request, &opts, &call, err)) < 0)
 		return r;
@@ -580,6 +725,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		r = history_refresh(pf, session, h, err);
 	if (r < 0)
 		goto out;
+	preview_go_live(&pv);
 
 	while (!cr_model_call_done(call)) {
 		int left = cr_model_client_run(cfg->model, (int)beat, err);
@@ -606,11 +752,14 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		r = cr_harness_model_events(agent, h->ev, h->n, started.id, message, result, &out,
 					    &n_out, err);
 	json_decref(result);
-	if (r == 0)
+	if (r == 0) {
+		preview_ids(&pv, out, n_out);
 		r = apply_append(pf, session, epoch, out, n_out, err);
+	}
 	cr_harness_events_free(out, n_out);
 out:
 	cr_model_call_free(call); /* (cancels it first if it still runs) */
+	preview_free(&pv);
 	return r;
 }
 

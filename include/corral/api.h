@@ -50,6 +50,11 @@ void cr_api_stop(struct cr_api *api);
 /* The TCP listener's port (0 without --listen), e.g. after asking for port 0. */
 unsigned cr_api_port(const struct cr_api *api);
 
+/* Shows json (a preview of an event being made: an event_start or event_delta object) to the
+ * session's streams that asked for previews of that event's type (?event_deltas[]=...), at
+ * once and never again: previews are not in the log. Thread-safe; does not block. */
+void cr_api_preview(struct cr_api *api, const char *session, const char *json);
+
 /* What a worker needs to drive session: the agent object as the session pinned it (with its
  * version) and the environment object, as the API renders them. *ret_* owned by the caller.
  * -ENOENT for an unknown session. Thread-safe. */

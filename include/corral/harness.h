@@ -41,10 +41,12 @@ struct cr_harness_agent {
 	int model_retries;
 };
 
-/* An event the orchestrator is to append: its type and payload (owned). */
+/* An event the orchestrator is to append: its type and payload (owned), and the id it must
+ * get ("": any; the harness leaves it so, the orchestrator sets the id a preview announced). */
 struct cr_harness_event {
 	char *type;
 	json_t *payload;
+	char id[CR_LOG_ID_MAX];
 };
 
 /* A tool call to run: tool_use_id is the id of its agent.tool_use event (also the call id

@@ -35,6 +35,9 @@ struct cr_model_stream;
  * negative return stops the stream with that error. */
 typedef int (*cr_model_event_fn)(void *arg, json_t *event, struct cr_error *err);
 
+/* What a call's on_event returns for an event nobody has seen yet (cr_model_call_opts). */
+#define CR_MODEL_EVENT_UNSEEN 1
+
 struct cr_model_stream_opts {
 	size_t max_event_bytes; /* 0: CR_MODEL_EVENT_MAX_DEFAULT */
 	cr_model_event_fn on_event; /* may be NULL */
@@ -152,8 +155,11 @@ struct cr_model_result {
 typedef void (*cr_model_done_fn)(void *arg, struct cr_model_call *call);
 
 struct cr_model_call_opts {
-	/* Each event of the stream (not pings), in order, as it is parsed; may cancel. An
-	 * attempt that delivered an event is never retried by the client. May be NULL. */
+	/* Each event of the stream (not pings), in order, as it is parsed; may cancel (a
+	 * negative errno). It returns 0 when the event reached the caller's audience: an attempt
+	 * that delivered an event is never retried by the client. It returns
+	 * CR_MODEL_EVENT_UNSEEN when nobody saw it yet, and the attempt may still be retried.
+	 * May be NULL. */
 	cr_model_event_fn on_event;
 	cr_model_done_fn on_done; /* may be NULL */
 	void *arg;

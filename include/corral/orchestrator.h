@@ -54,6 +54,10 @@ struct cr_platform_ops {
 	/* The brain still drives session under epoch (called every heartbeat_ms while a model
 	 * call runs). */
 	int (*heartbeat)(void *p, const char *session, uint64_t epoch, struct cr_error *err);
+	/* Hands a preview of an event still being made (json: an SSE event's data, an
+	 * "event_start" or "event_delta" object; docs/api.md) to the session's streams that asked
+	 * for previews. Best effort and never durable: no answer, no error. NULL: none. */
+	void (*preview)(void *p, const char *session, const char *json);
 };
 
 struct cr_platform {
@@ -65,6 +69,7 @@ struct cr_platform {
 
 typedef int (*cr_platform_config_fn)(void *arg, const char *session, json_t **ret_agent,
 				     json_t **ret_environment, struct cr_error *err);
+typedef void (*cr_platform_preview_fn)(void *arg, const char *session, const char *json);
 
 struct cr_platform_local_config {
 	struct cr_log *log; /* borrowed */
@@ -73,6 +78,8 @@ struct cr_platform_local_config {
 	const struct cr_hands_config *hands;
 	cr_platform_config_fn config; /* NULL: an agent with no tools, model "claude-sonnet-4-5" */
 	void *config_arg;
+	cr_platform_preview_fn preview; /* where previews go (NULL: nowhere) */
+	void *preview_arg;
 };
 
 /* A platform over log and hands. The hands of each session are made on its first tool call

@@ -506,6 +506,8 @@ req GET /v1/sessions/sesn_0000000000000000000000000z/events/stream
 refused 404 not_found_error "the stream of an unknown session"
 req GET "/v1/sessions/$session/events/stream" '' -H 'Last-Event-ID: soon'
 refused 400 invalid_request_error "a Last-Event-ID that is not a seq"
+req GET "/v1/sessions/$session/events/stream?event_deltas%5B%5D=agent.tool_use"
+refused 400 invalid_request_error "previews of an event type that has none"
 
 # clients that drop their streams: corrald goes on, and their threads end
 pid=$corrald_pid

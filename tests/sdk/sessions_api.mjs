@@ -6,6 +6,10 @@
 // it); errors map to the SDK's classes (NotFoundError, AuthenticationError, BadRequestError);
 // archive and delete.
 //
+// With CORRAL_EXPECT_AGENT=1 a second stream asks for previews (event_deltas: agent.message):
+// each agent.message is announced by an event_start with its id and streamed in event_deltas,
+// which the SDK's accumulateManagedAgentsEvent folds into exactly the final event's content.
+//
 // With CORRAL_EXPECT_AGENT=1 a worker is expected to drive the session (corrald with workers
 // and a model): the stream is read until session.status_idle, the agent's reply is checked
 // and the user.message must have been processed.
@@ -13,6 +17,7 @@
 // Usage: node sessions_api.mjs BASE_URL API_KEY
 import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
+import { accumulateManagedAgentsEvent } from '@anthropic-ai/sdk/lib/sessions/accumulate.mjs';
 
 const [baseURL, apiKey] = process.argv.slice(2);
 const expectAgent = process.env.CORRAL_EXPECT_AGENT === '1';
@@ -61,7 +66,7 @@ async function all(pagePromise, max = 1000) {
 }
 
 const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-let agent, environment, session, stream, sent;
+let agent, environment, session, stream, deltaStream, sent;
 
 await test('agents.create with the agent toolset', async () => {
   agent = await client.beta.agents.create({
@@ -149,6 +154,9 @@ await test('sessions.create pins the agent; sessions.list finds it', async () =>
 await test('events.stream opens before anything is sent', async () => {
   stream = await within(10000, 'events.stream', () => client.beta.sessions.events.stream(session.id));
   assert.ok(stream);
+  if (expectAgent)
+    deltaStream = await within(10000, 'events.stream with event_deltas', () =>
+      client.beta.sessions.events.stream(session.id, { event_deltas: ['agent.message'] }));
 });
 
 await test('events.send a user.message', async () => {
@@ -207,6 +215,39 @@ await test(`the stream delivers it${expectAgent ? ', then the agent until idle' 
 });
 
 if (expectAgent) {
+  await test('a stream with event_deltas previews each agent.message before it comes', async () => {
+    const seen = [];
+    await within(60000, 'the stream with event_deltas', async () => {
+      for await (const ev of deltaStream) {
+        seen.push(ev);
+        if (ev.type === 'session.status_idle') break;
+      }
+    });
+    assert.ok(!streamed.some((e) => e.type === 'event_start' || e.type === 'event_delta'),
+      'a stream that did not ask for previews got some');
+    const messages = seen.filter((e) => e.type === 'agent.message');
+    assert.equal(messages.length, streamed.filter((e) => e.type === 'agent.message').length);
+    for (const final of messages) {
+      const at = seen.indexOf(final);
+      const start = seen.findIndex((e) => e.type === 'event_start' && e.event.id === final.id);
+      assert.ok(start >= 0 && start < at, `no event_start before agent.message ${final.id}`);
+      assert.equal(seen[start].event.type, 'agent.message');
+      const deltas = seen.filter((e) => e.type === 'event_delta' && e.event_id === final.id);
+      assert.ok(deltas.length > 0, `no event_delta for ${final.id}`);
+      assert.ok(deltas.every((d) => seen.indexOf(d) > start && seen.indexOf(d) < at),
+        'a delta outside its preview');
+      // The SDK's own fold of the preview: what it shows before the final event is that
+      // event's content.
+      let snapshot;
+      for (const e of seen.slice(start, at)) snapshot = accumulateManagedAgentsEvent(snapshot, e);
+      assert.equal(snapshot.id, final.id);
+      assert.deepEqual(snapshot.content, final.content);
+      assert.deepEqual(accumulateManagedAgentsEvent(snapshot, final).content, final.content);
+    }
+    assert.deepEqual(seen.filter((e) => !e.type.startsWith('event_')).map((e) => e.id),
+      streamed.map((e) => e.id), 'the previews stream has the same events besides');
+  });
+
   await test('events.list returns the events the stream delivered', async () => {
     const listed = await all(client.beta.sessions.events.list(session.id));
     const from = listed.findIndex((e) => e.id === sent.id);
