@@ -529,24 +529,43 @@ static void spec_free(struct history *spec, size_t borrowed)
 }
 
 /* Whether the events read after an append are exactly the ones appended (nothing a client
- * posted meanwhile): then a step taken on the speculative history holds for the real one. */
-static bool only_ours(const struct history *h, size_t before, const struct cr_harness_step *pre)
+ * posted meanwhile), besides the lease.acquired of our own epoch when the lease was taken in
+ * between: then a step taken on the speculative history holds for the real one. */
+static bool only_ours(const struct history *h, size_t before, const struct cr_harness_step *pre,
+		      uint64_t epoch)
 {
-	if (h->n - before != pre->n_events)
-		return false;
-	for (size_t i = 0; i < pre->n_events; i++)
-		if (strcmp(h->ev[before + i].type, pre->events[i].type) != 0)
+	size_t k = 0;
+	for (size_t i = before; i < h->n; i++) {
+		const struct cr_log_event *e = &h->ev[i];
+		if (strcmp(e->type, "lease.acquired") == 0 && e->epoch == epoch)
+			continue;
+		if (k == pre->n_events || strcmp(e->type, pre->events[k].type) != 0)
 			return false;
-	return true;
+		k++;
+	}
+	return k == pre->n_events;
 }
 
-/* One model call: sent before anything is written, since a call changes nothing anywhere (a
- * brain that dies during it leaves a span without an end, and the call is made again), so the
- * writes that precede it in the log (pre: the client events it answers marked processed and
- * session.status_running, then span.model_request_start) are made while the request is on its
- * way rather than before it leaves: the first token does not wait for three fdatasyncs. If a
- * client event landed meanwhile, the call is dropped and the loop steps again on what the log
- * holds. The events that record the call are appended after it, as one unit. */
+/* The session's lease, taken at the latest moment: a wake whose first step is a model call
+ * sends it before it takes the lease (model_turn), so the first token waits for neither. */
+struct lease {
+	uint64_t epoch;
+	bool held;
+};
+
+static int lease_take(const struct cr_platform *pf, const char *session, struct lease *l,
+		      struct cr_orch_stats *st, struct cr_error *err)
+{
+	if (l->held)
+		return 0;
+	int r = pf->ops->acquire(pf->p, session, &l->epoch, err);
+	if (r == 0) {
+		l->held = true;
+		st->epoch = l->epoch;
+	}
+	return r;
+}
+
 /* --- previews ------------------------------------------------------------------------------- */
 
 #define PREVIEW_MESSAGES 64 /* agent.message events of one reply that get a preview */
@@ -673,15 +692,27 @@ static void preview_ids(const struct preview *pv, struct cr_harness_event *ev, s
 			snprintf(ev[i].id, sizeof(ev[i].id), "%s", pv->ids[k++]);
 }
 
+/* One model call: sent before anything is written, since a call changes nothing anywhere (a
+ * brain that dies during it leaves a span without an end, and the call is made again), so the
+ * writes that precede it in the log (pre: the client events it answers marked processed and
+ * session.status_running, then span.model_request_start) are made while the request is on its
+ * way rather than before it leaves: the first token does not wait for three fdatasyncs. If a
+ * client event landed meanwhile, the call is dropped and the loop steps again on what the log
+ * holds. The events that record the call are appended after it, as one unit. */
 static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
-		      const char *session, uint64_t epoch, struct history *h,
+		      const char *session, struct lease *lease, struct history *h,
 		      const struct cr_harness_step *pre, json_t *request, unsigned delay_ms,
 		      struct cr_orch_stats *st, struct cr_error *err)
 {
 	const struct cr_platform *pf = &cfg->platform;
 	unsigned beat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
 	int r = 0;
-	if (delay_ms && (r = backoff(cfg, session, epoch, delay_ms, err)) < 0)
+	/* (only a wake's first step comes here without the lease, and it has pre) */
+	if (!lease->held && (!pre || delay_ms))
+		r = lease_take(pf, session, lease, st, err);
+	if (r == 0 && delay_ms)
+		r = backoff(cfg, session, lease->epoch, delay_ms, err);
+	if (r < 0)
 		return r;
 	struct preview pv = { .pf = pf, .session = session };
 	struct cr_model_call_opts opts = { .headers = cfg->model_headers };
@@ -699,16 +730,20 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 
 	if (pre) {
 		size_t before = h->n;
-		r = apply_append(pf, session, epoch, pre->events, pre->n_events, err);
+		r = lease_take(pf, session, lease, st, err);
+		if (r < 0)
+			goto out;
+		r = apply_append(pf, session, lease->epoch, pre->events, pre->n_events, err);
 		if (r == 0 && pre->n_mark)
-			r = pf->ops->mark(pf->p, session, epoch, pre->mark, pre->n_mark, err);
+			r = pf->ops->mark(pf->p, session, lease->epoch, pre->mark, pre->n_mark,
+					  err);
 		if (r == 0)
 			history_marked(h, pre->mark, pre->n_mark);
 		if (r == 0)
 			r = history_refresh(pf, session, h, err);
 		if (r < 0)
 			goto out;
-		if (!only_ours(h, before, pre)) {
+		if (!only_ours(h, before, pre, lease->epoch)) {
 			st->model_calls--; /* dropped unanswered: the next step decides again */
 			goto out;
 		}
@@ -719,7 +754,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 	if (!start.payload)
 		r = cr_error_set(err, ENOMEM, "session %s: out of memory", session);
 	else
-		r = pf->ops->append(pf->p, session, epoch, &start, 1, &started, err);
+		r = pf->ops->append(pf->p, session, lease->epoch, &start, 1, &started, err);
 	json_decref(start.payload);
 	if (r == 0)
 		r = history_refresh(pf, session, h, err);
@@ -735,7 +770,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		}
 		if (cr_model_call_done(call))
 			break;
-		r = pf->ops->heartbeat(pf->p, session, epoch, err);
+		r = pf->ops->heartbeat(pf->p, session, lease->epoch, err);
 		if (r == 0 && cfg->stop && *cfg->stop)
 			r = cr_error_set(err, ECANCELED, "session %s: stopped", session);
 		if (r < 0)
@@ -754,7 +789,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 	json_decref(result);
 	if (r == 0) {
 		preview_ids(&pv, out, n_out);
-		r = apply_append(pf, session, epoch, out, n_out, err);
+		r = apply_append(pf, session, lease->epoch, out, n_out, err);
 	}
 	cr_harness_events_free(out, n_out);
 out:
@@ -798,6 +833,15 @@ static int run_tools(const struct cr_orch_config *cfg, const char *session, uint
 	return 0;
 }
 
+/* Takes the lease for a step that must not run without it, and reads what landed meanwhile:
+ * the loop then steps again on that. */
+static int retake(const struct cr_platform *pf, const char *session, struct lease *lease,
+		  struct history *h, struct cr_orch_stats *st, struct cr_error *err)
+{
+	int r = lease_take(pf, session, lease, st, err);
+	return r < 0 ? r : history_refresh(pf, session, h, err);
+}
+
 int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct cr_orch_stats *stats,
 		 struct cr_error *err)
 {
@@ -806,14 +850,11 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 	struct history h = { 0 };
 	json_t *agent_obj = NULL, *env_obj = NULL;
 	uint64_t t0 = cr_now_ns();
-	uint64_t epoch = 0;
+	struct lease lease = { 0 };
 
-	int r = pf->ops->acquire(pf->p, session, &epoch, err);
-	if (r == 0)
-		r = pf->ops->config(pf->p, session, &agent_obj, &env_obj, err);
+	int r = pf->ops->config(pf->p, session, &agent_obj, &env_obj, err);
 	if (r == 0)
 		r = history_refresh(pf, session, &h, err);
-	st.epoch = epoch;
 	struct cr_harness_agent agent;
 	if (r == 0) {
 		cr_orch_harness_agent(agent_obj, &agent);
@@ -850,13 +891,16 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 				spec_free(&spec, h.n);
 			}
 			if (r == 0 && next.kind == CR_STEP_MODEL) {
-				r = model_turn(cfg, &agent, session, epoch, &h, &s, next.request,
+				r = model_turn(cfg, &agent, session, &lease, &h, &s, next.request,
 					       next.retry_delay_ms, &st, err);
+			} else if (r == 0 && !lease.held) {
+				r = retake(pf, session, &lease, &h, &st, err);
 			} else if (r == 0) {
-				r = apply_append(pf, session, epoch, s.events, s.n_events, err);
+				r = apply_append(pf, session, lease.epoch, s.events, s.n_events,
+						 err);
 				if (r == 0 && s.n_mark)
-					r = pf->ops->mark(pf->p, session, epoch, s.mark, s.n_mark,
-							  err);
+					r = pf->ops->mark(pf->p, session, lease.epoch, s.mark,
+							  s.n_mark, err);
 				if (r == 0)
 					history_marked(&h, s.mark, s.n_mark);
 			}
@@ -864,11 +908,12 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			break;
 		}
 		case CR_STEP_MODEL:
-			r = model_turn(cfg, &agent, session, epoch, &h, NULL, s.request,
+			r = model_turn(cfg, &agent, session, &lease, &h, NULL, s.request,
 				       s.retry_delay_ms, &st, err);
 			break;
 		case CR_STEP_TOOLS:
-			r = run_tools(cfg, session, epoch, &s, &st, err);
+			r = lease.held ? run_tools(cfg, session, lease.epoch, &s, &st, err)
+				       : retake(pf, session, &lease, &h, &st, err);
 			break;
 		}
 		cr_harness_step_clear(&s);
