@@ -217,7 +217,9 @@ struct sse {
 	char type[64];
 	long status;
 	bool headers_done;
-	uint64_t t_first; /* the first agent.message arrived */
+	uint64_t t_send; /* the user.message's post began */
+	uint64_t t_first; /* the first token arrived: the first preview of agent.message text */
+	uint64_t t_message; /* the first agent.message (the buffered event) arrived */
 	uint64_t t_end; /* session.status_idle (or _terminated) arrived */
 	char stop[48]; /* the idle's stop_reason type */
 	bool terminated;
@@ -241,9 +243,11 @@ static size_t sse_header(char *data, size_t size, size_t n, void *arg)
 
 static void sse_dispatch(struct sse *s, uint64_t now)
 {
-	if (!strcmp(s->type, "agent.message")) {
+	if (!strcmp(s->type, "event_delta") || !strcmp(s->type, "agent.message")) {
 		if (!s->t_first)
 			s->t_first = now;
+		if (!s->t_message && !strcmp(s->type, "agent.message"))
+			s->t_message = now;
 	} else if (!strcmp(s->type, "session.status_idle") && !s->t_end) {
 		json_t *j = s->data.len ? json_loadb(s->data.p, s->data.len, 0, NULL) : NULL;
 		const char *t = json_string_value(
@@ -322,7 +326,9 @@ static int converse(struct client *c, const char *id, const char *text, uint64_t
 		goto out;
 	}
 
-	snprintf(path, sizeof(path), "/v1/sessions/%s/events/stream", id);
+	/* with previews: the first token is the first text of the reply, as a client shows it */
+	snprintf(path, sizeof(path),
+		 "/v1/sessions/%s/events/stream?event_deltas%%5B%%5D=agent.message", id);
 	setup(c, c->stream, path, errbuf);
 	curl_easy_setopt(c->stream, CURLOPT_HTTPHEADER, accept);
 	curl_easy_setopt(c->stream, CURLOPT_HEADERFUNCTION, sse_header);
@@ -392,7 +398,7 @@ static int converse(struct client *c, const char *id, const char *text, uint64_t
 			curl_easy_setopt(c->send, CURLOPT_POSTFIELDS, payload);
 			curl_easy_setopt(c->send, CURLOPT_WRITEFUNCTION, buf_write);
 			curl_easy_setopt(c->send, CURLOPT_WRITEDATA, &resp);
-			t_send = cr_now_ns();
+			t_send = s->t_send = cr_now_ns();
 			if (curl_multi_add_handle(c->multi, c->send) != CURLM_OK) {
 				r = cr_error_set(err, EIO, "session %s: libcurl refused the post",
 						 id);
@@ -453,7 +459,7 @@ struct sess {
 	enum cls cls;
 	bool ok, live;
 	char id[CR_LOG_ID_MAX];
-	double ttft_ms, create_ms, send_ms, server_ttft_ms, overhead_ms, total_ms;
+	double ttft_ms, start_ms, create_ms, send_ms, server_ttft_ms, overhead_ms, total_ms;
 	char error[256];
 };
 
@@ -572,7 +578,8 @@ static int run_session(struct client *c, const struct setup_ids *ids, enum mode 
 	json_decref(list);
 	sse_done(&sse);
 	if (r == 0) {
-		s->ttft_ms = ms_of(sse.t_first - t0);
+		s->ttft_ms = ms_of(sse.t_first - sse.t_send);
+		s->start_ms = ms_of(sse.t_first - t0);
 		s->create_ms = ms_of(t_created - t0);
 		s->send_ms = ms_of(send_ns);
 		s->total_ms = ms_of(sse.t_end - t0);
@@ -727,6 +734,7 @@ struct tails {
 
 enum field {
 	F_TTFT,
+	F_START,
 	F_CREATE,
 	F_SEND,
 	F_SERVER_TTFT,
@@ -739,6 +747,8 @@ static double field_of(const struct sess *s, enum field f)
 	switch (f) {
 	case F_TTFT:
 		return s->ttft_ms;
+	case F_START:
+		return s->start_ms;
 	case F_CREATE:
 		return s->create_ms;
 	case F_SEND:
@@ -844,9 +854,13 @@ static json_t *mode_json(const struct mode_run *m, double wall_s)
 		enum field f;
 		const char *prefix;
 	} fields[] = {
-		{ F_TTFT, "ttft" },	    { F_CREATE, "create" },
-		{ F_SEND, "send" },	    { F_SERVER_TTFT, "server_ttft" },
-		{ F_OVERHEAD, "overhead" }, { F_TOTAL, "session" },
+		{ F_TTFT, "ttft" },
+		{ F_START, "start" },
+		{ F_CREATE, "create" },
+		{ F_SEND, "send" },
+		{ F_SERVER_TTFT, "server_ttft" },
+		{ F_OVERHEAD, "overhead" },
+		{ F_TOTAL, "session" },
 	};
 	for (size_t i = 0; i < CR_ARRAY_SIZE(fields); i++)
 		if (tails_of(m, -1, fields[i].f, &t) < 0 ||
@@ -1462,9 +1476,30 @@ static int make_resources(struct client *c, unsigned delay_ms, struct setup_ids 
 	return 0;
 }
 
-/* The bare sandbox's cost: session creates in an eager environment without added delay (a
- * sandbox made before the answer) against creates in the lazy one (none), one at a time,
- * alternating. */
+/* Waits until session s has its sandbox (a sandbox.provisioned event), polling every
+ * millisecond; an eager session's sandbox is made on corrald's thread after the create. */
+static int wait_provisioned(struct client *c, const struct sess *s, struct cr_error *err)
+{
+	char path[200];
+	snprintf(path, sizeof(path),
+		 "/v1/sessions/%s/events?types%%5B%%5D=sandbox.provisioned&limit=1", s->id);
+	for (uint64_t deadline = cr_now_ns() + 60 * 1000000000ull; cr_now_ns() < deadline;) {
+		json_t *got = NULL;
+		int r = request(c, "GET", path, NULL, 60000, &got, err);
+		if (r < 0)
+			return r;
+		size_t n = json_array_size(json_object_get(got, "data"));
+		json_decref(got);
+		if (n)
+			return 0;
+		usleep(1000);
+	}
+	return cr_error_set(err, ETIMEDOUT, "session %s: no sandbox.provisioned after 60 s", s->id);
+}
+
+/* The bare sandbox's cost: from a session's create in an eager environment without added
+ * delay to its sandbox.provisioned, against creates in the lazy one (no sandbox), one at a
+ * time, alternating. */
 static int sandbox_cost(struct client *c, const struct setup_ids *ids, struct tails *ret_eager,
 			struct tails *ret_lazy, struct cr_error *err)
 {
@@ -1476,6 +1511,8 @@ static int sandbox_cost(struct client *c, const struct setup_ids *ids, struct ta
 			uint64_t t0 = cr_now_ns();
 			int r = create_session(c, ids, is_eager ? ids->env_bare : ids->env_lazy, &s,
 					       err);
+			if (r == 0 && is_eager)
+				r = wait_provisioned(c, &s, err);
 			uint64_t t = cr_now_ns() - t0;
 			struct cr_error e2;
 			int d = delete_session(c, &s, r < 0 ? &e2 : err);
@@ -1578,7 +1615,7 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 	if ((r = wake_measure(w.path, &wf, o->cancel, o->progress, err)) < 0)
 		goto out;
 	/* a session lasts at most: the delay, two first tokens at their cap (10x the p99), and
-	 * the rest; eager ones wait for the delay in the create */
+	 * the rest; eager ones wait for the delay before their first model call */
 	unsigned cap_ms = 10 * (o->first_token_p99_ms ? o->first_token_p99_ms : o->first_token_ms);
 	ids.create_timeout_ms = o->added_delay_ms + 120000;
 	ids.converse_timeout_ms = o->added_delay_ms + 2 * cap_ms + 120000;

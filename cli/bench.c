@@ -861,17 +861,20 @@ static void bench_ttft_usage(FILE *f)
 		"                         [--corrald PATH] [--dir DIR]\n"
 		"\n"
 		"Time to first token (TTFT) of sessions driven through corrald's API, with\n"
-		"sandboxes provisioned eagerly (at session create) and lazily (at the first tool\n"
-		"call), in the same run. It starts a corral-fake-api (first token log-normal,\n"
-		"median --first-token-ms, p99 --first-token-p99-ms) and a corrald with W workers\n"
-		"in a fresh directory inside DIR, then per mode runs S sessions, C at once: each\n"
-		"is created, its event stream opened, a user message posted, and the stream read\n"
-		"to the first agent.message (the TTFT, from before the create) and on until the\n"
-		"session idles; then it is deleted. Half the sessions never need a sandbox (the\n"
+		"sandboxes provisioned eagerly (from session create on, the first turn waiting\n"
+		"for it) and lazily (at the first tool call), in the same run. It starts a\n"
+		"corral-fake-api (first token log-normal, median --first-token-ms, p99\n"
+		"--first-token-p99-ms) and a corrald with W workers in a fresh directory inside\n"
+		"DIR, then per mode runs S sessions, C at once: each is created, its event stream\n"
+		"opened with previews (event_deltas), a user message posted, and the stream read\n"
+		"to the first text of the reply (the TTFT, from the post; also reported from\n"
+		"before the create) and on until the session idles; then it is deleted. Half the\n"
+		"sessions never need a sandbox (the\n"
 		"model answers), half need one on their first turn (a bash call, then an\n"
 		"answer), alternating. Every sandbox first waits D ms (the environment's\n"
 		"provision_delay_ms), modelling an image pull and a repository clone; the bare\n"
-		"sandbox cost is measured too (eager creates without delay against lazy ones).\n"
+		"sandbox cost is measured too (an eager create without delay to its sandbox\n"
+		"against a lazy create).\n"
 		"The orchestration overhead is a lazy session's TTFT minus the server's own\n"
 		"first-token latency as the worker measured it. Also: the wake of a %u-event\n"
 		"session to its next model call, over a brain link as a worker sees it and\n"
@@ -968,7 +971,9 @@ static void print_ttft_table(const json_t *j)
 	printf("  model: first token %s\n",
 	       json_string_value(json_object_get(j, "first_token_distribution")));
 	printf("  sandbox: %.0f ms added (%s) + the bare sandbox, %.2f ms p50 as measured\n"
-	       "  (an eager create %.2f ms against a lazy one %.2f ms, p50 of %.0f each)\n\n",
+	       "  (an eager create to its sandbox %.2f ms against a lazy create %.2f ms, p50 of "
+	       "%.0f each)\n"
+	       "  TTFT: from the post of the user message to the first text on the stream\n\n",
 	       num(j, "added_delay_ms"),
 	       json_string_value(json_object_get(j, "added_delay_models")),
 	       num(j, "sandbox_ms_p50"), num(j, "create_eager_bare_p50_ms"),
@@ -997,11 +1002,12 @@ static void print_ttft_table(const json_t *j)
 		const json_t *o = m ? lazy : eager;
 		printf("  %-6s %.2f sessions/s, %.0f errors; p50 create %s ms, send %s ms, "
 		       "server's "
-		       "first token %s ms\n",
+		       "first token %s ms,\n         create to first token %s ms\n",
 		       m ? "lazy:" : "eager:", num(o, "sessions_per_s"), num(o, "errors"),
 		       fig(o, "create_p50_ms", 2, a, sizeof(a)),
 		       fig(o, "send_p50_ms", 2, b, sizeof(b)),
-		       fig(o, "server_ttft_p50_ms", 1, c, sizeof(c)));
+		       fig(o, "server_ttft_p50_ms", 1, c, sizeof(c)),
+		       fig(o, "start_p50_ms", 1, d, sizeof(d)));
 	}
 	const json_t *fe = json_object_get(j, "first_error");
 	if (json_is_string(fe))

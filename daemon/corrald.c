@@ -135,6 +135,15 @@ static void hook_wake(void *arg, const char *session)
 	cr_workers_wake(d->workers, session);
 }
 
+static void eager_done(void *arg, const char *session, int result, const struct cr_error *err)
+{
+	(void)arg;
+	if (result < 0)
+		fprintf(stderr, "corrald: session %s: eager sandbox: %s\n", session, err->msg);
+}
+
+/* An eager environment's sandbox is made on a thread of its own: the create is answered at
+ * once, and the session's first turn waits for the sandbox (cr_platform_local_provision_start). */
 static void hook_created(void *arg, const char *session, const json_t *env)
 {
 	struct daemon *d = arg;
@@ -143,7 +152,7 @@ static void hook_created(void *arg, const char *session, const json_t *env)
 	if (!prov || strcmp(prov, "eager") != 0)
 		return;
 	struct cr_error err;
-	if (cr_platform_local_provision(&d->platform, session, true, &err) < 0)
+	if (cr_platform_local_provision_start(&d->platform, session, eager_done, d, &err) < 0)
 		fprintf(stderr, "corrald: session %s: eager sandbox: %s\n", session, err.msg);
 }
 

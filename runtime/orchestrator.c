@@ -5,6 +5,7 @@
  * the next brain can fold into the same decision. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,7 @@ struct local_hands {
 	char session[CR_LOG_ID_MAX];
 	struct cr_hands *hands; /* NULL until made, or after a failed making */
 	bool released; /* the session ended: no more sandboxes for it */
+	bool provisioning; /* an eager making runs on its own thread (guarded by local.lock) */
 	char *rootfs; /* the environment's root file system, which the hands point at */
 	pthread_mutex_t lock;
 };
@@ -35,7 +37,10 @@ struct local {
 	void *config_arg;
 	cr_platform_preview_fn preview;
 	void *preview_arg;
-	pthread_mutex_t lock; /* guards v */
+	pthread_mutex_t lock; /* guards v, the entries' provisioning, inflight and stopping */
+	pthread_cond_t provisioned; /* an eager making ended */
+	unsigned inflight; /* eager makings running */
+	atomic_bool stopping; /* the platform is being freed: makings give up their waits */
 	struct local_hands **v;
 	size_t n;
 };
@@ -121,10 +126,22 @@ static int local_heartbeat(void *p, const char *session, uint64_t epoch, struct 
 	return 0;
 }
 
+static struct local_hands *local_find(struct local *l, const char *session);
+
 static int local_config(void *p, const char *session, json_t **ret_agent, json_t **ret_env,
 			struct cr_error *err)
 {
 	struct local *l = p;
+	/* A session provisioned eagerly starts once its sandbox is there: a brain asks for the
+	 * configuration before anything else. */
+	pthread_mutex_lock(&l->lock);
+	for (;;) {
+		const struct local_hands *e = local_find(l, session);
+		if (!e || !e->provisioning || atomic_load(&l->stopping))
+			break;
+		pthread_cond_wait(&l->provisioned, &l->lock);
+	}
+	pthread_mutex_unlock(&l->lock);
 	if (l->config)
 		return l->config(l->config_arg, session, ret_agent, ret_env, err);
 	json_t *agent = json_pack("{s:s, s:{s:s}, s:[]}", "type", "agent", "model", "id",
@@ -214,6 +231,20 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+/* The environment's provision delay, cut short when the platform is being freed. */
+static int provision_wait(struct local *l, const char *session, unsigned ms, struct cr_error *err)
+{
+	for (unsigned left = ms; left > 0;) {
+		if (atomic_load(&l->stopping))
+			return cr_error_set(err, ECANCELED, "session %s: corrald is stopping",
+					    session);
+		unsigned d = left < 50 ? left : 50;
+		sleep_ms(d);
+		left -= d;
+	}
+	return 0;
+}
+
 /* Makes the entry's hands if it has none; called with e->lock held (one making per session,
  * while other sessions make theirs). */
 static int local_make(struct local *l, struct local_hands *e, uint64_t epoch, bool eager,
@@ -225,8 +256,11 @@ static int local_make(struct local *l, struct local_hands *e, uint64_t epoch, bo
 		return 0;
 	struct env_sandbox es;
 	env_sandbox(l, e->session, &es);
-	if (es.delay_ms)
-		sleep_ms(es.delay_ms);
+	int r = es.delay_ms ? provision_wait(l, e->session, es.delay_ms, err) : 0;
+	if (r < 0) {
+		free(es.rootfs);
+		return r;
+	}
 	struct cr_hands_config cfg = l->hands_cfg;
 	cfg.log = l->log;
 	cfg.epoch = epoch;
@@ -291,6 +325,12 @@ void cr_platform_local_free(struct cr_platform *p)
 	if (!p || !p->p)
 		return;
 	struct local *l = p->p;
+	pthread_mutex_lock(&l->lock);
+	atomic_store(&l->stopping, true);
+	pthread_cond_broadcast(&l->provisioned);
+	while (l->inflight)
+		pthread_cond_wait(&l->provisioned, &l->lock);
+	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < l->n; i++) {
 		cr_hands_free(l->v[i]->hands); /* the sandboxes run on, for the next start */
 		free(l->v[i]->rootfs);
@@ -299,6 +339,7 @@ void cr_platform_local_free(struct cr_platform *p)
 	}
 	free(l->v);
 	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->provisioned);
 	free(l);
 	p->p = NULL;
 }
@@ -315,6 +356,7 @@ int cr_platform_local_new(const struct cr_platform_local_config *cfg, struct cr_
 	l->preview = cfg->preview;
 	l->preview_arg = cfg->preview_arg;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->provisioned, NULL);
 	struct cr_platform p = { .ops = &local_ops, .p = l };
 	if (!cfg->hands) {
 		*ret = p;
@@ -373,6 +415,74 @@ int cr_platform_local_provision(struct cr_platform *p, const char *session, bool
 	r = local_make(l, e, info.epoch, eager, err);
 	pthread_mutex_unlock(&e->lock);
 	return r;
+}
+
+struct provision_job {
+	struct cr_platform platform;
+	struct local_hands *e;
+	char session[CR_LOG_ID_MAX];
+	cr_platform_provision_done_fn done;
+	void *arg;
+};
+
+static void *provision_main(void *arg)
+{
+	struct provision_job *j = arg;
+	struct local *l = j->platform.p;
+	struct cr_error err = { 0 };
+	int r = cr_platform_local_provision(&j->platform, j->session, true, &err);
+	if (j->done)
+		j->done(j->arg, j->session, r, &err);
+	pthread_mutex_lock(&l->lock);
+	j->e->provisioning = false;
+	l->inflight--;
+	pthread_cond_broadcast(&l->provisioned);
+	pthread_mutex_unlock(&l->lock);
+	free(j);
+	return NULL;
+}
+
+int cr_platform_local_provision_start(struct cr_platform *p, const char *session,
+				      cr_platform_provision_done_fn done, void *arg,
+				      struct cr_error *err)
+{
+	struct local *l = p->p;
+	if (!l->have_hands)
+		return 0;
+	struct local_hands *e;
+	int r = local_entry(l, session, &e, err);
+	if (r < 0)
+		return r;
+	struct provision_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return cr_error_set(err, ENOMEM, "session %s: out of memory", session);
+	*j = (struct provision_job){ .platform = *p, .e = e, .done = done, .arg = arg };
+	snprintf(j->session, sizeof(j->session), "%s", session);
+	pthread_mutex_lock(&l->lock);
+	if (e->provisioning || atomic_load(&l->stopping)) {
+		pthread_mutex_unlock(&l->lock);
+		free(j);
+		return 0;
+	}
+	e->provisioning = true;
+	l->inflight++;
+	pthread_mutex_unlock(&l->lock);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int rc = pthread_create(&t, &attr, provision_main, j);
+	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		pthread_mutex_lock(&l->lock);
+		e->provisioning = false;
+		l->inflight--;
+		pthread_cond_broadcast(&l->provisioned);
+		pthread_mutex_unlock(&l->lock);
+		free(j);
+		return cr_error_errno(err, rc, "session %s: start its sandbox's making", session);
+	}
+	return 0;
 }
 
 int cr_platform_local_release(struct cr_platform *p, const char *session, struct cr_error *err)

@@ -92,6 +92,17 @@ void cr_platform_local_free(struct cr_platform *p);
 /* Makes the session's hands now (eager provisioning); nothing when they exist. */
 int cr_platform_local_provision(struct cr_platform *p, const char *session, bool eager,
 				struct cr_error *err);
+/* The same on a thread of its own: returns at once, and the session's brains wait for it (a
+ * wake asks for the session's configuration first, and that waits until the making ended, made
+ * or failed, as eager provisioning means: the agent starts with its sandbox there). done (may
+ * be NULL) is called on that thread with the outcome. Nothing when a making already runs.
+ * cr_platform_local_free waits for makings still running and cuts their provision delay
+ * short. */
+typedef void (*cr_platform_provision_done_fn)(void *arg, const char *session, int result,
+					      const struct cr_error *err);
+int cr_platform_local_provision_start(struct cr_platform *p, const char *session,
+				      cr_platform_provision_done_fn done, void *arg,
+				      struct cr_error *err);
 /* Destroys the session's hands (sandbox, record and workspace), if any. */
 int cr_platform_local_release(struct cr_platform *p, const char *session, struct cr_error *err);
 
