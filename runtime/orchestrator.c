@@ -773,6 +773,11 @@ static int sandbox_info(struct local *l, const char *id, const char *session,
 {
 	struct cr_sandbox *sbp;
 	int r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	if (r == -EINVAL) { /* (its record is not one: not the client's doing) */
+		if (err)
+			err->code = EIO;
+		return -EIO;
+	}
 	if (r < 0)
 		return r;
 	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
@@ -814,8 +819,8 @@ int cr_platform_local_sandboxes(struct cr_platform *p, struct cr_platform_sandbo
 		r = sandbox_info(l, b[i].sandbox, b[i].session, &v[n], err);
 		if (r == 0)
 			n++;
-		else if (r == -ENOENT)
-			r = 0; /* (destroyed since its record was read) */
+		else if (r == -ENOENT || r == -EIO)
+			r = 0; /* (destroyed since its record was read, or an unreadable record) */
 	}
 	free(b);
 	if (r < 0) {
