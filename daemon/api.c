@@ -2706,6 +2706,8 @@ static int pick(struct ctx *c, const char *id, const struct route *routes, size_
 		pick(c, id, _r, CR_ARRAY_SIZE(_r));               \
 	})
 
+static int corral_route(struct ctx *c, const char *url);
+
 static int route(struct ctx *c, const char *url)
 {
 	if (strncmp(url, "/v1/", 4) != 0)
@@ -2726,8 +2728,7 @@ static int route(struct ctx *c, const char *url)
 	if (n == 0)
 		return bad(c, 404, "no such endpoint: %.128s", url);
 	if (strcmp(s[0], "corral") == 0)
-		return bad(c, 404,
-			   "corral's own endpoints (/v1/corral/...) are not implemented yet");
+		return corral_route(c, url);
 	if (strcmp(s[0], "agents") == 0) {
 		if (n == 1)
 			return PICK(c, id, { "GET", agents_list }, { "POST", agents_create });
@@ -2759,6 +2760,233 @@ static int route(struct ctx *c, const char *url)
 			return PICK(c, id, { "GET", events_list }, { "POST", events_post });
 		if (n == 4 && strcmp(s[2], "events") == 0 && strcmp(s[3], "stream") == 0)
 			return PICK(c, id, { "GET", events_stream });
+	}
+	return bad(c, 404, "no such endpoint: %.128s", url);
+}
+
+/* --- corral's own: sandboxes (/v1/corral/sandboxes) ---------------------------------------- */
+
+#define EXEC_ARGS_MAX 1024
+#define EXEC_TIMEOUT_MS_DEFAULT 120000 /* corral sandbox exec's */
+#define EXEC_TIMEOUT_MS_MAX 600000
+
+/* The answer to a failure of the sandbox manager (struct cr_api_sandbox_ops says which). */
+static int sandbox_failed(struct ctx *c, int r, const struct cr_error *err)
+{
+	switch (-r) {
+	case ENOENT:
+		return bad(c, 404, "%s", err->msg);
+	case EACCES:
+		return bad(c, 403, "%s", err->msg);
+	case EINVAL:
+		return bad(c, 400, "%s", err->msg);
+	case EBUSY:
+	case EEXIST:
+	case EAGAIN:
+	case ESRCH:
+	case ESTALE:
+	case ESHUTDOWN:
+		return bad(c, 409, "%s", err->msg);
+	default:
+		return internal(c, err);
+	}
+}
+
+/* A sandbox as the API shows it: what serves which session, never the handle. */
+static json_t *render_sandbox(const struct cr_api_sandbox *sb)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "sandbox", "id", sb->id, "session_id",
+			 sb->session, "status", sb->status, "created_at",
+			 json_time(sb->created_ns));
+}
+
+/* Answers sandbox id as it is now. */
+static int sandbox_reply(struct ctx *c, const char *id)
+{
+	struct cr_error err;
+	struct cr_api_sandbox sb;
+	int r = c->api->hooks.sandboxes->get(c->api->hooks.arg, id, &sb, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	c->reply = render_sandbox(&sb);
+	return 0;
+}
+
+/* Every sandbox in one page: there are as many as sessions with a sandbox on this host. */
+static int sandboxes_list(struct ctx *c, const char *unused)
+{
+	(void)unused;
+	struct cr_error err;
+	struct cr_api_sandbox *v;
+	size_t n;
+	int r = c->api->hooks.sandboxes->list(c->api->hooks.arg, &v, &n, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	json_t *data = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(data, render_sandbox(&v[i]));
+	free(v);
+	c->reply = json_pack("{s:o, s:n}", "data", data, "next_page");
+	return 0;
+}
+
+static int sandboxes_get(struct ctx *c, const char *id)
+{
+	return sandbox_reply(c, id);
+}
+
+/* {"command": [PROGRAM, ARG...], "timeout_ms": N}: argv, not shell text, run through the
+ * sandbox's PID 1 as `corral sandbox exec` runs it. Everything is checked before anything runs. */
+static int sandboxes_exec(struct ctx *c, const char *id)
+{
+	struct cr_error err;
+	json_t *cmd, *t, *v;
+	size_t i;
+	if (need_body(c) < 0 || field(c, c->body, "", "command", K_ARRAY, F_REQUIRED, &cmd) < 0 ||
+	    field(c, c->body, "", "timeout_ms", K_INT, F_NULLABLE, &t) < 0)
+		return -1;
+	size_t n = json_array_size(cmd);
+	if (n == 0)
+		return bad(c, 400,
+			   "command: give the program and its arguments, e.g. "
+			   "[\"/bin/ls\", \"-l\"]");
+	if (n > EXEC_ARGS_MAX)
+		return bad(c, 400, "command: at most %d elements", EXEC_ARGS_MAX);
+	json_array_foreach (cmd, i, v) {
+		if (!json_is_string(v))
+			return bad(c, 400, "command[%zu]: expected a string", i);
+		if (strlen(json_string_value(v)) != json_string_length(v))
+			return bad(c, 400, "command[%zu]: contains a NUL character", i);
+	}
+	if (!json_string_length(json_array_get(cmd, 0)))
+		return bad(c, 400, "command[0]: the program must not be empty");
+	json_int_t timeout = t ? json_integer_value(t) : EXEC_TIMEOUT_MS_DEFAULT;
+	if (timeout < 1 || timeout > EXEC_TIMEOUT_MS_MAX)
+		return bad(c, 400, "timeout_ms: want an integer from 1 to %d", EXEC_TIMEOUT_MS_MAX);
+	_cleanup_free_ const char **argv = calloc(n + 1, sizeof(*argv));
+	if (!argv)
+		return bad(c, 500, "out of memory");
+	json_array_foreach (cmd, i, v)
+		argv[i] = json_string_value(v);
+	json_t *resp = NULL;
+	int r = c->api->hooks.sandboxes->exec(c->api->hooks.arg, id, argv, (unsigned)timeout, &resp,
+					      &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	/* corral-init's answer: the program's exit code, or the signal that ended it */
+	json_t *code = json_object_get(resp, "exit_code");
+	json_t *sig = json_object_get(resp, "signal");
+	json_t *out = json_object_get(resp, "stdout"), *errs = json_object_get(resp, "stderr");
+	c->reply =
+		json_pack("{s:s, s:s, s:O, s:O, s:b, s:O, s:s, s:s}", "type", "sandbox_exec_result",
+			  "sandbox_id", id, "exit_code", json_is_integer(code) ? code : json_null(),
+			  "signal", json_is_string(sig) ? sig : json_null(), "timed_out",
+			  json_is_true(json_object_get(resp, "timed_out")), "duration_ms",
+			  json_is_integer(json_object_get(resp, "duration_ms"))
+				  ? json_object_get(resp, "duration_ms")
+				  : json_null(),
+			  "stdout", json_is_string(out) ? json_string_value(out) : "", "stderr",
+			  json_is_string(errs) ? json_string_value(errs) : "");
+	json_decref(resp);
+	return 0;
+}
+
+static int sandbox_pause(struct ctx *c, const char *id, bool pause)
+{
+	struct cr_error err;
+	int r = c->api->hooks.sandboxes->pause(c->api->hooks.arg, id, pause, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	return sandbox_reply(c, id);
+}
+
+static int sandboxes_pause(struct ctx *c, const char *id)
+{
+	return sandbox_pause(c, id, true);
+}
+
+static int sandboxes_resume(struct ctx *c, const char *id)
+{
+	return sandbox_pause(c, id, false);
+}
+
+/* A session a sandbox may be handed from or to: known, not archived, not running (a brain
+ * driving it would find its sandbox changed between two tool calls). */
+static int handoff_party(struct ctx *c, const char *session)
+{
+	struct api_record rec = { 0 };
+	if (load(c, API_SESSION, session, 0, &rec) < 0)
+		return -1;
+	bool archived = rec.archived_ns != 0;
+	api_record_clear(&rec);
+	if (archived)
+		return bad(c, 400, "session %s is archived", session);
+	struct session_state s;
+	session_snapshot(c->api, session, &s);
+	if (s.status == ST_RUNNING || s.status == ST_RESCHEDULING)
+		return bad(c, 409,
+			   "session %s is running: a sandbox is handed off only between sessions "
+			   "that are not (wait until it is idle)",
+			   session);
+	return 0;
+}
+
+/* {"handle": "sbh_...", "session_id": "sesn_..."}: the hands move to that session, the caller
+ * showing that it holds them (the handle is a capability). */
+static int sandboxes_handoff(struct ctx *c, const char *id)
+{
+	struct cr_error err;
+	struct cr_api_sandbox sb;
+	const char *handle, *to;
+	if (need_body(c) < 0 || string_field(c, c->body, "", "handle", F_REQUIRED, &handle) < 0 ||
+	    string_field(c, c->body, "", "session_id", F_REQUIRED, &to) < 0)
+		return -1;
+	int r = c->api->hooks.sandboxes->get(c->api->hooks.arg, id, &sb, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	if (handoff_party(c, sb.session) < 0 || handoff_party(c, to) < 0)
+		return -1;
+	r = c->api->hooks.sandboxes->handoff(c->api->hooks.arg, id, sb.session, handle, to, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	return sandbox_reply(c, id);
+}
+
+/* DELETE, ?keep_workspace=true to keep the workspace on the host. */
+static int sandboxes_destroy(struct ctx *c, const char *id)
+{
+	struct cr_error err;
+	bool keep = false;
+	if (query_bool(c, "keep_workspace", &keep) < 0)
+		return -1;
+	int r = c->api->hooks.sandboxes->destroy(c->api->hooks.arg, id, keep, &err);
+	if (r < 0)
+		return sandbox_failed(c, r, &err);
+	c->reply = json_pack("{s:s, s:s}", "id", id, "type", "sandbox_deleted");
+	return 0;
+}
+
+static int corral_route(struct ctx *c, const char *url)
+{
+	const char *const *s = c->seg;
+	size_t n = c->nseg;
+	const char *id = n > 2 ? s[2] : NULL;
+	if (n >= 2 && strcmp(s[1], "sandboxes") == 0) {
+		if (!c->api->hooks.sandboxes)
+			return bad(c, 404, "this corrald has no sandbox manager");
+		if (n == 2)
+			return PICK(c, id, { "GET", sandboxes_list });
+		if (n == 3)
+			return PICK(c, id, { "GET", sandboxes_get },
+				    { "DELETE", sandboxes_destroy });
+		if (n == 4 && strcmp(s[3], "exec") == 0)
+			return PICK(c, id, { "POST", sandboxes_exec });
+		if (n == 4 && strcmp(s[3], "pause") == 0)
+			return PICK(c, id, { "POST", sandboxes_pause });
+		if (n == 4 && strcmp(s[3], "resume") == 0)
+			return PICK(c, id, { "POST", sandboxes_resume });
+		if (n == 4 && strcmp(s[3], "handoff") == 0)
+			return PICK(c, id, { "POST", sandboxes_handoff });
 	}
 	return bad(c, 404, "no such endpoint: %.128s", url);
 }

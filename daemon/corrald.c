@@ -172,6 +172,86 @@ static void hook_ended(void *arg, const char *session)
 		fprintf(stderr, "corrald: session %s: destroy its sandbox: %s\n", session, err.msg);
 }
 
+/* corral's sandbox endpoints, on the local platform's sandboxes */
+
+_Static_assert(CR_API_SANDBOX_ID_MAX >= CR_SANDBOX_ID_MAX, "the API must hold sandbox ids");
+
+static void api_sandbox(const struct cr_platform_sandbox *v, struct cr_api_sandbox *ret)
+{
+	*ret = (struct cr_api_sandbox){ .status = cr_sandbox_state_name(v->state),
+					.created_ns = v->created_ns };
+	snprintf(ret->id, sizeof(ret->id), "%s", v->id);
+	snprintf(ret->session, sizeof(ret->session), "%s", v->session);
+}
+
+static int sandboxes_list(void *arg, struct cr_api_sandbox **ret, size_t *ret_n,
+			  struct cr_error *err)
+{
+	struct daemon *d = arg;
+	struct cr_platform_sandbox *v;
+	size_t n;
+	int r = cr_platform_local_sandboxes(&d->platform, &v, &n, err);
+	if (r < 0)
+		return r;
+	struct cr_api_sandbox *out = calloc(n ? n : 1, sizeof(*out));
+	if (!out) {
+		free(v);
+		return cr_error_set(err, ENOMEM, "sandboxes: out of memory");
+	}
+	for (size_t i = 0; i < n; i++)
+		api_sandbox(&v[i], &out[i]);
+	free(v);
+	*ret = out;
+	*ret_n = n;
+	return 0;
+}
+
+static int sandboxes_get(void *arg, const char *id, struct cr_api_sandbox *ret,
+			 struct cr_error *err)
+{
+	struct daemon *d = arg;
+	struct cr_platform_sandbox v;
+	int r = cr_platform_local_sandbox(&d->platform, id, &v, err);
+	if (r == 0)
+		api_sandbox(&v, ret);
+	return r;
+}
+
+static int sandboxes_exec(void *arg, const char *id, const char *const *argv, unsigned timeout_ms,
+			  json_t **ret, struct cr_error *err)
+{
+	struct daemon *d = arg;
+	return cr_platform_local_exec(&d->platform, id, argv, timeout_ms, ret, err);
+}
+
+static int sandboxes_pause(void *arg, const char *id, bool pause, struct cr_error *err)
+{
+	struct daemon *d = arg;
+	return cr_platform_local_pause(&d->platform, id, pause, err);
+}
+
+static int sandboxes_handoff(void *arg, const char *id, const char *from_session,
+			     const char *handle, const char *to_session, struct cr_error *err)
+{
+	struct daemon *d = arg;
+	return cr_platform_local_handoff(&d->platform, id, from_session, handle, to_session, err);
+}
+
+static int sandboxes_destroy(void *arg, const char *id, bool keep_workspace, struct cr_error *err)
+{
+	struct daemon *d = arg;
+	return cr_platform_local_destroy(&d->platform, id, keep_workspace, err);
+}
+
+static const struct cr_api_sandbox_ops sandbox_ops = {
+	.list = sandboxes_list,
+	.get = sandboxes_get,
+	.exec = sandboxes_exec,
+	.pause = sandboxes_pause,
+	.handoff = sandboxes_handoff,
+	.destroy = sandboxes_destroy,
+};
+
 static int platform_config(void *arg, const char *session, json_t **ret_agent, json_t **ret_env,
 			   struct cr_error *err)
 {
@@ -310,7 +390,8 @@ static int serve(const struct options *o)
 		.hooks = { .arg = &d,
 			   .wake = hook_wake,
 			   .session_created = hook_created,
-			   .session_ended = hook_ended },
+			   .session_ended = hook_ended,
+			   .sandboxes = &sandbox_ops },
 	};
 	if (cr_api_start(&ac, &d.api, &err) < 0) {
 		fprintf(stderr, "corrald: %s\n", err.msg);

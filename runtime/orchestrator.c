@@ -13,6 +13,7 @@
 #include "corral/cleanup.h"
 #include "corral/clock.h"
 #include "corral/id.h"
+#include "corral/initproto.h"
 #include "corral/orchestrator.h"
 
 /* --- the in-process platform ----------------------------------------------------------------- */
@@ -1037,5 +1038,349 @@ out:
 	history_clear(&h);
 	json_decref(agent_obj);
 	json_decref(env_obj);
+	return r;
+}
+
+/* --- the platform's sandboxes, for corral's own API ------------------------------------------ */
+
+/* Pause and resume look at a sandbox's state and then change it: one at a time in the process,
+ * so that two requests for one sandbox make one event, not two. (A freeze waits at most 5 s.) */
+static pthread_mutex_t pause_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The session whose hands' record names sandbox id (read from the records: no entry's lock
+ * is taken, so this never waits for a tool call). -ENOENT when none does. */
+static int bound_to(struct local *l, const char *id, char session[CR_LOG_ID_MAX],
+		    struct cr_error *err)
+{
+	if (!l->have_hands || !cr_id_valid("sbx_", id))
+		return cr_error_set(err, ENOENT, "sandbox %.64s not found", id);
+	struct cr_hands_binding *b = NULL;
+	size_t n = 0;
+	int r = cr_hands_bindings(l->hands_cfg.sandbox.state_dir, &b, &n, err);
+	if (r < 0)
+		return r;
+	r = cr_error_set(err, ENOENT, "sandbox %s not found", id);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(b[i].sandbox, id) == 0) {
+			snprintf(session, CR_LOG_ID_MAX, "%s", b[i].session);
+			r = 0;
+			break;
+		}
+	free(b);
+	return r;
+}
+
+/* What sandbox id of session is now, from its own record and cgroup. -ENOENT when it is gone. */
+static int sandbox_info(struct local *l, const char *id, const char *session,
+			struct cr_platform_sandbox *ret, struct cr_error *err)
+{
+	struct cr_sandbox *sbp;
+	int r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	if (r == -EINVAL) { /* (its record is not one: not the client's doing) */
+		if (err)
+			err->code = EIO;
+		return -EIO;
+	}
+	if (r < 0)
+		return r;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	struct cr_platform_sandbox v = { 0 };
+	snprintf(v.id, sizeof(v.id), "%s", id);
+	snprintf(v.session, sizeof(v.session), "%s", session);
+	if ((r = cr_sandbox_state(sb, &v.state, err)) < 0)
+		return r;
+	if (cr_sandbox_created(sb, &v.created_ns, NULL) < 0)
+		v.created_ns = 0; /* (unknown: its record went meanwhile) */
+	*ret = v;
+	return 0;
+}
+
+static int sandbox_cmp(const void *a, const void *b)
+{
+	const struct cr_platform_sandbox *x = a, *y = b;
+	if (x->created_ns != y->created_ns)
+		return x->created_ns < y->created_ns ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+int cr_platform_local_sandboxes(struct cr_platform *p, struct cr_platform_sandbox **ret,
+				size_t *ret_n, struct cr_error *err)
+{
+	struct local *l = p->p;
+	struct cr_hands_binding *b = NULL;
+	size_t nb = 0, n = 0;
+	int r = 0;
+	if (l->have_hands &&
+	    (r = cr_hands_bindings(l->hands_cfg.sandbox.state_dir, &b, &nb, err)) < 0)
+		return r;
+	struct cr_platform_sandbox *v = calloc(nb ? nb : 1, sizeof(*v));
+	if (!v)
+		r = cr_error_set(err, ENOMEM, "sandboxes: out of memory");
+	for (size_t i = 0; r == 0 && i < nb; i++) {
+		if (!b[i].sandbox[0])
+			continue; /* (hands without a sandbox now) */
+		r = sandbox_info(l, b[i].sandbox, b[i].session, &v[n], err);
+		if (r == 0)
+			n++;
+		else if (r == -ENOENT || r == -EIO)
+			r = 0; /* (destroyed since its record was read, or an unreadable record) */
+	}
+	free(b);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	qsort(v, n, sizeof(*v), sandbox_cmp);
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int cr_platform_local_sandbox(struct cr_platform *p, const char *id,
+			      struct cr_platform_sandbox *ret, struct cr_error *err)
+{
+	struct local *l = p->p;
+	char session[CR_LOG_ID_MAX];
+	int r = bound_to(l, id, session, err);
+	if (r == 0)
+		r = sandbox_info(l, id, session, ret, err);
+	return r;
+}
+
+int cr_platform_local_exec(struct cr_platform *p, const char *id, const char *const *argv,
+			   unsigned timeout_ms, json_t **ret, struct cr_error *err)
+{
+	struct local *l = p->p;
+	char session[CR_LOG_ID_MAX];
+	struct cr_sandbox *sbp;
+	int r = bound_to(l, id, session, err);
+	if (r == 0)
+		r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	if (r < 0)
+		return r;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	enum cr_sandbox_state st;
+	if ((r = cr_sandbox_state(sb, &st, err)) < 0)
+		return r;
+	if (st == CR_SANDBOX_PAUSED)
+		return cr_error_set(err, EAGAIN, "sandbox %s is paused: resume it first", id);
+	if (st == CR_SANDBOX_STOPPED)
+		return cr_error_set(err, ESRCH, "sandbox %s is stopped", id);
+
+	uint8_t raw[CR_ID_RAW];
+	char call_id[CR_LOG_ID_MAX];
+	if ((r = cr_id_random(raw, err)) < 0)
+		return r;
+	if (cr_id_format("exec_", raw, call_id, sizeof(call_id)) < 0)
+		return cr_error_set(err, ENAMETOOLONG, "exec: no room for a request id");
+	json_t *args = json_array();
+	for (size_t i = 0; args && argv[i]; i++)
+		if (json_array_append_new(args, json_string(argv[i])) < 0) {
+			json_decref(args);
+			args = NULL;
+		}
+	_cleanup_(json_decrefp) json_t *req =
+		args ? json_pack("{s:s, s:s, s:o, s:I}", "id", call_id, "op", "exec", "argv", args,
+				 "timeout_ms", (json_int_t)timeout_ms)
+		     : NULL;
+	if (!req)
+		return cr_error_set(err, ENOMEM, "exec in sandbox %s: out of memory", id);
+	struct cr_error e;
+	_cleanup_close_ int fd = cr_sandbox_connect(sb, &e);
+	if (fd < 0)
+		return cr_error_set(err, ESRCH, "sandbox %s does not answer: %s", id, e.msg);
+	json_t *resp = NULL;
+	/* corral-init ends the program at timeout_ms (and grace_ms later kills it): give it that
+	 * and some, as corral sandbox exec does */
+	r = cr_init_call(fd, req, (int)timeout_ms + 10000, &resp, &e);
+	if (r < 0) {
+		if (r == -ETIMEDOUT && cr_sandbox_state(sb, &st, NULL) == 0 &&
+		    st == CR_SANDBOX_PAUSED)
+			return cr_error_set(err, EAGAIN,
+					    "sandbox %s was paused: no answer within the timeout",
+					    id);
+		return cr_error_set(err, ESRCH, "sandbox %s did not answer: %s", id, e.msg);
+	}
+	if (!json_is_true(json_object_get(resp, "ok"))) {
+		const char *why = json_string_value(json_object_get(resp, "error"));
+		r = cr_error_set(err, EINVAL, "%s", why ? why : "corral-init refused the command");
+		json_decref(resp);
+		return r;
+	}
+	*ret = resp;
+	return 0;
+}
+
+/* Appends one of the session's sandbox events ({"sandbox_id": id}) as its lease holder would:
+ * under its current epoch, read again when a brain takes the lease in between (-ESTALE), as the
+ * API does for the events clients send. */
+static int sandbox_event(struct local *l, const char *session, const char *type, const char *id,
+			 struct cr_error *err)
+{
+	json_t *o = json_pack("{s:s}", "sandbox_id", id);
+	_cleanup_free_ char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!text)
+		return cr_error_set(err, ENOMEM, "%s event: out of memory", type);
+	int r = -ESTALE;
+	for (int attempt = 0; attempt < 100 && r == -ESTALE; attempt++) {
+		struct cr_log_session_info info;
+		if ((r = cr_log_session_info(l->log, session, &info, err)) < 0)
+			break;
+		struct cr_log_append a = {
+			.session = session,
+			.epoch = info.epoch,
+			.expected_seq = CR_LOG_ANY_SEQ,
+			.type = type,
+			.payload = text,
+			.payload_len = strlen(text),
+		};
+		r = cr_log_append(l->log, &a, NULL, err);
+	}
+	return r < 0 ? cr_error_prefix(err, "record %s in session %s", type, session) : 0;
+}
+
+int cr_platform_local_pause(struct cr_platform *p, const char *id, bool pause, struct cr_error *err)
+{
+	struct local *l = p->p;
+	char session[CR_LOG_ID_MAX];
+	struct cr_sandbox *sbp;
+	int r = bound_to(l, id, session, err);
+	if (r == 0)
+		r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	if (r < 0)
+		return r;
+	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
+	enum cr_sandbox_state st;
+	pthread_mutex_lock(&pause_lock);
+	r = cr_sandbox_state(sb, &st, err);
+	if (r == 0 && st == CR_SANDBOX_STOPPED)
+		r = cr_error_set(err, ESRCH, "sandbox %s is stopped", id);
+	if (r == 0 && st != (pause ? CR_SANDBOX_PAUSED : CR_SANDBOX_RUNNING)) {
+		r = pause ? cr_sandbox_pause(sb, err) : cr_sandbox_resume(sb, err);
+		if (r == 0 &&
+		    (r = sandbox_event(l, session, pause ? "sandbox.paused" : "sandbox.resumed", id,
+				       err)) < 0) {
+			/* not recorded: undone, so that the log says what the sandbox is */
+			if (pause)
+				cr_sandbox_resume(sb, NULL);
+			else
+				cr_sandbox_pause(sb, NULL);
+		}
+	}
+	pthread_mutex_unlock(&pause_lock);
+	return r;
+}
+
+/* The entry of session, if it has one (it is never freed before the platform). */
+static struct local_hands *local_lookup(struct local *l, const char *session)
+{
+	pthread_mutex_lock(&l->lock);
+	struct local_hands *e = local_find(l, session);
+	pthread_mutex_unlock(&l->lock);
+	return e;
+}
+
+/* Whether e's hands hold sandbox id now; e->lock held. */
+static bool holds(const struct local_hands *e, const char *id)
+{
+	struct cr_sandbox *sb = e->hands ? cr_hands_sandbox(e->hands) : NULL;
+	return sb && strcmp(cr_sandbox_id(sb), id) == 0;
+}
+
+/* Takes e->lock without waiting: a tool call can hold it for minutes (its command, or a
+ * paused sandbox), and an API request must not hang behind it. */
+static int try_entry(struct local_hands *e, struct cr_error *err)
+{
+	if (pthread_mutex_trylock(&e->lock) != 0)
+		return cr_error_set(err, EBUSY,
+				    "session %s's sandbox is in use (a tool call or a provisioning "
+				    "runs): try again when it ends",
+				    e->session);
+	return 0;
+}
+
+int cr_platform_local_handoff(struct cr_platform *p, const char *id, const char *from_session,
+			      const char *handle, const char *to_session, struct cr_error *err)
+{
+	struct local *l = p->p;
+	char session[CR_LOG_ID_MAX];
+	int r = bound_to(l, id, session, err);
+	if (r < 0)
+		return r;
+	if (strcmp(session, from_session) != 0)
+		return cr_error_set(err, EBUSY,
+				    "sandbox %s changed hands meanwhile (now session %s's)", id,
+				    session);
+	if (strcmp(from_session, to_session) == 0)
+		return cr_error_set(err, EINVAL, "sandbox %s is session %s's already", id,
+				    to_session);
+	struct local_hands *from = local_lookup(l, from_session), *to;
+	if (!from)
+		return cr_error_set(err, ENOENT, "sandbox %s is not held by this corrald's hands",
+				    id);
+	if ((r = local_entry(l, to_session, &to, err)) < 0)
+		return r;
+	if ((r = try_entry(from, err)) < 0)
+		return r;
+	if ((r = try_entry(to, err)) < 0) {
+		pthread_mutex_unlock(&from->lock);
+		return r;
+	}
+	struct cr_log_session_info fi, ti;
+	if (!holds(from, id))
+		r = cr_error_set(err, ENOENT, "sandbox %s is no longer session %s's", id,
+				 from_session);
+	else if (to->released)
+		r = cr_error_set(err, ESHUTDOWN, "session %s has ended", to_session);
+	else if (to->hands)
+		r = cr_error_set(
+			err, EEXIST,
+			"session %s has hands (a sandbox) of its own already: destroy them "
+			"first",
+			to_session);
+	else if ((r = cr_log_session_info(l->log, from_session, &fi, err)) == 0 &&
+		 (r = cr_log_session_info(l->log, to_session, &ti, err)) == 0) {
+		/* each session's events under its current lease: fenced, so a brain that takes
+		 * either lease meanwhile makes it -ESTALE and nothing changes */
+		cr_hands_set_epoch(from->hands, fi.epoch);
+		r = cr_hands_handoff(from->hands, handle, to_session, ti.epoch, err);
+	}
+	/* Bound to the new session (even if its record could not be rewritten after the events):
+	 * the entries follow, the root file system's path the hands point at with them. */
+	if (from->hands && strcmp(cr_hands_session(from->hands), to_session) == 0) {
+		to->hands = TAKE_PTR(from->hands);
+		free(to->rootfs);
+		to->rootfs = TAKE_PTR(from->rootfs);
+	}
+	pthread_mutex_unlock(&to->lock);
+	pthread_mutex_unlock(&from->lock);
+	return r;
+}
+
+int cr_platform_local_destroy(struct cr_platform *p, const char *id, bool keep_workspace,
+			      struct cr_error *err)
+{
+	struct local *l = p->p;
+	char session[CR_LOG_ID_MAX];
+	int r = bound_to(l, id, session, err);
+	if (r < 0)
+		return r;
+	struct local_hands *e = local_lookup(l, session);
+	if (!e)
+		return cr_error_set(err, ENOENT, "sandbox %s is not held by this corrald's hands",
+				    id);
+	if ((r = try_entry(e, err)) < 0)
+		return r;
+	if (!holds(e, id)) {
+		r = cr_error_set(err, ENOENT, "sandbox %s is no longer session %s's", id, session);
+	} else {
+		/* the hands go whole; the session is not released, so its next tool call makes
+		 * new ones (cr_hands_destroy leaves nothing to make another sandbox with) */
+		r = cr_hands_destroy(e->hands, keep_workspace, err);
+		cr_hands_free(e->hands);
+		e->hands = NULL;
+	}
+	pthread_mutex_unlock(&e->lock);
 	return r;
 }

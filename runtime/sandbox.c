@@ -1536,6 +1536,20 @@ int cr_sandbox_destroy(struct cr_sandbox *sb, bool keep_workspace, struct cr_err
 	return cr_remove_tree(sb->dir, err);
 }
 
+int cr_sandbox_created(const struct cr_sandbox *sb, uint64_t *ret_ns, struct cr_error *err)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	if (!sb->dir)
+		return cr_error_set(err, ENOENT, "sandbox %s has no record", sb->id);
+	if (snprintf(path, sizeof(path), "%s/%s", sb->dir, RECORD) >= (int)sizeof(path))
+		return cr_error_set(err, ENAMETOOLONG, "sandbox %s: path too long", sb->id);
+	if (stat(path, &st) < 0)
+		return cr_error_errno(err, errno, "stat %s", path);
+	*ret_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+	return 0;
+}
+
 void cr_sandbox_free(struct cr_sandbox *sb)
 {
 	if (!sb)

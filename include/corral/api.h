@@ -5,18 +5,53 @@
  * fields, in <state_dir>/api.db), the rendering of log events as API events, and the SSE
  * stream. Everything a session does is in the log: the API appends client events (pending) and
  * reads; it never runs a harness step. What the rest of corrald must do when something happens
- * (wake a session, provision eagerly, destroy a sandbox) it asks through the hooks. */
+ * (wake a session, provision eagerly, destroy a sandbox) it asks through the hooks; corral's own
+ * endpoints (/v1/corral/sandboxes) act on the sandbox manager through hooks.sandboxes. */
 #ifndef CORRAL_API_H
 #define CORRAL_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 
 #include "corral/error.h"
 #include "corral/log.h"
 
+#define CR_API_SANDBOX_ID_MAX 40 /* "sbx_" + 26 characters + NUL, with room */
+
+/* A sandbox as corral's own endpoints show it (never its handle). */
+struct cr_api_sandbox {
+	char id[CR_API_SANDBOX_ID_MAX];
+	char session[CR_LOG_ID_MAX];
+	const char *status; /* "running", "paused" or "stopped" (static) */
+	uint64_t created_ns; /* 0: unknown */
+};
+
+/* What corral's own endpoints (/v1/corral/sandboxes) ask of the sandbox manager; called on API
+ * threads. Each fails with a negative errno and a message for the client: -ENOENT (no such
+ * sandbox: 404), -EACCES (a wrong handle: 403), -EINVAL (400), -EBUSY, -EEXIST, -EAGAIN,
+ * -ESRCH, -ESTALE, -ESHUTDOWN (409: the state of the sandbox or session does not allow it now);
+ * anything else is a 500. docs/api.md, "corral's sandboxes". */
+struct cr_api_sandbox_ops {
+	/* Every sandbox the sessions' hands hold; *ret (owned by the caller: free) oldest first. */
+	int (*list)(void *arg, struct cr_api_sandbox **ret, size_t *ret_n, struct cr_error *err);
+	int (*get)(void *arg, const char *id, struct cr_api_sandbox *ret, struct cr_error *err);
+	/* Runs argv (NULL-terminated) through the sandbox's PID 1; *ret: corral-init's answer. */
+	int (*exec)(void *arg, const char *id, const char *const *argv, unsigned timeout_ms,
+		    json_t **ret, struct cr_error *err);
+	/* Pauses (pause) or resumes it, recording sandbox.paused / sandbox.resumed; a no-op when
+	 * it is so already. */
+	int (*pause)(void *arg, const char *id, bool pause, struct cr_error *err);
+	/* Hands it from from_session (whose it must be) to to_session, given its handle. */
+	int (*handoff)(void *arg, const char *id, const char *from_session, const char *handle,
+		       const char *to_session, struct cr_error *err);
+	/* Destroys it with its hands (and their workspace unless keep_workspace). */
+	int (*destroy)(void *arg, const char *id, bool keep_workspace, struct cr_error *err);
+};
+
 struct cr_api_hooks {
-	void *arg;
+	void *arg; /* for every hook, and the sandboxes' ops */
 	/* Client events were durably appended to session (or a session needs driving): wake it.
 	 * Called on an API thread; must not block. NULL: nothing. */
 	void (*wake)(void *arg, const char *session);
@@ -25,6 +60,8 @@ struct cr_api_hooks {
 	void (*session_created)(void *arg, const char *session, const json_t *environment);
 	/* A session was archived or deleted: its sandbox goes. NULL: nothing. */
 	void (*session_ended)(void *arg, const char *session);
+	/* corral's sandbox endpoints (borrowed; NULL: they answer 404). */
+	const struct cr_api_sandbox_ops *sandboxes;
 };
 
 struct cr_api_config {

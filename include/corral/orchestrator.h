@@ -106,6 +106,53 @@ int cr_platform_local_provision_start(struct cr_platform *p, const char *session
 /* Destroys the session's hands (sandbox, record and workspace), if any. */
 int cr_platform_local_release(struct cr_platform *p, const char *session, struct cr_error *err);
 
+/* --- the platform's sandboxes, for corral's own API (/v1/corral/sandboxes) ------------------
+ *
+ * The sandboxes the sessions' hands hold, by sandbox id. None of these gives out or takes a
+ * handle except handoff, which must be shown it. What a sandbox serves is read from the hands'
+ * records (cr_hands_bindings), so listing never waits for a tool call; what changes the hands
+ * (handoff, destroy) takes the session's entry without waiting: while a tool call, a
+ * provisioning or a release holds it, the answer is -EBUSY. */
+
+struct cr_platform_sandbox {
+	char id[CR_SANDBOX_ID_MAX];
+	char session[CR_LOG_ID_MAX];
+	enum cr_sandbox_state state;
+	uint64_t created_ns; /* 0: unknown */
+};
+
+/* Every sandbox a session's hands hold, oldest first; *ret owned by the caller (free). */
+int cr_platform_local_sandboxes(struct cr_platform *p, struct cr_platform_sandbox **ret,
+				size_t *ret_n, struct cr_error *err);
+/* One of them; -ENOENT when no hands hold sandbox id. */
+int cr_platform_local_sandbox(struct cr_platform *p, const char *id,
+			      struct cr_platform_sandbox *ret, struct cr_error *err);
+/* Runs argv (NULL-terminated) in sandbox id through its PID 1, as `corral sandbox exec` does,
+ * waiting up to timeout_ms for it; *ret gets corral-init's answer (stdout, stderr, exit_code or
+ * signal, timed_out, duration_ms; owned by the caller). -ENOENT: no such sandbox; -EAGAIN: it
+ * is paused (nothing is sent); -ESRCH: it is stopped or did not answer; -EINVAL: corral-init
+ * refused the request (the error says why, e.g. a program not found). */
+int cr_platform_local_exec(struct cr_platform *p, const char *id, const char *const *argv,
+			   unsigned timeout_ms, json_t **ret, struct cr_error *err);
+/* Pauses (cgroup.freeze) or resumes sandbox id and appends sandbox.paused or sandbox.resumed
+ * to its session under the session's current epoch. Pausing a paused sandbox (resuming a
+ * running one) changes nothing and appends nothing. -ESRCH: it is stopped. */
+int cr_platform_local_pause(struct cr_platform *p, const char *id, bool pause,
+			    struct cr_error *err);
+/* Rebinds the hands that hold sandbox id, which must be from_session's, to to_session
+ * (cr_hands_handoff: sandbox.handoff in both sessions, each under its current epoch). The
+ * session entries follow: to_session's next tool call uses the sandbox, from_session's makes
+ * new hands. -EACCES: a wrong handle; -EEXIST: to_session has hands already; -ESHUTDOWN:
+ * to_session has ended; -EBUSY: either session's entry is in use; -ESTALE: a brain took either
+ * session's lease meanwhile. Nothing changes on failure. */
+int cr_platform_local_handoff(struct cr_platform *p, const char *id, const char *from_session,
+			      const char *handle, const char *to_session, struct cr_error *err);
+/* Destroys the hands that hold sandbox id (cr_hands_destroy: the sandbox, the record and,
+ * unless keep_workspace, the workspace); the session's next tool call makes new hands.
+ * -EBUSY: the session's entry is in use. */
+int cr_platform_local_destroy(struct cr_platform *p, const char *id, bool keep_workspace,
+			      struct cr_error *err);
+
 /* --- wake ----------------------------------------------------------------------------------- */
 
 struct cr_orch_config {

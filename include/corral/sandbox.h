@@ -106,6 +106,10 @@ enum cr_sandbox_state {
 int cr_sandbox_state(const struct cr_sandbox *sb, enum cr_sandbox_state *ret, struct cr_error *err);
 const char *cr_sandbox_state_name(enum cr_sandbox_state s);
 
+/* When the sandbox was created (CLOCK_REALTIME, ns): the time its record was written, which is
+ * once, by cr_sandbox_create. */
+int cr_sandbox_created(const struct cr_sandbox *sb, uint64_t *ret_ns, struct cr_error *err);
+
 /* Finds sandbox id again from its record (<state_dir>/sandboxes/<id>/sandbox.json, written
  * by cr_sandbox_create), e.g. in another process or after the host side restarted. The handle
  * can pause, resume, report and destroy it, but not wait for PID 1's status (-ECHILD: it is not

@@ -553,8 +553,8 @@ req GET "/v1/sessions/$session/events"
 refused 404 not_found_error "the events of a deleted session"
 req POST "/v1/sessions/$session/events" "{\"events\":[$msg]}"
 refused 404 not_found_error "events to a deleted session"
-req GET /v1/corral/sandboxes
-refused 404 not_found_error "corral's own endpoints" 'not implemented yet'
+req GET /v1/corral/nothing
+refused 404 not_found_error "an unknown path of corral's own" 'no such endpoint'
 req GET /v1/nothing
 refused 404 not_found_error "an unknown path"
 
