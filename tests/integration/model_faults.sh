@@ -5,7 +5,9 @@
 # and the session finishes; a 529, an error event mid-stream, a dropped stream and a server
 # that is down each end in session.error events whose retry_status says "retrying" while the
 # harness re-issues the call and "exhausted" on the last, then session.status_idle with
-# retries_exhausted; a 400 is "terminal" at once.
+# retries_exhausted; a 400 is "terminal" at once. A stream dropped after its text went out as
+# previews (event_deltas) is not retried by the model client but by the harness, each preview
+# closed by its failed span.
 set -euo pipefail
 # shellcheck source=SCRIPTDIR/lib/common.bash
 source "$(dirname "$0")/lib/common.bash"
@@ -64,6 +66,39 @@ session_with --model-retries 0 --model-header 'x-fake-api: {"drop_after":2}'
 exhausted model_request_failed_error "a dropped stream"
 session_with --model-retries 0 --model-header 'x-fake-api: {"fail_status":429}'
 exhausted model_rate_limited_error "429 every time"
+
+# A stream dropped after its text was previewed: the model client does not retry it itself
+# (the client saw text; a retry would show it twice), the harness does, and each failed call's
+# preview is closed by its failed span: three previews under three ids, no agent.message.
+stop_corrald TERM
+start_corrald --workers 1 --model-retries 2 --model-header 'x-fake-api: {"drop_after":2}'
+http POST /v1/sessions "{\"agent\":\"$agent\",\"environment_id\":\"$env\"}"
+[ "$status" = 200 ] || fail "create session: $status $body"
+session=$(jq -r .id <<<"$body")
+curl -sS -N --unix-socket "$sock" --max-time 60 -o "$TMP/previews.sse" \
+	"http://corrald/v1/sessions/$session/events/stream?event_deltas%5B%5D=agent.message" &
+curl_pid=$!
+track_pid $curl_pid
+wait_for 5 grep -qs 'stream open' "$TMP/previews.sse" || fail "the previews stream did not open"
+http POST "/v1/sessions/$session/events" '{"events":[{"type":"user.message","content":[{"type":"text","text":"hi"}]}]}'
+[ "$status" = 200 ] || fail "send: $status $body"
+wait_for 60 grep -qs '^event: session.status_idle' "$TMP/previews.sse" ||
+	fail "the previewed session did not idle: $(grep '^event:' "$TMP/previews.sse" | sort | uniq -c)"
+ev=$(events_of "$session")
+exhausted model_request_failed_error "a stream dropped after its preview"
+jq -e '[.[] | select(.type == "span.model_request_end")] | all(.attempts == 1)' <<<"$ev" >/dev/null ||
+	fail "a previewed call was retried by the model client: $(jq -c '[.[] | select(.type == "span.model_request_end") | .attempts]' <<<"$ev")"
+frames=$(sed -n 's/^data: //p' "$TMP/previews.sse" | jq -sc .)
+starts=$(jq -c '[.[] | select(.type == "event_start") | .event.id]' <<<"$frames")
+[ "$(jq 'length' <<<"$starts")" = 3 ] && [ "$(jq 'unique | length' <<<"$starts")" = 3 ] ||
+	fail "want three previews under three ids: $starts"
+jq -e --argjson s "$starts" '[.[] | select(.type == "event_delta" and (.event_id | IN($s[])))] | length >= 3' <<<"$frames" >/dev/null ||
+	fail "the previews had no text: $frames"
+jq -e '[.[] | select(.type == "agent.message")] | length == 0' <<<"$frames" >/dev/null ||
+	fail "an agent.message came from a dropped call"
+kill "$curl_pid" 2>/dev/null || true
+wait "$curl_pid" 2>/dev/null || true
+echo "a stream dropped after its preview: not retried by the client, three closed previews"
 model_url=http://127.0.0.1:1 # nothing listens there
 session_with --model-retries 0
 exhausted model_request_failed_error "the server down"
