@@ -18,6 +18,7 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "corral/buf.h"
 #include "corral/cleanup.h"
 
 #define _cleanup_json_ _cleanup_(json_decrefp)
@@ -74,6 +75,11 @@ struct run {
 	bool interrupted;
 	bool failed; /* a request of this client failed (printed) */
 	char *last_text; /* the last agent.message */
+	/* text output: the agent.message being previewed (event_deltas), and what of it is
+	 * printed already, so that its final event prints only the rest */
+	char preview_id[96];
+	struct cr_buf preview;
+	json_int_t preview_index;
 	long turns; /* span.model_request_end events */
 	long messages; /* agent.message events */
 	json_int_t usage[4];
@@ -530,6 +536,44 @@ static void on_idle(struct run *r, const json_t *ev)
 		r->outcome = OUTCOME_RETRIES_EXHAUSTED;
 }
 
+/* Ends the line of a preview that got no final event (its model call failed). */
+static void preview_end(struct run *r)
+{
+	if (r->preview.len)
+		printf("\n");
+	r->preview_id[0] = '\0';
+	cr_buf_reset(&r->preview);
+}
+
+/* Text output: a preview's text is printed as it comes (docs/api.md, "Previews"). */
+static void preview_event(struct run *r, const char *type, const json_t *ev)
+{
+	if (strcmp(type, "event_start") == 0) {
+		const json_t *e = json_object_get(ev, "event");
+		const char *id = json_string_value(json_object_get(e, "id"));
+		if (!id || strcmp(json_string_value(json_object_get(e, "type")) ?: "",
+				  "agent.message") != 0)
+			return;
+		preview_end(r);
+		snprintf(r->preview_id, sizeof(r->preview_id), "%s", id);
+		r->preview_index = 0;
+		return;
+	}
+	const char *id = json_string_value(json_object_get(ev, "event_id"));
+	const json_t *d = json_object_get(ev, "delta");
+	const char *frag = json_string_value(json_object_get(json_object_get(d, "content"), "text"));
+	if (!id || !*r->preview_id || strcmp(id, r->preview_id) != 0 || !frag)
+		return;
+	json_int_t index = json_integer_value(json_object_get(d, "index"));
+	/* (blocks of one message are joined with a newline, as cr_cli_content_text does) */
+	if (index != r->preview_index && r->preview.len && cr_buf_str(&r->preview, "\n") == 0)
+		printf("\n");
+	r->preview_index = index;
+	if (cr_buf_str(&r->preview, frag) == 0)
+		fputs(frag, stdout);
+	fflush(stdout);
+}
+
 /* Handles one event; returns CR_CLIENT_STOP once the run is over. */
 static int handle(struct run *r, const json_t *ev)
 {
@@ -539,6 +583,11 @@ static int handle(struct run *r, const json_t *ev)
 	char buf[512];
 	if (!type)
 		return 0;
+	if (strcmp(type, "event_start") == 0 || strcmp(type, "event_delta") == 0) {
+		if (text)
+			preview_event(r, type, ev);
+		return 0;
+	}
 	if (strcmp(type, "user.message") == 0) {
 		if (id && strcmp(id, r->message_id) == 0)
 			r->message_seen = true;
@@ -552,7 +601,18 @@ static int handle(struct run *r, const json_t *ev)
 			r->last_text = TAKE_PTR(t);
 		}
 		if (text && r->last_text) {
-			printf("%s\n", r->last_text);
+			/* the rest of what its preview showed; the whole if that differs */
+			bool previewed = id && *r->preview_id && strcmp(id, r->preview_id) == 0 &&
+					 r->preview.len &&
+					 strncmp(r->last_text, r->preview.p, r->preview.len) == 0;
+			if (previewed)
+				printf("%s\n", r->last_text + r->preview.len);
+			else {
+				preview_end(r);
+				printf("%s\n", r->last_text);
+			}
+			r->preview_id[0] = '\0';
+			cr_buf_reset(&r->preview);
 		} else if (stream) {
 			json_t *content = json_object_get(ev, "content");
 			emit_assistant(r, ev, content ? json_incref(content) : json_array());
@@ -589,6 +649,8 @@ static int handle(struct run *r, const json_t *ev)
 			emit_tool_result(r, use, ev);
 		}
 	} else if (strcmp(type, "span.model_request_end") == 0) {
+		if (text)
+			preview_end(r); /* (a call that ended without its message) */
 		r->turns++;
 		json_t *mu = json_object_get(ev, "model_usage");
 		for (size_t i = 0; i < CR_ARRAY_SIZE(usage_keys); i++)
@@ -856,7 +918,9 @@ static int run(struct run *r, const struct cr_client_options *copts, const char 
 	sigaction(SIGINT, &sa, NULL);
 	_cleanup_free_ char *e = cr_client_escape(r->session_id);
 	_cleanup_free_ char *path = NULL;
-	if (!e || asprintf(&path, "/v1/sessions/%s/events/stream", e) < 0)
+	/* text output shows the agent's words as they are written: with previews */
+	if (!e || asprintf(&path, "/v1/sessions/%s/events/stream%s", e,
+			   r->out == OUT_TEXT ? "?event_deltas%5B%5D=agent.message" : "") < 0)
 		return CR_EXIT_FAIL;
 	struct cr_client_stream_ops ops = {
 		.arg = r,
@@ -1004,5 +1068,6 @@ int cr_cli_run(int argc, char **argv)
 	json_decref(r.tool_uses);
 	free(r.session_owned);
 	free(r.last_text);
+	cr_buf_free(&r.preview);
 	return rc;
 }
