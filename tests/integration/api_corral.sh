@@ -114,7 +114,12 @@ lazy=$(jq -r .id <<<"$body")
 
 new_session "$eager"
 a=$session
-req GET /v1/corral/sandboxes
+# (an eager sandbox is made after the create is answered)
+listed() {
+	req GET /v1/corral/sandboxes
+	[ "$code" = 200 ] && [ "$(jq '.data | length' <<<"$body")" -ge 1 ]
+}
+wait_for 30 listed || fail "the eager session's sandbox was never listed: $code $body"
 ok "list"
 jq -e --arg s "$a" '(.data | length) == 1 and .next_page == null and
 	(.data[0] | .type == "sandbox" and .session_id == $s and .status == "running" and
