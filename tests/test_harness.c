@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "corral/cleanup.h"
 #include "corral/harness.h"
 #include "helpers.h"
 
@@ -1490,4 +1491,262 @@ Test(harness, tool_result_event_shape)
 			       "is_error':false}");
 	cr_harness_event_clear(&e);
 	cr_harness_event_clear(&e); /* twice is fine */
+}
+
+/* --- the step's bytes, pinned ------------------------------------------------------------------
+ */
+
+/* A log that goes through most of what the fold reads, with payloads written as a client or
+ * another JSON writer might: whitespace, escapes jansson would not write (\u00e9, \/), a
+ * duplicate key, reals and -0 in a tool's input, empty and text-less text blocks, a client's own
+ * cache_control; thinking, parallel, confirmed, denied, custom and unknown tool calls, a
+ * failed call and its retry, an idle, a system message, a compaction, a call cut off, an
+ * interrupt. Payloads are JSON as is (no ' for "). */
+static const struct triple varied_log[] = {
+	{ "lease.acquired", "{\"epoch\":1}", false },
+	{ "user.message",
+	  "{\"content\": [ {\"type\":\"text\",\"text\":\"h\\u00e9llo \\/ \\\"q\\\" \\ud83d\\ude00 "
+	  "tab\\t\\u0001\"}, {\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
+	  "\"image/png\",\"data\":\"iVBOR\"}}, {\"type\":\"text\",\"text\":\"\"}, "
+	  "{\"type\":\"text\"}, {\"type\":\"document\",\"source\":{\"type\":\"text\","
+	  "\"media_type\":\"text/plain\",\"data\":\"doc\"},\"title\":\"T\",\"cache_control\":{"
+	  "\"type\":\"ephemeral\",\"ttl\":\"5m\"}} ] }",
+	  false },
+	{ "session.status_running", "{}", false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.thinking", "{\"thinking\":\"let me think\\n\",\"signature\":\"sig==\"}", false },
+	{ "agent.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"I'll run ls\"},{\"type\":\"text\","
+	  "\"text\":\"\"}]}",
+	  false },
+	{ "agent.tool_use",
+	  "{\"name\":\"bash\",\"input\":{\"command\":\"ls -la\",\"timeout\":0.1,\"n\":-0,"
+	  "\"big\":1e5, \"z\":{\"a\":1,\"a\":2},\"k\":[true,false,null,1.5,-2]}}",
+	  false },
+	{ "agent.tool_use",
+	  "{\"name\":\"write\",\"input\":{\"file_path\":\"/tmp/x\",\"content\":\"\\u007f\\u001F"
+	  "\\u00E9\"}}",
+	  false },
+	{ "agent.custom_tool_use", "{\"name\":\"lookup\",\"input\":{\"word\":\"caf\\u00E9\"}}",
+	  false },
+	{ "agent.tool_use", "{\"name\":\"grep\",\"input\":{}}", false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_4\",\"is_error\":false,\"model_usage\":{"
+	  "\"input_tokens\":1,\"output_tokens\":2,\"cache_creation_input_tokens\":0,"
+	  "\"cache_read_input_tokens\":0},\"stop_reason\":\"tool_use\",\"ttft_ms\":3.5,"
+	  "\"attempts\":1,\"request_id\":\"req_1\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_7\",\"content\":[{\"type\":\"text\",\"text\":\"out\\r\\n\"},"
+	  "{\"type\":\"text\",\"text\":\"\"}],\"is_error\":false}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_10\",\"content\":[{\"type\":\"text\",\"text\":\"unknown tool: "
+	  "grep\"}],\"is_error\":true}",
+	  false },
+	{ "user.tool_confirmation",
+	  "{\"tool_use_id\":\"sevt_8\",\"result\":\"deny\",\"deny_message\":\"no \\\"way\\\"\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_8\",\"content\":[{\"type\":\"text\",\"text\":\"no "
+	  "\\\"way\\\"\"}],\"is_error\":true}",
+	  false },
+	{ "user.custom_tool_result",
+	  "{\"custom_tool_use_id\":\"sevt_9\",\"content\":[{\"type\":\"text\",\"text\":\"a "
+	  "drink\"}],\"is_error\":true}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "span.model_request_end", "{\"model_request_start_id\":\"sevt_17\",\"is_error\":true}",
+	  false },
+	{ "session.error",
+	  "{\"error\":{\"type\":\"model_overloaded_error\",\"message\":\"x\",\"retry_status\":{"
+	  "\"type\":\"retrying\"}}}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"Done with \xc3\xbcn\xc3\xaf"
+	  "c\xc3\xb6"
+	  "d\xc3\xa9 and a \\\\ backslash\"}]}",
+	  false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_20\",\"is_error\":false,\"stop_reason\":"
+	  "\"end_turn\"}",
+	  false },
+	{ "session.status_idle", "{\"stop_reason\":{\"type\":\"end_turn\"},\"stop_details\":null}",
+	  false },
+	{ "system.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"system note\"},{\"type\":\"image\","
+	  "\"source\":{}}]}",
+	  false },
+	{ "user.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"again\",\"cache_control\":{\"type\":"
+	  "\"ephemeral\"}}]}",
+	  false },
+	{ "session.status_running", "{}", false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message", "{\"content\":[{\"type\":\"text\",\"text\":\"turn 2\"}]}", false },
+	{ "agent.tool_use", "{\"name\":\"bash\",\"input\":{\"command\":\"echo 2\"}}", false },
+	{ "agent.tool_use", "{\"name\":\"write\",\"input\":{\"file_path\":\"/y\"}}", false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_27\",\"is_error\":false,\"stop_reason\":"
+	  "\"tool_use\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_29\",\"content\":[{\"type\":\"text\",\"text\":\"2\"}],"
+	  "\"is_error\":false}",
+	  false },
+	{ "session.status_idle",
+	  "{\"stop_reason\":{\"type\":\"requires_action\",\"event_ids\":[\"sevt_30\"]},"
+	  "\"stop_details\":null}",
+	  false },
+	{ "user.tool_confirmation", "{\"tool_use_id\":\"sevt_30\",\"result\":\"allow\"}", false },
+	{ "session.status_running", "{}", false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_30\",\"content\":[{\"type\":\"text\",\"text\":\"ok\"}],"
+	  "\"is_error\":false}",
+	  false },
+	{ "agent.thread_context_compacted",
+	  "{\"summary\":\"Earlier: \\\"stuff\\\"\\nline2\",\"through_seq\":16,"
+	  "\"compacted_messages\":2}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message", "{\"content\":[{\"type\":\"text\",\"text\":\"cut\"}]}", false },
+	{ "user.message", "{\"content\":[{\"type\":\"text\",\"text\":\"meanwhile\"}]}", true },
+	{ "user.tool_confirmation", "{\"tool_use_id\":\"sevt_8\",\"result\":\"allow\"}", true },
+	{ "user.interrupt", "{}", true },
+	{ "user.message", "{\"content\":[{\"type\":\"text\",\"text\":\"after\"}]}", true },
+};
+
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t fnv1a_str(uint64_t h, const char *s)
+{
+	return fnv1a(h, s, strlen(s) + 1); /* with its NUL: "ab","c" differs from "a","bc" */
+}
+
+/* A digest of everything a step says, its request's bytes included, or of its error. */
+static uint64_t step_digest(const struct cr_harness_agent *a, const struct cr_log_event *ev,
+			    size_t n)
+{
+	struct cr_harness_step s;
+	struct cr_error err = { 0 };
+	uint64_t h = 14695981039346656037ull;
+	char num[64];
+	int r = cr_harness_step(a, ev, n, &s, &err);
+	if (r < 0) {
+		snprintf(num, sizeof(num), "error %d", r);
+		return fnv1a_str(fnv1a_str(h, num), err.msg);
+	}
+	snprintf(num, sizeof(num), "%d %u", (int)s.kind, s.retry_delay_ms);
+	h = fnv1a_str(h, num);
+	if (s.request) {
+		char *req = json_dumps(s.request, JSON_COMPACT);
+		cr_assert_not_null(req);
+		h = fnv1a_str(h, req);
+		free(req);
+	}
+	for (size_t i = 0; i < s.n_events; i++) {
+		char *p = json_dumps(s.events[i].payload, JSON_COMPACT);
+		h = fnv1a_str(fnv1a_str(h, s.events[i].type), p);
+		free(p);
+	}
+	for (size_t i = 0; i < s.n_mark; i++) {
+		snprintf(num, sizeof(num), "%" PRIu64, s.mark[i]);
+		h = fnv1a_str(h, num);
+	}
+	for (size_t i = 0; i < s.n_tools; i++) {
+		char *in = json_dumps(s.tools[i].input, JSON_COMPACT);
+		h = fnv1a_str(fnv1a_str(fnv1a_str(h, s.tools[i].tool_use_id), s.tools[i].name), in);
+		free(in);
+	}
+	cr_harness_step_clear(&s);
+	return h;
+}
+
+/* The step of every prefix of varied_log, for three agents (this suite's; one that compacts
+ * at once, keeping 1 turn; one with neither a system prompt nor tools), digested. The digests
+ * were taken from the harness that built the request as a jansson tree and dumped it
+ * (JSON_COMPACT), as runtime/model sent it: the text-built request must be those bytes. */
+Test(harness, steps_are_the_bytes_the_tree_harness_gave)
+{
+	static const uint64_t want[][CR_ARRAY_SIZE(varied_log)] = {
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0x81db82a2c47db6b2ull, 0x81db82a2c47db6b2ull,
+			0xc872045de3adcbf0ull, 0x56fa7317a6cfcfabull, 0xff4cb714cea2d221ull,
+			0x733652864eb30906ull, 0x733652864eb30906ull, 0xe53bbf8c5e3aaa2bull,
+			0xe53bbf8c5e3aaa2bull, 0x733652864eb30906ull, 0x733652864eb30906ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull,
+			0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull,
+			0x6f955f5c91e668afull, 0x683d82138eae3c23ull, 0x37a835f99ce7ddd5ull,
+			0x7a678a0edb1c0682ull, 0x7a678a0edb1c0682ull, 0x3909d94f845ab9ddull,
+			0x8fe4ba68833f2397ull, 0x8fe4ba68833f2397ull, 0x8fe4ba68833f2397ull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0x81db82a2c47db6b2ull, 0x81db82a2c47db6b2ull,
+			0xc872045de3adcbf0ull, 0x56fa7317a6cfcfabull, 0xff4cb714cea2d221ull,
+			0x733652864eb30906ull, 0x733652864eb30906ull, 0xe53bbf8c5e3aaa2bull,
+			0xe53bbf8c5e3aaa2bull, 0x733652864eb30906ull, 0x733652864eb30906ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full,
+			0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full,
+			0x6f955f5c91e668afull, 0x683d82138eae3c23ull, 0x37a835f99ce7ddd5ull,
+			0x7a678a0edb1c0682ull, 0x7a678a0edb1c0682ull, 0x42b20cc241a840feull,
+			0x283460623f14818bull, 0x283460623f14818bull, 0x283460623f14818bull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xe1b43618eaff1854ull, 0x0e6452f9262ed427ull,
+			0xf990b7246feed9b2ull, 0xf990b7246feed9b2ull, 0xff4cb714cea2d221ull,
+			0x36be09d605c82592ull, 0x36be09d605c82592ull, 0x6b0da326b4a9f7efull,
+			0x6b0da326b4a9f7efull, 0x36be09d605c82592ull, 0x36be09d605c82592ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull,
+			0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull,
+			0xe52494c4334d9088ull, 0x899c7d681837a139ull, 0x899c7d681837a139ull,
+			0x899c7d681837a139ull, 0x899c7d681837a139ull, 0x1d016355f233ee89ull,
+			0x05c0bb15b8a1b3bbull, 0x05c0bb15b8a1b3bbull, 0x05c0bb15b8a1b3bbull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+	};
+	struct cr_harness_agent agents[3] = { agent, agent, agent };
+	agents[1].context_budget = 10;
+	agents[1].keep_turns = 1;
+	agents[2].system = NULL;
+	agents[2].tools = NULL;
+	agents[2].max_tokens = 123456789;
+	struct tlog l = { 0 };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(varied_log); i++)
+		tl_push(&l, varied_log[i].type, strdup(varied_log[i].payload),
+			varied_log[i].pending);
+	for (size_t k = 0; k < CR_ARRAY_SIZE(agents); k++) {
+		for (size_t n = 1; n <= l.n; n++) {
+			uint64_t d = step_digest(&agents[k], l.ev, n);
+			cr_expect_eq(d, want[k][n - 1],
+				     "agent %zu, the first %zu events: digest 0x%016" PRIx64
+				     ", want 0x%016" PRIx64,
+				     k, n, d, want[k][n - 1]);
+		}
+	}
+	tl_free(&l);
 }
