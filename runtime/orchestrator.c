@@ -535,8 +535,8 @@ static bool only_ours(const struct history *h, size_t before, const struct cr_ha
  * holds. The events that record the call are appended after it, as one unit. */
 static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
 		      const char *session, uint64_t epoch, struct history *h,
-		      const struct cr_harness_step *pre, json_t *request, unsigned delay_ms,
-		      struct cr_orch_stats *st, struct cr_error *err)
+		      const struct cr_harness_step *pre, const char *request, size_t request_len,
+		      unsigned delay_ms, struct cr_orch_stats *st, struct cr_error *err)
 {
 	const struct cr_platform *pf = &cfg->platform;
 	unsigned beat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
@@ -545,7 +545,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		return r;
 	struct cr_model_call_opts opts = { .headers = cfg->model_headers };
 	struct cr_model_call *call = NULL;
-	if ((r = cr_model_call_start(cfg->model, request, &opts, &call, err)) < 0)
+	if ((r = cr_model_call_start_text(cfg->model, request, request_len, &opts, &call, err)) < 0)
 		return r;
 	/* One turn of the loop: connects (or takes a kept-alive connection) and sends. */
 	if ((r = cr_model_client_run(cfg->model, 0, err)) < 0)
@@ -702,7 +702,7 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			}
 			if (r == 0 && next.kind == CR_STEP_MODEL) {
 				r = model_turn(cfg, &agent, session, epoch, &h, &s, next.request,
-					       next.retry_delay_ms, &st, err);
+					       next.request_len, next.retry_delay_ms, &st, err);
 			} else if (r == 0) {
 				r = apply_append(pf, session, epoch, s.events, s.n_events, err);
 				if (r == 0 && s.n_mark)
@@ -716,7 +716,7 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 		}
 		case CR_STEP_MODEL:
 			r = model_turn(cfg, &agent, session, epoch, &h, NULL, s.request,
-				       s.retry_delay_ms, &st, err);
+				       s.request_len, s.retry_delay_ms, &st, err);
 			break;
 		case CR_STEP_TOOLS:
 			r = run_tools(cfg, session, epoch, &s, &st, err);

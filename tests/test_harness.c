@@ -147,9 +147,16 @@ static void setup(void)
 	};
 }
 
+/* The requests read back as trees by request_of(), freed after each test. */
+static json_t *parsed[64];
+static size_t n_parsed;
+
 static void teardown(void)
 {
 	json_decref(agent_tools);
+	for (size_t i = 0; i < n_parsed; i++)
+		json_decref(parsed[i]);
+	n_parsed = 0;
 }
 
 TestSuite(harness, .init = setup, .fini = teardown, .timeout = 30);
@@ -162,12 +169,29 @@ static const char *kind_name(enum cr_harness_step_kind k)
 	return names[k];
 }
 
+/* A MODEL step's request, read as a tree (borrowed: freed after the test). The text must be
+ * JSON, and what jansson writes for it: the bytes the tree-built request had. */
+static json_t *request_of(const struct cr_harness_step *s)
+{
+	cr_assert_not_null(s->request);
+	cr_assert_eq(strlen(s->request), s->request_len);
+	json_error_t jerr;
+	json_t *j = json_loadb(s->request, s->request_len, 0, &jerr);
+	cr_assert_not_null(j, "the request is not JSON: %s: %s", jerr.text, s->request);
+	char *again = json_dumps(j, JSON_COMPACT);
+	cr_assert_str_eq(again, s->request, "the request is not what jansson writes");
+	free(again);
+	cr_assert_lt(n_parsed, CR_ARRAY_SIZE(parsed));
+	parsed[n_parsed++] = j;
+	return j;
+}
+
 /* Everything a step says, as one JSON text (new string). */
 static char *step_json(const struct cr_harness_step *s)
 {
 	json_t *o = json_pack("{s:s,s:[],s:[],s:O?,s:i,s:[]}", "kind", kind_name(s->kind), "events",
-			      "mark", "request", s->request, "retry_delay_ms",
-			      (int)s->retry_delay_ms, "tools");
+			      "mark", "request", s->request ? request_of(s) : NULL,
+			      "retry_delay_ms", (int)s->retry_delay_ms, "tools");
 	cr_assert_not_null(o);
 	for (size_t i = 0; i < s->n_events; i++)
 		json_array_append_new(json_object_get(o, "events"),
@@ -342,7 +366,7 @@ static void expect_json(const json_t *j, const char *want)
 
 static json_t *last_message(const struct cr_harness_step *s)
 {
-	json_t *m = json_object_get(s->request, "messages");
+	json_t *m = json_object_get(request_of(s), "messages");
 	return json_array_get(m, json_array_size(m) - 1);
 }
 
@@ -381,18 +405,19 @@ Test(harness, first_message_starts_the_session_and_calls_the_model)
 	const char *keys[] = { "model", "max_tokens", "system", "tools", "messages", "stream" };
 	size_t i = 0;
 	const char *k;
-	json_t *v;
-	json_object_foreach (s.request, k, v) {
+	json_t *v, *req = request_of(&s);
+	json_object_foreach (req, k, v) {
 		cr_assert_lt(i, 6);
 		cr_assert_str_eq(k, keys[i++]);
 	}
-	cr_assert_str_eq(json_string_value(json_object_get(s.request, "model")), "claude-test");
-	cr_assert_eq(json_integer_value(json_object_get(s.request, "max_tokens")),
+	cr_assert_str_eq(json_string_value(json_object_get(request_of(&s), "model")),
+			 "claude-test");
+	cr_assert_eq(json_integer_value(json_object_get(request_of(&s), "max_tokens")),
 		     CR_HARNESS_MAX_TOKENS_DEFAULT);
-	expect_json(json_object_get(s.request, "system"),
+	expect_json(json_object_get(request_of(&s), "system"),
 		    "[{'type':'text','text':'You are a test agent.','cache_control':{'type':"
 		    "'ephemeral'}}]");
-	json_t *tools = json_object_get(s.request, "tools");
+	json_t *tools = json_object_get(request_of(&s), "tools");
 	const char *names[] = { "bash", "read", "write", "edit", "glob", "lookup" };
 	cr_assert_eq(json_array_size(tools), 6);
 	for (i = 0; i < 6; i++) {
@@ -403,10 +428,10 @@ Test(harness, first_message_starts_the_session_and_calls_the_model)
 	}
 	expect_json(json_object_get(json_array_get(tools, 5), "input_schema"),
 		    "{'type':'object','properties':{'word':{'type':'string'}}}");
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi','cache_control':{"
 		    "'type':'ephemeral'}}]}]");
-	cr_assert(json_is_true(json_object_get(s.request, "stream")));
+	cr_assert(json_is_true(json_object_get(request_of(&s), "stream")));
 	cr_harness_step_clear(&s);
 	tl_free(&l);
 }
@@ -499,7 +524,7 @@ Test(harness, pause_turn_continues_the_assistant_message)
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
 	/* The two calls' content is one assistant message: roles alternate. */
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi'}]},"
 		    "{'role':'assistant','content':[{'type':'text','text':'Searching'},"
 		    "{'type':'text','text':'Found it.'}]},"
@@ -540,7 +565,7 @@ Test(harness, parallel_tool_calls_run_in_one_step_and_answer_in_one_message)
 
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	json_t *msgs = json_object_get(s.request, "messages");
+	json_t *msgs = json_object_get(request_of(&s), "messages");
 	cr_assert_eq(json_array_size(msgs), 3);
 	char want[1024];
 	snprintf(want, sizeof(want),
@@ -926,7 +951,7 @@ Test(harness, retryable_failures_back_off_then_exhaust)
 		expect_kind(&s, CR_STEP_MODEL);
 		cr_assert_eq(s.retry_delay_ms, delays[i]);
 		/* The same request again: a failed call added nothing. */
-		cr_assert(json_equal(s.request, first.request));
+		cr_assert(strcmp(s.request, first.request) == 0);
 		cr_harness_step_clear(&s);
 	}
 	/* The third failure is past the two re-issues of the default. */
@@ -1029,10 +1054,7 @@ Test(harness, cut_off_model_call_is_issued_again)
 	struct cr_harness_step s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
 	cr_assert_eq(s.retry_delay_ms, 0);
-	char *a = json_dumps(first.request, JSON_COMPACT), *b = json_dumps(s.request, JSON_COMPACT);
-	cr_assert_str_eq(a, b);
-	free(a);
-	free(b);
+	cr_assert_str_eq(first.request, s.request);
 	cr_harness_step_clear(&s);
 
 	/* The re-issued call's reply is the one that counts. */
@@ -1040,7 +1062,7 @@ Test(harness, cut_off_model_call_is_issued_again)
 	user_says(&l, "ok");
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	expect_json(json_array_get(json_object_get(s.request, "messages"), 1),
+	expect_json(json_array_get(json_object_get(request_of(&s), "messages"), 1),
 		    "{'role':'assistant','content':[{'type':'text','text':'Whole.'}]}");
 	cr_harness_step_clear(&s);
 	cr_harness_step_clear(&first);
@@ -1062,7 +1084,7 @@ Test(harness, message_sent_during_a_model_call_follows_its_answer)
 	tl_add(&l, "span.model_request_end", end, false);
 	struct cr_harness_step s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi'}]},"
 		    "{'role':'assistant','content':[{'type':'text','text':'Answer.'}]},"
 		    "{'role':'user','content':[{'type':'text','text':'one more thing',"
@@ -1172,7 +1194,7 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	json_t *requests[5];
 	size_t n = 0;
 	struct cr_harness_step s = step(&l);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_reply(&l, two_calls); /* turn 2: tool results */
@@ -1181,14 +1203,14 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	cr_harness_step_clear(&s);
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_says(&l, "Done.", "end_turn"); /* turn 3: a new message */
 	user_says(&l, "And now?");
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_reply(&l, write_call); /* turn 4: a confirmed call */
@@ -1204,7 +1226,7 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	cr_harness_step_clear(&s);
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	for (size_t i = 0; i + 1 < n; i++) {
@@ -1302,8 +1324,8 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	/* Without compaction, for comparison. */
 	struct cr_harness_step full = settle(&l);
 	expect_kind(&full, CR_STEP_MODEL);
-	char *full_json = json_dumps(full.request, JSON_COMPACT);
-	cr_assert_eq(json_array_size(json_object_get(full.request, "messages")), 9);
+	char *full_json = strdup(full.request);
+	cr_assert_eq(json_array_size(json_object_get(request_of(&full), "messages")), 9);
 
 	struct cr_harness_step s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_APPEND);
@@ -1328,9 +1350,9 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	/* Now the model is called with the first message, the summary, the last two turns. */
 	s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_MODEL);
-	char *json = json_dumps(s.request, JSON_COMPACT);
+	char *json = strdup(s.request);
 	cr_assert_lt(strlen(json), strlen(full_json));
-	json_t *msgs = json_object_get(s.request, "messages");
+	json_t *msgs = json_object_get(request_of(&s), "messages");
 	cr_assert_eq(json_array_size(msgs), 5);
 	json_t *first = json_object_get(json_array_get(msgs, 0), "content");
 	cr_assert_eq(json_array_size(first), 2);
@@ -1365,7 +1387,7 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	cr_harness_step_clear(&s);
 	s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_MODEL);
-	char *again = json_dumps(s.request, JSON_COMPACT);
+	char *again = strdup(s.request);
 	cr_assert_str_eq(json, again);
 	free(again);
 	free(json);
@@ -1420,6 +1442,51 @@ Test(harness, malformed_logs_are_refused)
 	cr_assert_eq(cr_harness_step(&a, NULL, 0, &s, &err), -EINVAL);
 }
 
+/* The fold reads payloads as text: what jansson would not load must still be refused, and what
+ * it loads but the text reader leaves to it (deep nesting, many keys) still read. */
+Test(harness, payloads_are_read_as_jansson_reads_them)
+{
+	static const char *const refused[] = {
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\\u0000b\"}]}",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\xff\"}]}",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\tb\"}]}",
+		"{\"content\":[],\"n\":123456789012345678901234567890}",
+		"{\"content\":[]} x",
+		"{\"content\":[}",
+	};
+	for (size_t i = 0; i < CR_ARRAY_SIZE(refused); i++) {
+		struct tlog l = { 0 };
+		tl_push(&l, "user.message", strdup(refused[i]), false);
+		expect_einval(&l, "not a JSON object");
+	}
+
+	/* 40 levels and 40 keys: valid, and sent as jansson writes them */
+	char deep[2048] = "{\"content\":[{\"type\":\"image\",\"source\":";
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "{\"a\":");
+	strcat(deep, "1");
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "}");
+	for (int i = 0; i < 40; i++)
+		snprintf(deep + strlen(deep), sizeof(deep) - strlen(deep), ",\"k%d\":%d", i, i);
+	strcat(deep, "}]}");
+	struct tlog l = { 0 };
+	tl_push(&l, "user.message", strdup(deep), true);
+	struct cr_harness_step s = settle(&l);
+	expect_kind(&s, CR_STEP_MODEL);
+	json_t *want = json_loads(deep, 0, NULL);
+	cr_assert_not_null(want);
+	json_t *block = json_array_get(
+		json_object_get(json_array_get(json_object_get(request_of(&s), "messages"), 0),
+				"content"),
+		0);
+	json_object_del(block, "cache_control");
+	cr_assert(json_equal(block, json_array_get(json_object_get(want, "content"), 0)));
+	json_decref(want);
+	cr_harness_step_clear(&s);
+	tl_free(&l);
+}
+
 /* --- recording ------------------------------------------------------------------------------ */
 
 Test(harness, model_events_follow_the_message_block_order)
@@ -1471,8 +1538,8 @@ Test(harness, model_events_follow_the_message_block_order)
 	tl_add(&l, "user.custom_tool_result", p, true);
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	json_t *asst = json_object_get(json_array_get(json_object_get(s.request, "messages"), 1),
-				       "content");
+	json_t *asst = json_object_get(
+		json_array_get(json_object_get(request_of(&s), "messages"), 1), "content");
 	cr_assert_eq(json_array_size(asst), 6);
 	expect_json(json_array_get(asst, 0),
 		    "{'type':'thinking','thinking':'Hmm.','signature':'sig'}");
@@ -1646,12 +1713,8 @@ static uint64_t step_digest(const struct cr_harness_agent *a, const struct cr_lo
 	}
 	snprintf(num, sizeof(num), "%d %u", (int)s.kind, s.retry_delay_ms);
 	h = fnv1a_str(h, num);
-	if (s.request) {
-		char *req = json_dumps(s.request, JSON_COMPACT);
-		cr_assert_not_null(req);
-		h = fnv1a_str(h, req);
-		free(req);
-	}
+	if (s.request)
+		h = fnv1a_str(h, s.request);
 	for (size_t i = 0; i < s.n_events; i++) {
 		char *p = json_dumps(s.events[i].payload, JSON_COMPACT);
 		h = fnv1a_str(fnv1a_str(h, s.events[i].type), p);
