@@ -1192,36 +1192,33 @@ int cr_model_call_wait(struct cr_model_call *call, struct cr_error *err)
 
 /* --- calls: the public side ------------------------------------------------------------------- */
 
-int cr_model_call_start(struct cr_model_client *c, json_t *body,
-			const struct cr_model_call_opts *opts, struct cr_model_call **ret,
-			struct cr_error *err)
+/* Starts a call of body (owned: freed on failure too; NULL is out of memory). */
+static int call_start(struct cr_model_client *c, char *body, const struct cr_model_call_opts *opts,
+		      struct cr_model_call **ret, struct cr_error *err)
 {
-	if (!json_is_object(body))
-		return cr_error_set(err, EINVAL, "model call: the request is not a JSON object");
 	size_t nh = 0;
 	for (const char *const *h = opts ? opts->headers : NULL; h && *h; h++, nh++)
-		if (!strchr(*h, ':') || strpbrk(*h, "\r\n"))
+		if (!strchr(*h, ':') || strpbrk(*h, "\r\n")) {
+			free(body);
 			return cr_error_set(
 				err, EINVAL,
 				"model call: header \"%.60s\" is not one \"Name: value\" "
 				"line",
 				*h);
-	struct cr_model_call *call = calloc(1, sizeof(*call));
-	if (!call)
+		}
+	struct cr_model_call *call = body ? calloc(1, sizeof(*call)) : NULL;
+	if (!call) {
+		free(body);
 		return cr_error_errno(err, ENOMEM, "model call");
+	}
 	call->c = c;
 	if (opts)
 		call->opts = *opts;
 	call->opts.headers = NULL;
 	call->should_retry = -1;
-	json_t *b = json_copy(body);
-	bool ok = b && json_object_set_new(b, "stream", json_true()) == 0;
-	if (ok && c->model && !json_object_get(b, "model"))
-		ok = json_object_set_new(b, "model", json_string(c->model)) == 0;
-	call->body = ok ? json_dumps(b, JSON_COMPACT) : NULL;
-	json_decref(b);
+	call->body = body;
 	call->headers = nh ? calloc(nh + 1, sizeof(char *)) : NULL;
-	ok = call->body && (!nh || call->headers);
+	bool ok = !nh || call->headers;
 	for (size_t i = 0; ok && i < nh; i++)
 		ok = (call->headers[i] = strdup(opts->headers[i])) != NULL;
 	if (!ok) {
@@ -1241,6 +1238,30 @@ int cr_model_call_start(struct cr_model_client *c, json_t *body,
 	c->scan_at = 0;
 	*ret = call;
 	return 0;
+}
+
+int cr_model_call_start(struct cr_model_client *c, json_t *body,
+			const struct cr_model_call_opts *opts, struct cr_model_call **ret,
+			struct cr_error *err)
+{
+	if (!json_is_object(body))
+		return cr_error_set(err, EINVAL, "model call: the request is not a JSON object");
+	json_t *b = json_copy(body);
+	bool ok = b && json_object_set_new(b, "stream", json_true()) == 0;
+	if (ok && c->model && !json_object_get(b, "model"))
+		ok = json_object_set_new(b, "model", json_string(c->model)) == 0;
+	char *text = ok ? json_dumps(b, JSON_COMPACT) : NULL;
+	json_decref(b);
+	return call_start(c, text, opts, ret, err);
+}
+
+int cr_model_call_start_text(struct cr_model_client *c, const char *body, size_t len,
+			     const struct cr_model_call_opts *opts, struct cr_model_call **ret,
+			     struct cr_error *err)
+{
+	if (!body || len == 0 || body[0] != '{' || memchr(body, '\0', len))
+		return cr_error_set(err, EINVAL, "model call: the request is not a JSON object");
+	return call_start(c, strndup(body, len), opts, ret, err);
 }
 
 void cr_model_call_cancel(struct cr_model_call *call)

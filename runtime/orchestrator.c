@@ -812,8 +812,8 @@ static void preview_ids(const struct preview *pv, struct cr_harness_event *ev, s
  * holds. The events that record the call are appended after it, as one unit. */
 static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_agent *agent,
 		      const char *session, struct lease *lease, struct history *h,
-		      const struct cr_harness_step *pre, json_t *request, unsigned delay_ms,
-		      struct cr_orch_stats *st, struct cr_error *err)
+		      const struct cr_harness_step *pre, const char *request, size_t request_len,
+		      unsigned delay_ms, struct cr_orch_stats *st, struct cr_error *err)
 {
 	const struct cr_platform *pf = &cfg->platform;
 	unsigned beat = cfg->heartbeat_ms ? cfg->heartbeat_ms : 1000;
@@ -832,7 +832,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		opts.arg = &pv;
 	}
 	struct cr_model_call *call = NULL;
-	if ((r = cr_model_call_start(cfg->model, request, &opts, &call, err)) < 0)
+	if ((r = cr_model_call_start_text(cfg->model, request, request_len, &opts, &call, err)) < 0)
 		return r;
 	/* One turn of the loop: connects (or takes a kept-alive connection) and sends. */
 	if ((r = cr_model_client_run(cfg->model, 0, err)) < 0)
@@ -1003,7 +1003,7 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			}
 			if (r == 0 && next.kind == CR_STEP_MODEL) {
 				r = model_turn(cfg, &agent, session, &lease, &h, &s, next.request,
-					       next.retry_delay_ms, &st, err);
+					       next.request_len, next.retry_delay_ms, &st, err);
 			} else if (r == 0 && !lease.held) {
 				r = retake(pf, session, &lease, &h, &st, err);
 			} else if (r == 0) {
@@ -1020,7 +1020,7 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 		}
 		case CR_STEP_MODEL:
 			r = model_turn(cfg, &agent, session, &lease, &h, NULL, s.request,
-				       s.retry_delay_ms, &st, err);
+				       s.request_len, s.retry_delay_ms, &st, err);
 			break;
 		case CR_STEP_TOOLS:
 			r = lease.held ? run_tools(cfg, session, lease.epoch, &s, &st, err)

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "corral/cleanup.h"
 #include "corral/harness.h"
 #include "helpers.h"
 
@@ -146,9 +147,16 @@ static void setup(void)
 	};
 }
 
+/* The requests read back as trees by request_of(), freed after each test. */
+static json_t *parsed[64];
+static size_t n_parsed;
+
 static void teardown(void)
 {
 	json_decref(agent_tools);
+	for (size_t i = 0; i < n_parsed; i++)
+		json_decref(parsed[i]);
+	n_parsed = 0;
 }
 
 TestSuite(harness, .init = setup, .fini = teardown, .timeout = 30);
@@ -161,12 +169,29 @@ static const char *kind_name(enum cr_harness_step_kind k)
 	return names[k];
 }
 
+/* A MODEL step's request, read as a tree (borrowed: freed after the test). The text must be
+ * JSON, and what jansson writes for it: the bytes the tree-built request had. */
+static json_t *request_of(const struct cr_harness_step *s)
+{
+	cr_assert_not_null(s->request);
+	cr_assert_eq(strlen(s->request), s->request_len);
+	json_error_t jerr;
+	json_t *j = json_loadb(s->request, s->request_len, 0, &jerr);
+	cr_assert_not_null(j, "the request is not JSON: %s: %s", jerr.text, s->request);
+	char *again = json_dumps(j, JSON_COMPACT);
+	cr_assert_str_eq(again, s->request, "the request is not what jansson writes");
+	free(again);
+	cr_assert_lt(n_parsed, CR_ARRAY_SIZE(parsed));
+	parsed[n_parsed++] = j;
+	return j;
+}
+
 /* Everything a step says, as one JSON text (new string). */
 static char *step_json(const struct cr_harness_step *s)
 {
 	json_t *o = json_pack("{s:s,s:[],s:[],s:O?,s:i,s:[]}", "kind", kind_name(s->kind), "events",
-			      "mark", "request", s->request, "retry_delay_ms",
-			      (int)s->retry_delay_ms, "tools");
+			      "mark", "request", s->request ? request_of(s) : NULL,
+			      "retry_delay_ms", (int)s->retry_delay_ms, "tools");
 	cr_assert_not_null(o);
 	for (size_t i = 0; i < s->n_events; i++)
 		json_array_append_new(json_object_get(o, "events"),
@@ -341,7 +366,7 @@ static void expect_json(const json_t *j, const char *want)
 
 static json_t *last_message(const struct cr_harness_step *s)
 {
-	json_t *m = json_object_get(s->request, "messages");
+	json_t *m = json_object_get(request_of(s), "messages");
 	return json_array_get(m, json_array_size(m) - 1);
 }
 
@@ -380,18 +405,19 @@ Test(harness, first_message_starts_the_session_and_calls_the_model)
 	const char *keys[] = { "model", "max_tokens", "system", "tools", "messages", "stream" };
 	size_t i = 0;
 	const char *k;
-	json_t *v;
-	json_object_foreach (s.request, k, v) {
+	json_t *v, *req = request_of(&s);
+	json_object_foreach (req, k, v) {
 		cr_assert_lt(i, 6);
 		cr_assert_str_eq(k, keys[i++]);
 	}
-	cr_assert_str_eq(json_string_value(json_object_get(s.request, "model")), "claude-test");
-	cr_assert_eq(json_integer_value(json_object_get(s.request, "max_tokens")),
+	cr_assert_str_eq(json_string_value(json_object_get(request_of(&s), "model")),
+			 "claude-test");
+	cr_assert_eq(json_integer_value(json_object_get(request_of(&s), "max_tokens")),
 		     CR_HARNESS_MAX_TOKENS_DEFAULT);
-	expect_json(json_object_get(s.request, "system"),
+	expect_json(json_object_get(request_of(&s), "system"),
 		    "[{'type':'text','text':'You are a test agent.','cache_control':{'type':"
 		    "'ephemeral'}}]");
-	json_t *tools = json_object_get(s.request, "tools");
+	json_t *tools = json_object_get(request_of(&s), "tools");
 	const char *names[] = { "bash", "read", "write", "edit", "glob", "lookup" };
 	cr_assert_eq(json_array_size(tools), 6);
 	for (i = 0; i < 6; i++) {
@@ -402,10 +428,10 @@ Test(harness, first_message_starts_the_session_and_calls_the_model)
 	}
 	expect_json(json_object_get(json_array_get(tools, 5), "input_schema"),
 		    "{'type':'object','properties':{'word':{'type':'string'}}}");
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi','cache_control':{"
 		    "'type':'ephemeral'}}]}]");
-	cr_assert(json_is_true(json_object_get(s.request, "stream")));
+	cr_assert(json_is_true(json_object_get(request_of(&s), "stream")));
 	cr_harness_step_clear(&s);
 	tl_free(&l);
 }
@@ -498,7 +524,7 @@ Test(harness, pause_turn_continues_the_assistant_message)
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
 	/* The two calls' content is one assistant message: roles alternate. */
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi'}]},"
 		    "{'role':'assistant','content':[{'type':'text','text':'Searching'},"
 		    "{'type':'text','text':'Found it.'}]},"
@@ -539,7 +565,7 @@ Test(harness, parallel_tool_calls_run_in_one_step_and_answer_in_one_message)
 
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	json_t *msgs = json_object_get(s.request, "messages");
+	json_t *msgs = json_object_get(request_of(&s), "messages");
 	cr_assert_eq(json_array_size(msgs), 3);
 	char want[1024];
 	snprintf(want, sizeof(want),
@@ -925,7 +951,7 @@ Test(harness, retryable_failures_back_off_then_exhaust)
 		expect_kind(&s, CR_STEP_MODEL);
 		cr_assert_eq(s.retry_delay_ms, delays[i]);
 		/* The same request again: a failed call added nothing. */
-		cr_assert(json_equal(s.request, first.request));
+		cr_assert(strcmp(s.request, first.request) == 0);
 		cr_harness_step_clear(&s);
 	}
 	/* The third failure is past the two re-issues of the default. */
@@ -1028,10 +1054,7 @@ Test(harness, cut_off_model_call_is_issued_again)
 	struct cr_harness_step s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
 	cr_assert_eq(s.retry_delay_ms, 0);
-	char *a = json_dumps(first.request, JSON_COMPACT), *b = json_dumps(s.request, JSON_COMPACT);
-	cr_assert_str_eq(a, b);
-	free(a);
-	free(b);
+	cr_assert_str_eq(first.request, s.request);
 	cr_harness_step_clear(&s);
 
 	/* The re-issued call's reply is the one that counts. */
@@ -1039,7 +1062,7 @@ Test(harness, cut_off_model_call_is_issued_again)
 	user_says(&l, "ok");
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	expect_json(json_array_get(json_object_get(s.request, "messages"), 1),
+	expect_json(json_array_get(json_object_get(request_of(&s), "messages"), 1),
 		    "{'role':'assistant','content':[{'type':'text','text':'Whole.'}]}");
 	cr_harness_step_clear(&s);
 	cr_harness_step_clear(&first);
@@ -1061,7 +1084,7 @@ Test(harness, message_sent_during_a_model_call_follows_its_answer)
 	tl_add(&l, "span.model_request_end", end, false);
 	struct cr_harness_step s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	expect_json(json_object_get(s.request, "messages"),
+	expect_json(json_object_get(request_of(&s), "messages"),
 		    "[{'role':'user','content':[{'type':'text','text':'hi'}]},"
 		    "{'role':'assistant','content':[{'type':'text','text':'Answer.'}]},"
 		    "{'role':'user','content':[{'type':'text','text':'one more thing',"
@@ -1171,7 +1194,7 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	json_t *requests[5];
 	size_t n = 0;
 	struct cr_harness_step s = step(&l);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_reply(&l, two_calls); /* turn 2: tool results */
@@ -1180,14 +1203,14 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	cr_harness_step_clear(&s);
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_says(&l, "Done.", "end_turn"); /* turn 3: a new message */
 	user_says(&l, "And now?");
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	model_reply(&l, write_call); /* turn 4: a confirmed call */
@@ -1203,7 +1226,7 @@ Test(harness, each_request_extends_the_one_before_byte_for_byte)
 	cr_harness_step_clear(&s);
 	s = step(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	requests[n++] = json_incref(s.request);
+	requests[n++] = json_incref(request_of(&s));
 	cr_harness_step_clear(&s);
 
 	for (size_t i = 0; i + 1 < n; i++) {
@@ -1301,8 +1324,8 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	/* Without compaction, for comparison. */
 	struct cr_harness_step full = settle(&l);
 	expect_kind(&full, CR_STEP_MODEL);
-	char *full_json = json_dumps(full.request, JSON_COMPACT);
-	cr_assert_eq(json_array_size(json_object_get(full.request, "messages")), 9);
+	char *full_json = strdup(full.request);
+	cr_assert_eq(json_array_size(json_object_get(request_of(&full), "messages")), 9);
 
 	struct cr_harness_step s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_APPEND);
@@ -1327,9 +1350,9 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	/* Now the model is called with the first message, the summary, the last two turns. */
 	s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_MODEL);
-	char *json = json_dumps(s.request, JSON_COMPACT);
+	char *json = strdup(s.request);
 	cr_assert_lt(strlen(json), strlen(full_json));
-	json_t *msgs = json_object_get(s.request, "messages");
+	json_t *msgs = json_object_get(request_of(&s), "messages");
 	cr_assert_eq(json_array_size(msgs), 5);
 	json_t *first = json_object_get(json_array_get(msgs, 0), "content");
 	cr_assert_eq(json_array_size(first), 2);
@@ -1364,7 +1387,7 @@ Test(harness, compaction_summarizes_old_turns_and_keeps_recent_ones)
 	cr_harness_step_clear(&s);
 	s = step_with(&a, &l);
 	expect_kind(&s, CR_STEP_MODEL);
-	char *again = json_dumps(s.request, JSON_COMPACT);
+	char *again = strdup(s.request);
 	cr_assert_str_eq(json, again);
 	free(again);
 	free(json);
@@ -1419,6 +1442,51 @@ Test(harness, malformed_logs_are_refused)
 	cr_assert_eq(cr_harness_step(&a, NULL, 0, &s, &err), -EINVAL);
 }
 
+/* The fold reads payloads as text: what jansson would not load must still be refused, and what
+ * it loads but the text reader leaves to it (deep nesting, many keys) still read. */
+Test(harness, payloads_are_read_as_jansson_reads_them)
+{
+	static const char *const refused[] = {
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\\u0000b\"}]}",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\xff\"}]}",
+		"{\"content\":[{\"type\":\"text\",\"text\":\"a\tb\"}]}",
+		"{\"content\":[],\"n\":123456789012345678901234567890}",
+		"{\"content\":[]} x",
+		"{\"content\":[}",
+	};
+	for (size_t i = 0; i < CR_ARRAY_SIZE(refused); i++) {
+		struct tlog l = { 0 };
+		tl_push(&l, "user.message", strdup(refused[i]), false);
+		expect_einval(&l, "not a JSON object");
+	}
+
+	/* 40 levels and 40 keys: valid, and sent as jansson writes them */
+	char deep[2048] = "{\"content\":[{\"type\":\"image\",\"source\":";
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "{\"a\":");
+	strcat(deep, "1");
+	for (int i = 0; i < 40; i++)
+		strcat(deep, "}");
+	for (int i = 0; i < 40; i++)
+		snprintf(deep + strlen(deep), sizeof(deep) - strlen(deep), ",\"k%d\":%d", i, i);
+	strcat(deep, "}]}");
+	struct tlog l = { 0 };
+	tl_push(&l, "user.message", strdup(deep), true);
+	struct cr_harness_step s = settle(&l);
+	expect_kind(&s, CR_STEP_MODEL);
+	json_t *want = json_loads(deep, 0, NULL);
+	cr_assert_not_null(want);
+	json_t *block = json_array_get(
+		json_object_get(json_array_get(json_object_get(request_of(&s), "messages"), 0),
+				"content"),
+		0);
+	json_object_del(block, "cache_control");
+	cr_assert(json_equal(block, json_array_get(json_object_get(want, "content"), 0)));
+	json_decref(want);
+	cr_harness_step_clear(&s);
+	tl_free(&l);
+}
+
 /* --- recording ------------------------------------------------------------------------------ */
 
 Test(harness, model_events_follow_the_message_block_order)
@@ -1470,8 +1538,8 @@ Test(harness, model_events_follow_the_message_block_order)
 	tl_add(&l, "user.custom_tool_result", p, true);
 	s = settle(&l);
 	expect_kind(&s, CR_STEP_MODEL);
-	json_t *asst = json_object_get(json_array_get(json_object_get(s.request, "messages"), 1),
-				       "content");
+	json_t *asst = json_object_get(
+		json_array_get(json_object_get(request_of(&s), "messages"), 1), "content");
 	cr_assert_eq(json_array_size(asst), 6);
 	expect_json(json_array_get(asst, 0),
 		    "{'type':'thinking','thinking':'Hmm.','signature':'sig'}");
@@ -1490,4 +1558,258 @@ Test(harness, tool_result_event_shape)
 			       "is_error':false}");
 	cr_harness_event_clear(&e);
 	cr_harness_event_clear(&e); /* twice is fine */
+}
+
+/* --- the step's bytes, pinned ------------------------------------------------------------------
+ */
+
+/* A log that goes through most of what the fold reads, with payloads written as a client or
+ * another JSON writer might: whitespace, escapes jansson would not write (\u00e9, \/), a
+ * duplicate key, reals and -0 in a tool's input, empty and text-less text blocks, a client's own
+ * cache_control; thinking, parallel, confirmed, denied, custom and unknown tool calls, a
+ * failed call and its retry, an idle, a system message, a compaction, a call cut off, an
+ * interrupt. Payloads are JSON as is (no ' for "). */
+static const struct triple varied_log[] = {
+	{ "lease.acquired", "{\"epoch\":1}", false },
+	{ "user.message",
+	  "{\"content\": [ {\"type\":\"text\",\"text\":\"h\\u00e9llo \\/ \\\"q\\\" \\ud83d\\ude00 "
+	  "tab\\t\\u0001\"}, {\"type\":\"image\",\"source\":{\"type\":\"base64\",\"media_type\":"
+	  "\"image/png\",\"data\":\"iVBOR\"}}, {\"type\":\"text\",\"text\":\"\"}, "
+	  "{\"type\":\"text\"}, {\"type\":\"document\",\"source\":{\"type\":\"text\","
+	  "\"media_type\":\"text/plain\",\"data\":\"doc\"},\"title\":\"T\",\"cache_control\":{"
+	  "\"type\":\"ephemeral\",\"ttl\":\"5m\"}} ] }",
+	  false },
+	{ "session.status_running", "{}", false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.thinking", "{\"thinking\":\"let me think\\n\",\"signature\":\"sig==\"}", false },
+	{ "agent.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"I'll run ls\"},{\"type\":\"text\","
+	  "\"text\":\"\"}]}",
+	  false },
+	{ "agent.tool_use",
+	  "{\"name\":\"bash\",\"input\":{\"command\":\"ls -la\",\"timeout\":0.1,\"n\":-0,"
+	  "\"big\":1e5, \"z\":{\"a\":1,\"a\":2},\"k\":[true,false,null,1.5,-2]}}",
+	  false },
+	{ "agent.tool_use",
+	  "{\"name\":\"write\",\"input\":{\"file_path\":\"/tmp/x\",\"content\":\"\\u007f\\u001F"
+	  "\\u00E9\"}}",
+	  false },
+	{ "agent.custom_tool_use", "{\"name\":\"lookup\",\"input\":{\"word\":\"caf\\u00E9\"}}",
+	  false },
+	{ "agent.tool_use", "{\"name\":\"grep\",\"input\":{}}", false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_4\",\"is_error\":false,\"model_usage\":{"
+	  "\"input_tokens\":1,\"output_tokens\":2,\"cache_creation_input_tokens\":0,"
+	  "\"cache_read_input_tokens\":0},\"stop_reason\":\"tool_use\",\"ttft_ms\":3.5,"
+	  "\"attempts\":1,\"request_id\":\"req_1\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_7\",\"content\":[{\"type\":\"text\",\"text\":\"out\\r\\n\"},"
+	  "{\"type\":\"text\",\"text\":\"\"}],\"is_error\":false}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_10\",\"content\":[{\"type\":\"text\",\"text\":\"unknown tool: "
+	  "grep\"}],\"is_error\":true}",
+	  false },
+	{ "user.tool_confirmation",
+	  "{\"tool_use_id\":\"sevt_8\",\"result\":\"deny\",\"deny_message\":\"no \\\"way\\\"\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_8\",\"content\":[{\"type\":\"text\",\"text\":\"no "
+	  "\\\"way\\\"\"}],\"is_error\":true}",
+	  false },
+	{ "user.custom_tool_result",
+	  "{\"custom_tool_use_id\":\"sevt_9\",\"content\":[{\"type\":\"text\",\"text\":\"a "
+	  "drink\"}],\"is_error\":true}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "span.model_request_end", "{\"model_request_start_id\":\"sevt_17\",\"is_error\":true}",
+	  false },
+	{ "session.error",
+	  "{\"error\":{\"type\":\"model_overloaded_error\",\"message\":\"x\",\"retry_status\":{"
+	  "\"type\":\"retrying\"}}}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"Done with \xc3\xbcn\xc3\xaf"
+	  "c\xc3\xb6"
+	  "d\xc3\xa9 and a \\\\ backslash\"}]}",
+	  false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_20\",\"is_error\":false,\"stop_reason\":"
+	  "\"end_turn\"}",
+	  false },
+	{ "session.status_idle", "{\"stop_reason\":{\"type\":\"end_turn\"},\"stop_details\":null}",
+	  false },
+	{ "system.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"system note\"},{\"type\":\"image\","
+	  "\"source\":{}}]}",
+	  false },
+	{ "user.message",
+	  "{\"content\":[{\"type\":\"text\",\"text\":\"again\",\"cache_control\":{\"type\":"
+	  "\"ephemeral\"}}]}",
+	  false },
+	{ "session.status_running", "{}", false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message", "{\"content\":[{\"type\":\"text\",\"text\":\"turn 2\"}]}", false },
+	{ "agent.tool_use", "{\"name\":\"bash\",\"input\":{\"command\":\"echo 2\"}}", false },
+	{ "agent.tool_use", "{\"name\":\"write\",\"input\":{\"file_path\":\"/y\"}}", false },
+	{ "span.model_request_end",
+	  "{\"model_request_start_id\":\"sevt_27\",\"is_error\":false,\"stop_reason\":"
+	  "\"tool_use\"}",
+	  false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_29\",\"content\":[{\"type\":\"text\",\"text\":\"2\"}],"
+	  "\"is_error\":false}",
+	  false },
+	{ "session.status_idle",
+	  "{\"stop_reason\":{\"type\":\"requires_action\",\"event_ids\":[\"sevt_30\"]},"
+	  "\"stop_details\":null}",
+	  false },
+	{ "user.tool_confirmation", "{\"tool_use_id\":\"sevt_30\",\"result\":\"allow\"}", false },
+	{ "session.status_running", "{}", false },
+	{ "agent.tool_result",
+	  "{\"tool_use_id\":\"sevt_30\",\"content\":[{\"type\":\"text\",\"text\":\"ok\"}],"
+	  "\"is_error\":false}",
+	  false },
+	{ "agent.thread_context_compacted",
+	  "{\"summary\":\"Earlier: \\\"stuff\\\"\\nline2\",\"through_seq\":16,"
+	  "\"compacted_messages\":2}",
+	  false },
+	{ "span.model_request_start", "{}", false },
+	{ "agent.message", "{\"content\":[{\"type\":\"text\",\"text\":\"cut\"}]}", false },
+	{ "user.message", "{\"content\":[{\"type\":\"text\",\"text\":\"meanwhile\"}]}", true },
+	{ "user.tool_confirmation", "{\"tool_use_id\":\"sevt_8\",\"result\":\"allow\"}", true },
+	{ "user.interrupt", "{}", true },
+	{ "user.message", "{\"content\":[{\"type\":\"text\",\"text\":\"after\"}]}", true },
+};
+
+static uint64_t fnv1a(uint64_t h, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t fnv1a_str(uint64_t h, const char *s)
+{
+	return fnv1a(h, s, strlen(s) + 1); /* with its NUL: "ab","c" differs from "a","bc" */
+}
+
+/* A digest of everything a step says, its request's bytes included, or of its error. */
+static uint64_t step_digest(const struct cr_harness_agent *a, const struct cr_log_event *ev,
+			    size_t n)
+{
+	struct cr_harness_step s;
+	struct cr_error err = { 0 };
+	uint64_t h = 14695981039346656037ull;
+	char num[64];
+	int r = cr_harness_step(a, ev, n, &s, &err);
+	if (r < 0) {
+		snprintf(num, sizeof(num), "error %d", r);
+		return fnv1a_str(fnv1a_str(h, num), err.msg);
+	}
+	snprintf(num, sizeof(num), "%d %u", (int)s.kind, s.retry_delay_ms);
+	h = fnv1a_str(h, num);
+	if (s.request)
+		h = fnv1a_str(h, s.request);
+	for (size_t i = 0; i < s.n_events; i++) {
+		char *p = json_dumps(s.events[i].payload, JSON_COMPACT);
+		h = fnv1a_str(fnv1a_str(h, s.events[i].type), p);
+		free(p);
+	}
+	for (size_t i = 0; i < s.n_mark; i++) {
+		snprintf(num, sizeof(num), "%" PRIu64, s.mark[i]);
+		h = fnv1a_str(h, num);
+	}
+	for (size_t i = 0; i < s.n_tools; i++) {
+		char *in = json_dumps(s.tools[i].input, JSON_COMPACT);
+		h = fnv1a_str(fnv1a_str(fnv1a_str(h, s.tools[i].tool_use_id), s.tools[i].name), in);
+		free(in);
+	}
+	cr_harness_step_clear(&s);
+	return h;
+}
+
+/* The step of every prefix of varied_log, for three agents (this suite's; one that compacts
+ * at once, keeping 1 turn; one with neither a system prompt nor tools), digested. The digests
+ * were taken from the harness that built the request as a jansson tree and dumped it
+ * (JSON_COMPACT), as runtime/model sent it: the text-built request must be those bytes. */
+Test(harness, steps_are_the_bytes_the_tree_harness_gave)
+{
+	static const uint64_t want[][CR_ARRAY_SIZE(varied_log)] = {
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0x81db82a2c47db6b2ull, 0x81db82a2c47db6b2ull,
+			0xc872045de3adcbf0ull, 0x56fa7317a6cfcfabull, 0xff4cb714cea2d221ull,
+			0x733652864eb30906ull, 0x733652864eb30906ull, 0xe53bbf8c5e3aaa2bull,
+			0xe53bbf8c5e3aaa2bull, 0x733652864eb30906ull, 0x733652864eb30906ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull,
+			0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull, 0xbd21a3821f0b9a65ull,
+			0x6f955f5c91e668afull, 0x683d82138eae3c23ull, 0x37a835f99ce7ddd5ull,
+			0x7a678a0edb1c0682ull, 0x7a678a0edb1c0682ull, 0x3909d94f845ab9ddull,
+			0x8fe4ba68833f2397ull, 0x8fe4ba68833f2397ull, 0x8fe4ba68833f2397ull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull, 0xb49cfde8ae67e30bull,
+			0xb49cfde8ae67e30bull, 0x81db82a2c47db6b2ull, 0x81db82a2c47db6b2ull,
+			0xc872045de3adcbf0ull, 0x56fa7317a6cfcfabull, 0xff4cb714cea2d221ull,
+			0x733652864eb30906ull, 0x733652864eb30906ull, 0xe53bbf8c5e3aaa2bull,
+			0xe53bbf8c5e3aaa2bull, 0x733652864eb30906ull, 0x733652864eb30906ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full,
+			0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full, 0x1b7b62966e39cd1full,
+			0x6f955f5c91e668afull, 0x683d82138eae3c23ull, 0x37a835f99ce7ddd5ull,
+			0x7a678a0edb1c0682ull, 0x7a678a0edb1c0682ull, 0x42b20cc241a840feull,
+			0x283460623f14818bull, 0x283460623f14818bull, 0x283460623f14818bull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+		{
+			0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full, 0xb2fdb5c419e64d3full,
+			0xb2fdb5c419e64d3full, 0xe1b43618eaff1854ull, 0x0e6452f9262ed427ull,
+			0xf990b7246feed9b2ull, 0xf990b7246feed9b2ull, 0xff4cb714cea2d221ull,
+			0x36be09d605c82592ull, 0x36be09d605c82592ull, 0x6b0da326b4a9f7efull,
+			0x6b0da326b4a9f7efull, 0x36be09d605c82592ull, 0x36be09d605c82592ull,
+			0x34888f993c9e4526ull, 0x37a835f99ce7ddd5ull, 0x37a835f99ce7ddd5ull,
+			0x37a835f99ce7ddd5ull, 0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull,
+			0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull, 0x5548b8b365a61b51ull,
+			0xe52494c4334d9088ull, 0x899c7d681837a139ull, 0x899c7d681837a139ull,
+			0x899c7d681837a139ull, 0x899c7d681837a139ull, 0x1d016355f233ee89ull,
+			0x05c0bb15b8a1b3bbull, 0x05c0bb15b8a1b3bbull, 0x05c0bb15b8a1b3bbull,
+			0x07ee1ad9b463f4b1ull, 0xc595a76a62d5cffeull, 0xcd399f6435dfd96bull,
+			0xcd399f6435dfd96bull,
+		},
+	};
+	struct cr_harness_agent agents[3] = { agent, agent, agent };
+	agents[1].context_budget = 10;
+	agents[1].keep_turns = 1;
+	agents[2].system = NULL;
+	agents[2].tools = NULL;
+	agents[2].max_tokens = 123456789;
+	struct tlog l = { 0 };
+	for (size_t i = 0; i < CR_ARRAY_SIZE(varied_log); i++)
+		tl_push(&l, varied_log[i].type, strdup(varied_log[i].payload),
+			varied_log[i].pending);
+	for (size_t k = 0; k < CR_ARRAY_SIZE(agents); k++) {
+		for (size_t n = 1; n <= l.n; n++) {
+			uint64_t d = step_digest(&agents[k], l.ev, n);
+			cr_expect_eq(d, want[k][n - 1],
+				     "agent %zu, the first %zu events: digest 0x%016" PRIx64
+				     ", want 0x%016" PRIx64,
+				     k, n, d, want[k][n - 1]);
+		}
+	}
+	tl_free(&l);
 }

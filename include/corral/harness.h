@@ -72,10 +72,15 @@ struct cr_harness_step {
 	size_t n_events;
 	uint64_t *mark; /* seqs of pending client events this step consumes */
 	size_t n_mark;
-	/* CR_STEP_MODEL: the Messages API request body (with "stream": true), and how long to wait
-	 * before sending it (a re-issue after a failed call backs off). The orchestrator appends a
-	 * span.model_request_start event, calls, then appends cr_harness_model_events(). */
-	json_t *request;
+	/* CR_STEP_MODEL: the Messages API request body as JSON text of request_len bytes (NUL
+	 * after them; with "model" and "stream": true, ready to send as it is), and how long to
+	 * wait before sending it (a re-issue after a failed call backs off). The orchestrator
+	 * appends a span.model_request_start event, calls, then appends cr_harness_model_events().
+	 * Blocks of the conversation are the bytes of the log's payloads (or what jansson writes
+	 * for a payload that is not written as it writes), so that a request is the one before it
+	 * with the new messages added. */
+	char *request;
+	size_t request_len;
 	unsigned retry_delay_ms;
 	/* CR_STEP_TOOLS */
 	struct cr_harness_tool *tools;

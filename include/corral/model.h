@@ -175,6 +175,13 @@ struct cr_model_call_opts {
 int cr_model_call_start(struct cr_model_client *c, json_t *body,
 			const struct cr_model_call_opts *opts, struct cr_model_call **ret,
 			struct cr_error *err);
+/* As cr_model_call_start, with the request as JSON text of len bytes (borrowed; copied), sent as
+ * it is: it must hold "stream": true and the model itself, as cr_harness_step's requests do
+ * (building them as text spares the tree and its dump, the larger part of a long session's
+ * wake). */
+int cr_model_call_start_text(struct cr_model_client *c, const char *body, size_t len,
+			     const struct cr_model_call_opts *opts, struct cr_model_call **ret,
+			     struct cr_error *err);
 
 /* Runs the client's loop until no call is running or timeout_ms passed (-1: no limit);
  * returns the number of calls still running, or a negative errno when the loop itself
