@@ -94,7 +94,7 @@ endif
 
 # --- sources ---------------------------------------------------------------------------------
 
-LIB_SRCS := util/error.c util/buf.c util/fileio.c util/strutil.c util/crc32c.c util/id.c util/json.c \
+LIB_SRCS := util/error.c util/buf.c util/heap.c util/fileio.c util/strutil.c util/crc32c.c util/id.c util/json.c \
 	log/format.c log/catalog.c log/log.c cgroups/cgroup.c bpf/opencount.c bpf/probe.c \
 	runtime/doctor.c runtime/seccomp.c runtime/sandbox.c runtime/net.c runtime/initclient.c \
 	runtime/tool.c runtime/hands.c runtime/model_stream.c runtime/model.c runtime/orchestrator.c \

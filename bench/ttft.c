@@ -31,6 +31,7 @@
 #include "corral/clock.h"
 #include "corral/fileio.h"
 #include "corral/harness.h"
+#include "corral/heap.h"
 #include "corral/log.h"
 #include "corral/model.h"
 #include "corral/orchestrator.h"
@@ -1558,6 +1559,7 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 	    (o->first_token_p99_ms && o->first_token_p99_ms <= o->first_token_ms) || !o->fake_api ||
 	    !o->corrald || !o->dir)
 		return cr_error_set(err, EINVAL, "bench ttft: bad options");
+	cr_heap_keep(); /* (as a worker does: the in-process wakes are timed) */
 	int r = cr_bench_check_dir(o->dir, err);
 	if (r < 0)
 		return r;

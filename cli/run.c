@@ -561,7 +561,8 @@ static void preview_event(struct run *r, const char *type, const json_t *ev)
 	}
 	const char *id = json_string_value(json_object_get(ev, "event_id"));
 	const json_t *d = json_object_get(ev, "delta");
-	const char *frag = json_string_value(json_object_get(json_object_get(d, "content"), "text"));
+	const char *frag =
+		json_string_value(json_object_get(json_object_get(d, "content"), "text"));
 	if (!id || !*r->preview_id || strcmp(id, r->preview_id) != 0 || !frag)
 		return;
 	json_int_t index = json_integer_value(json_object_get(d, "index"));

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "corral/brainlink.h"
+#include "corral/heap.h"
 #include "corral/orchestrator.h"
 #include "corral/strutil.h"
 
@@ -49,6 +50,7 @@ int cr_cli_worker(int argc, char **argv)
 	bool have_fd = false;
 	const char *key_file = NULL, *base_url = NULL;
 	int c;
+	cr_heap_keep(); /* (a wake frees what it read: the next reuses it) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {

@@ -18,6 +18,7 @@
 #include "corral/cleanup.h"
 #include "corral/doctor.h"
 #include "corral/hands.h"
+#include "corral/heap.h"
 #include "corral/log.h"
 #include "corral/model.h"
 #include "corral/orchestrator.h"
@@ -471,6 +472,7 @@ int main(int argc, char **argv)
 	};
 	int c;
 
+	cr_heap_keep(); /* (the brain link's pages and the API's reads come and go) */
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
