@@ -1,13 +1,15 @@
 /* bench/ttft: corral bench ttft. Time to first token of sessions driven through corrald's API,
- * with sandboxes provisioned eagerly (at session create) against lazily (at the first tool
- * call), in the same run: it starts a corral-fake-api (first token log-normal) and a corrald
- * with its own state, socket and key in a fresh work directory, makes an agent and the
- * environments, and runs S sessions per mode, C at once, over libcurl on corrald's Unix socket.
- * Half the sessions never need a sandbox, half need one on their first turn. Also: the bare
- * sandbox cost (eager creates with no added delay against lazy ones), and the wake latency of a
- * 10,000-event session to its next model call, in-process over a brain link as a worker sees
- * it and without the link. It never prints its results and never exits; everything it starts
- * or creates (processes, sessions, sandboxes, files) goes again on every way out. */
+ * from the post of a message to the first text on the stream (its previews), with sandboxes
+ * provisioned eagerly (from session create on, the first turn waiting for the sandbox) against
+ * lazily (at the first tool call), in the same run: it starts a corral-fake-api (first token
+ * log-normal) and a corrald with its own state, socket and key in a fresh work directory,
+ * makes an agent and the environments, and runs S sessions per mode, C at once, over libcurl
+ * on corrald's Unix socket. Half the sessions never need a sandbox, half need one on their
+ * first turn. Also: the bare sandbox cost (eager sessions with no added delay, each to its
+ * sandbox, against lazy creates), and the wake latency of a 10,000-event session to its next
+ * model call, in-process over a brain link as a worker sees it and without the link. It never
+ * prints its results and never exits; everything it starts or creates (processes, sessions,
+ * sandboxes, files) goes again on every way out. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -1649,8 +1651,8 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 	}
 
 	cr_bench_progress(o->progress, NAME,
-			  "bare sandbox: %u session creates in an eager environment without "
-			  "added delay, against %u lazy ones",
+			  "bare sandbox: %u sessions of an eager environment without added "
+			  "delay, each to its sandbox, against %u lazy creates",
 			  CR_BENCH_TTFT_SANDBOX_SAMPLES, CR_BENCH_TTFT_SANDBOX_SAMPLES);
 	struct tails bare_eager, bare_lazy;
 	if ((r = sandbox_cost(&clients[0], &ids, &bare_eager, &bare_lazy, err)) < 0)
@@ -1661,7 +1663,7 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 				  "%s: %u sessions, %u at once (each %s waits %u ms for its "
 				  "sandbox)",
 				  mode_name(runs[m].mode), o->sessions, nclients,
-				  m == 0 ? "create" : "first tool call", o->added_delay_ms);
+				  m == 0 ? "first turn" : "first tool call", o->added_delay_ms);
 		if ((r = run_mode(&runs[m], clients, nclients, o->progress, &wall[m], err)) < 0)
 			goto out;
 		if (atomic_load(&runs[m].errors) == runs[m].total) {
