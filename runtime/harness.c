@@ -16,6 +16,7 @@
 #include "corral/buf.h"
 #include "corral/cleanup.h"
 #include "corral/harness.h"
+#include "corral/json.h"
 #include "corral/tool.h"
 
 #define RETRY_DELAY_BASE_MS 1000u
@@ -275,46 +276,6 @@ static char *arena_dup(struct arena_chunk **a, const char *s, size_t n)
 #define CANON_MAX_DEPTH 32 /* deeper payloads are read through jansson */
 #define CANON_MAX_KEYS 32 /* as are objects with more keys (duplicates are looked for) */
 
-/* Whether any of the 8 bytes of w is a control character, '"', '\\' or non-ASCII (util/json's
- * test, a word at a time). */
-static bool word_special(uint64_t w)
-{
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t quote = w ^ ('"' * ones), backslash = w ^ ('\\' * ones);
-	uint64_t below_space = (w - 0x20 * ones) & ~w;
-	uint64_t zero_quote = (quote - ones) & ~quote,
-		 zero_backslash = (backslash - ones) & ~backslash;
-	return ((below_space | zero_quote | zero_backslash) & highs) || (w & highs);
-}
-
-/* The length of the UTF-8 sequence at p (2 to 4 bytes: no overlong forms, surrogates or values
- * past U+10FFFF, which jansson refuses), or 0. */
-static size_t utf8_seq(const unsigned char *p, const unsigned char *end)
-{
-	unsigned char c = *p;
-	size_t n;
-	uint32_t v;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2, v = c & 0x1F;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3, v = c & 0x0F;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4, v = c & 0x07;
-	else
-		return 0;
-	if ((size_t)(end - p) < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		v = v << 6 | (p[i] & 0x3F);
-	}
-	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
-	    (n == 4 && v < 0x10000))
-		return 0;
-	return n;
-}
-
 static int hex_upper(unsigned char c)
 {
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
@@ -330,7 +291,7 @@ static bool canon_string(const unsigned char **pp, const unsigned char *end)
 	p++;
 	for (;;) {
 		uint64_t w;
-		while (end - p >= 8 && (memcpy(&w, p, 8), !word_special(w)))
+		while (end - p >= 8 && (memcpy(&w, p, 8), !cr_json_word_special(w)))
 			p += 8;
 		while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
 			p++;
@@ -358,7 +319,7 @@ static bool canon_string(const unsigned char **pp, const unsigned char *end)
 		}
 		if (*p < 0x20)
 			return false;
-		size_t n = utf8_seq(p, end);
+		size_t n = cr_json_utf8_seq(p, end);
 		if (!n)
 			return false;
 		p += n;
@@ -749,7 +710,7 @@ static bool utf8_ok(const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s, *end = p + strlen(s);
 	while (p < end) {
-		size_t n = *p < 0x80 ? 1 : utf8_seq(p, end);
+		size_t n = *p < 0x80 ? 1 : cr_json_utf8_seq(p, end);
 		if (!n)
 			return false;
 		p += n;

@@ -1147,15 +1147,21 @@ int cr_platform_local_sandbox(struct cr_platform *p, const char *id,
 	return r;
 }
 
+/* Sandbox id, opened, and the session whose hands hold it. */
+static int open_bound(struct local *l, const char *id, char session[CR_LOG_ID_MAX],
+		      struct cr_sandbox **ret, struct cr_error *err)
+{
+	int r = bound_to(l, id, session, err);
+	return r < 0 ? r : cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, ret, err);
+}
+
 int cr_platform_local_exec(struct cr_platform *p, const char *id, const char *const *argv,
 			   unsigned timeout_ms, json_t **ret, struct cr_error *err)
 {
 	struct local *l = p->p;
 	char session[CR_LOG_ID_MAX];
 	struct cr_sandbox *sbp;
-	int r = bound_to(l, id, session, err);
-	if (r == 0)
-		r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	int r = open_bound(l, id, session, &sbp, err);
 	if (r < 0)
 		return r;
 	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;
@@ -1245,9 +1251,7 @@ int cr_platform_local_pause(struct cr_platform *p, const char *id, bool pause, s
 	struct local *l = p->p;
 	char session[CR_LOG_ID_MAX];
 	struct cr_sandbox *sbp;
-	int r = bound_to(l, id, session, err);
-	if (r == 0)
-		r = cr_sandbox_open(l->hands_cfg.sandbox.state_dir, id, &sbp, err);
+	int r = open_bound(l, id, session, &sbp, err);
 	if (r < 0)
 		return r;
 	_cleanup_(cr_sandbox_freep) struct cr_sandbox *sb = sbp;

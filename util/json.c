@@ -105,11 +105,9 @@ static int scan_escape(struct scan *s)
 	return 0;
 }
 
-/* One UTF-8 sequence of 2 to 4 bytes: no overlong forms, surrogates or values past U+10FFFF. */
-static int scan_utf8(struct scan *s)
+size_t cr_json_utf8_seq(const unsigned char *p, const unsigned char *end)
 {
-	const unsigned char *at = s->p;
-	unsigned char c = *at;
+	unsigned char c = *p;
 	size_t n;
 	uint32_t v;
 	if (c >= 0xC2 && c <= 0xDF)
@@ -119,31 +117,35 @@ static int scan_utf8(struct scan *s)
 	else if (c >= 0xF0 && c <= 0xF4)
 		n = 4, v = c & 0x07;
 	else
-		return fail(s, at, "invalid UTF-8 in a string");
-	if ((size_t)(s->end - at) < n)
-		return fail(s, at, "truncated UTF-8 in a string");
+		return 0;
+	if ((size_t)(end - p) < n)
+		return 0;
 	for (size_t i = 1; i < n; i++) {
-		if ((at[i] & 0xC0) != 0x80)
-			return fail(s, at, "invalid UTF-8 in a string");
-		v = v << 6 | (at[i] & 0x3F);
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		v = v << 6 | (p[i] & 0x3F);
 	}
 	if (v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF) || (n == 3 && v < 0x800) ||
 	    (n == 4 && v < 0x10000))
-		return fail(s, at, "invalid UTF-8 in a string");
-	s->p += n;
-	return 0;
+		return 0;
+	return n;
 }
 
-/* Whether any of the 8 bytes of w is special (see string_special), a word at a time: the
- * classic tests for a byte below n ((w - n*ONES) & ~w & HIGHS) and for a zero byte. */
-static bool word_special(uint64_t w)
+/* One UTF-8 sequence of 2 to 4 bytes (cr_json_utf8_seq). */
+static int scan_utf8(struct scan *s)
 {
-	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-	uint64_t quote = w ^ ('"' * ones), backslash = w ^ ('\\' * ones);
-	uint64_t below_space = (w - 0x20 * ones) & ~w;
-	uint64_t zero_quote = (quote - ones) & ~quote,
-		 zero_backslash = (backslash - ones) & ~backslash;
-	return ((below_space | zero_quote | zero_backslash) & highs) || (w & highs);
+	const unsigned char *at = s->p;
+	size_t n = cr_json_utf8_seq(at, s->end);
+	if (n == 0) {
+		unsigned char c = *at;
+		size_t want = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+		bool lead = c >= 0xC2 && c <= 0xF4;
+		return fail(s, at,
+			    lead && (size_t)(s->end - at) < want ? "truncated UTF-8 in a string"
+								 : "invalid UTF-8 in a string");
+	}
+	s->p += n;
+	return 0;
 }
 
 /* A string; s->p is at its opening quote. */
@@ -152,7 +154,7 @@ static int scan_string(struct scan *s)
 	const unsigned char *open = s->p++;
 	for (;;) {
 		uint64_t w;
-		while (s->end - s->p >= 8 && (memcpy(&w, s->p, 8), !word_special(w)))
+		while (s->end - s->p >= 8 && (memcpy(&w, s->p, 8), !cr_json_word_special(w)))
 			s->p += 8;
 		while (s->p < s->end && !string_special(*s->p))
 			s->p++;

@@ -9,9 +9,29 @@
 #ifndef CORRAL_JSON_H
 #define CORRAL_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <corral/error.h>
+
+/* The length of the UTF-8 sequence at p (2 to 4 bytes, as jansson accepts them: no overlong
+ * forms, surrogates or values past U+10FFFF), or 0 when the bytes at p are not one. For the
+ * scanners of JSON text (this one, the harness's). */
+size_t cr_json_utf8_seq(const unsigned char *p, const unsigned char *end);
+
+/* Whether any of the 8 bytes of w is a control character, '"', '\\' or non-ASCII: where a scan
+ * of a JSON string must stop, tested a word at a time (the classic tests for a byte below n,
+ * (w - n*ONES) & ~w & HIGHS, and for a zero byte). */
+static inline bool cr_json_word_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t quote = w ^ ('"' * ones), backslash = w ^ ('\\' * ones);
+	uint64_t below_space = (w - 0x20 * ones) & ~w;
+	uint64_t zero_quote = (quote - ones) & ~quote,
+		 zero_backslash = (backslash - ones) & ~backslash;
+	return ((below_space | zero_quote | zero_backslash) & highs) || (w & highs);
+}
 
 /* Deepest nesting of arrays and objects accepted (jansson's JSON_PARSER_MAX_DEPTH). */
 #define CR_JSON_MAX_DEPTH 2048
