@@ -693,6 +693,9 @@ struct preview {
 	char ids[PREVIEW_MESSAGES][CR_LOG_ID_MAX];
 	size_t n; /* ids announced */
 	size_t runs; /* runs of text blocks seen (more than n once PREVIEW_MESSAGES is reached) */
+	/* thinking blocks, one agent.thinking each: previews that are only an event_start */
+	char thinking_ids[PREVIEW_MESSAGES][CR_LOG_ID_MAX];
+	size_t n_thinking, thinking_blocks;
 	bool open; /* a run is open: its id is ids[n - 1] */
 	unsigned index; /* the open run's current block */
 	bool live; /* frames go out at once */
@@ -749,6 +752,19 @@ static void preview_text(struct preview *pv, const char *text)
 			      "index", (int)pv->index, "content", "type", "text", "text", text));
 }
 
+/* Announces a fresh id for an event of type in ids[*n] (a full list: nothing). */
+static void preview_start(struct preview *pv, char (*ids)[CR_LOG_ID_MAX], size_t *n,
+			  const char *type)
+{
+	uint8_t raw[CR_ID_RAW];
+	if (*n == PREVIEW_MESSAGES || cr_id_random(raw, NULL) < 0)
+		return;
+	cr_id_format("sevt_", raw, ids[*n], sizeof(ids[0]));
+	preview_put(pv, json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event", "id",
+				  ids[*n], "type", type));
+	(*n)++;
+}
+
 /* The model call's on_event: CR_MODEL_EVENT_UNSEEN until a frame went out (or is held), so
  * the client may still retry an attempt that showed nothing. */
 static int preview_event(void *arg, json_t *event, struct cr_error *err)
@@ -759,24 +775,25 @@ static int preview_event(void *arg, json_t *event, struct cr_error *err)
 	if (type && strcmp(type, "content_block_start") == 0) {
 		json_t *b = json_object_get(event, "content_block");
 		const char *bt = json_string_value(json_object_get(b, "type"));
+		if (bt && strcmp(bt, "thinking") == 0) {
+			/* agent.thinking: start-only, its text comes with the event */
+			pv->thinking_blocks++;
+			preview_start(pv, pv->thinking_ids, &pv->n_thinking, "agent.thinking");
+		}
 		if (!bt || strcmp(bt, "text") != 0) {
 			pv->open = false; /* (any other block ends the run, as in the harness) */
-			return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
+			return pv->n || pv->n_thinking ? 0 : CR_MODEL_EVENT_UNSEEN;
 		}
 		if (pv->open) {
 			pv->index++;
 		} else {
 			pv->runs++;
-			uint8_t raw[CR_ID_RAW];
-			if (pv->n == PREVIEW_MESSAGES || cr_id_random(raw, NULL) < 0)
-				return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
-			cr_id_format("sevt_", raw, pv->ids[pv->n], sizeof(pv->ids[0]));
-			pv->n++;
+			size_t before = pv->n;
+			preview_start(pv, pv->ids, &pv->n, "agent.message");
+			if (pv->n == before) /* (no room: this run goes without) */
+				return pv->n || pv->n_thinking ? 0 : CR_MODEL_EVENT_UNSEEN;
 			pv->open = true;
 			pv->index = 0;
-			preview_put(pv,
-				    json_pack("{s:s, s:{s:s, s:s}}", "type", "event_start", "event",
-					      "id", pv->ids[pv->n - 1], "type", "agent.message"));
 		}
 		preview_text(pv, json_string_value(json_object_get(b, "text")));
 	} else if (type && strcmp(type, "content_block_delta") == 0 && pv->open) {
@@ -785,22 +802,30 @@ static int preview_event(void *arg, json_t *event, struct cr_error *err)
 		if (dt && strcmp(dt, "text_delta") == 0)
 			preview_text(pv, json_string_value(json_object_get(d, "text")));
 	}
-	return pv->n ? 0 : CR_MODEL_EVENT_UNSEEN;
+	return pv->n || pv->n_thinking ? 0 : CR_MODEL_EVENT_UNSEEN;
 }
 
-/* Gives the call's agent.message events the ids their previews announced, in order, when the
- * reply made exactly the runs the previews saw (else the previews end unanswered, closed by
- * the span's end, as for a call that failed). */
+/* Gives the call's events of type the ids their previews announced (ids[0..n)), in order,
+ * when the reply made exactly as many as the previews saw (seen; else the previews end
+ * unanswered, closed by the span's end, as for a call that failed). */
+static void preview_assign(struct cr_harness_event *ev, size_t n_ev, const char *type,
+			   const char (*ids)[CR_LOG_ID_MAX], size_t n, size_t seen)
+{
+	size_t made = 0;
+	for (size_t i = 0; i < n_ev; i++)
+		made += strcmp(ev[i].type, type) == 0;
+	if (made != seen)
+		return;
+	for (size_t i = 0, k = 0; i < n_ev && k < n; i++)
+		if (strcmp(ev[i].type, type) == 0)
+			snprintf(ev[i].id, sizeof(ev[i].id), "%s", ids[k++]);
+}
+
 static void preview_ids(const struct preview *pv, struct cr_harness_event *ev, size_t n)
 {
-	size_t messages = 0;
-	for (size_t i = 0; i < n; i++)
-		messages += strcmp(ev[i].type, "agent.message") == 0;
-	if (messages != pv->runs)
-		return;
-	for (size_t i = 0, k = 0; i < n && k < pv->n; i++)
-		if (strcmp(ev[i].type, "agent.message") == 0)
-			snprintf(ev[i].id, sizeof(ev[i].id), "%s", pv->ids[k++]);
+	preview_assign(ev, n, "agent.message", pv->ids, pv->n, pv->runs);
+	preview_assign(ev, n, "agent.thinking", (const char(*)[CR_LOG_ID_MAX])pv->thinking_ids,
+		       pv->n_thinking, pv->thinking_blocks);
 }
 
 /* One model call: sent before anything is written, since a call changes nothing anywhere (a
