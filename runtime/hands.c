@@ -651,10 +651,23 @@ int cr_hands_execute(struct cr_hands *h, const char *call_id, const char *name, 
 	return note_oom(h, ret, err);
 }
 
+/* Whether the handle a caller shows is h's, in time that does not depend on where they
+ * differ (the handle is a capability: a timing of the comparison must not spell it out). */
+static bool handle_is(const struct cr_hands *h, const char *handle)
+{
+	size_t n = strlen(h->handle);
+	if (!handle || strnlen(handle, n + 1) != n)
+		return false;
+	unsigned char diff = 0;
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)(handle[i] ^ h->handle[i]);
+	return diff == 0;
+}
+
 int cr_hands_handoff(struct cr_hands *h, const char *handle, const char *to_session,
 		     uint64_t to_epoch, struct cr_error *err)
 {
-	if (!handle || strcmp(handle, h->handle) != 0)
+	if (!handle_is(h, handle))
 		return cr_error_set(err, EACCES, "handoff: not this sandbox's handle");
 	if (!to_session || !*to_session)
 		return cr_error_set(err, EINVAL, "handoff: no session to hand the sandbox to");
