@@ -2416,7 +2416,7 @@ void cr_api_preview(struct cr_api *api, const char *session, const char *json)
 	}
 	pthread_mutex_unlock(&api->states_lock);
 	free(copy);
-	cr_log_kick(api->log); /* (the streams wait on the log) */
+	cr_log_kick(api->log, session); /* (the streams wait on the log) */
 }
 
 /* An SSE stream: what the reader still has to hand to MHD, and where it is in the log. */

@@ -68,6 +68,7 @@ struct session {
 	size_t locs_cap;
 	uint64_t *pending; /* durable pending seqs, ascending */
 	size_t npending, pending_cap;
+	uint64_t kicks; /* cr_log_kick() calls for it: each ends its waits in progress */
 };
 
 enum req_kind {
@@ -124,7 +125,6 @@ struct cr_log {
 
 	pthread_mutex_t lock; /* sessions, segments, stats, failure */
 	pthread_cond_t durable;
-	uint64_t kicks; /* cr_log_kick() calls: each ends every wait in progress */
 	bool closed;
 	int failed; /* errno of a write/sync failure: no further appends */
 	struct cr_error fail_err;
@@ -2079,14 +2079,15 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 	}
 	int r = 0;
 	pthread_mutex_lock(&log->lock);
-	uint64_t kicks = log->kicks;
+	struct session *s0 = find_durable(log, session, NULL);
+	uint64_t kicks = s0 ? s0->kicks : 0;
 	for (;;) {
 		struct session *s = find_durable(log, session, err);
 		if (!s) {
 			r = -ENOENT;
 			break;
 		}
-		if (s->durable_seq > after_seq || log->kicks != kicks) {
+		if (s->durable_seq > after_seq || s->kicks != kicks) {
 			if (ret_last_seq)
 				*ret_last_seq = s->durable_seq;
 			break;
@@ -2108,11 +2109,14 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 	return r;
 }
 
-void cr_log_kick(struct cr_log *log)
+void cr_log_kick(struct cr_log *log, const char *session)
 {
 	pthread_mutex_lock(&log->lock);
-	log->kicks++;
-	pthread_cond_broadcast(&log->durable);
+	struct session *s = find_durable(log, session, NULL);
+	if (s) {
+		s->kicks++;
+		pthread_cond_broadcast(&log->durable);
+	}
 	pthread_mutex_unlock(&log->lock);
 }
 

@@ -1100,14 +1100,20 @@ Test(log, wait_wakes_on_a_durable_event_and_times_out_otherwise, .timeout = 20)
 	cr_test_rmrf(dir);
 }
 
+struct kick {
+	struct cr_log *log;
+	const char *session;
+};
+
 static void *kick_later(void *arg)
 {
+	struct kick *k = arg;
 	usleep(100 * 1000);
-	cr_log_kick(arg);
+	cr_log_kick(k->log, k->session);
 	return NULL;
 }
 
-Test(log, a_kick_ends_a_wait_without_an_event, .timeout = 20)
+Test(log, a_kick_ends_the_sessions_waits_without_an_event, .timeout = 20)
 {
 	_cleanup_free_ char *dir = cr_test_tmpdir("log");
 	struct cr_log *log = open_log(dir, 0);
@@ -1116,7 +1122,8 @@ Test(log, a_kick_ends_a_wait_without_an_event, .timeout = 20)
 	struct cr_error err;
 	uint64_t seq = 0;
 	pthread_t t;
-	pthread_create(&t, NULL, kick_later, log);
+	struct kick k = { log, "s" };
+	pthread_create(&t, NULL, kick_later, &k);
 	int64_t t0 = cr_now_ms();
 	cr_assert_eq(cr_log_wait(log, "s", 1, 10000, &seq, &err), 0, "%s", err.msg);
 	cr_assert_lt(cr_now_ms() - t0, 5000, "the kick ended the wait, not its timeout");
@@ -1124,6 +1131,13 @@ Test(log, a_kick_ends_a_wait_without_an_event, .timeout = 20)
 	pthread_join(t, NULL);
 	cr_assert_eq(cr_log_wait(log, "s", 1, 50, &seq, &err), -ETIMEDOUT,
 		     "a kick before a wait does not end it");
+	create(log, "other");
+	cr_log_kick(log, "nosuch");
+	struct kick other = { log, "other" };
+	pthread_create(&t, NULL, kick_later, &other);
+	cr_assert_eq(cr_log_wait(log, "s", 1, 400, &seq, &err), -ETIMEDOUT,
+		     "a kick of another session does not end it");
+	pthread_join(t, NULL);
 	cr_log_close(log);
 	cr_test_rmrf(dir);
 }

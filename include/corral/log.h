@@ -162,10 +162,10 @@ void cr_log_events_free(struct cr_log_event *events, size_t n);
 int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int timeout_ms,
 		uint64_t *ret_last_seq, struct cr_error *err);
 
-/* Ends every cr_log_wait in progress on this log at once: each returns 0 with its session's
- * last durable seq, which may be no later than its after_seq. For a waiter that has something
- * besides the log to look at (a stream's previews). */
-void cr_log_kick(struct cr_log *log);
+/* Ends the cr_log_waits in progress on session at once: each returns 0 with the session's last
+ * durable seq, which may be no later than its after_seq. For a waiter that has something
+ * besides the log to look at (a stream's previews). An unknown session: nothing. */
+void cr_log_kick(struct cr_log *log, const char *session);
 
 /* --- the catalog's sandboxes -------------------------------------------------------------- */
 
