@@ -75,6 +75,11 @@ void cr_bench_stop_child(pid_t *pid, int sig, unsigned wait_ms);
  * naming an error ("error", "cannot", "refused", "must"), else its last line; "" when it has
  * none. */
 void cr_bench_child_error(const char *path, char *buf, size_t size);
+/* Waits up to timeout_ms for the child *pid (prog, its stderr in err_file) to write the port it
+ * listens on into port_file. -EIO, naming what the child said (cr_bench_child_error), when it
+ * exited first (*pid is then -1) or the time ran out. */
+int cr_bench_wait_port(const char *port_file, pid_t *pid, const char *prog, const char *err_file,
+		       unsigned timeout_ms, unsigned *ret_port, struct cr_error *err);
 
 /* Sets o[key] to v (taking it); -1 when that failed (v is then freed). */
 int cr_bench_put(json_t *o, const char *key, json_t *v);

@@ -197,6 +197,32 @@ void cr_bench_stop_child(pid_t *pid, int sig, unsigned wait_ms)
 	*pid = -1;
 }
 
+int cr_bench_wait_port(const char *port_file, pid_t *pid, const char *prog, const char *err_file,
+		       unsigned timeout_ms, unsigned *ret_port, struct cr_error *err)
+{
+	unsigned port = 0;
+	for (unsigned waited = 0; !port && waited <= timeout_ms; waited += 5) {
+		_cleanup_fclose_ FILE *f = fopen(port_file, "re");
+		if (!f || fscanf(f, "%u", &port) != 1)
+			port = 0;
+		if (port)
+			break;
+		if (waitpid(*pid, NULL, WNOHANG) == *pid) {
+			*pid = -1;
+			break;
+		}
+		usleep(5000);
+	}
+	if (!port) {
+		char line[200];
+		cr_bench_child_error(err_file, line, sizeof(line));
+		return cr_error_set(err, EIO, "%s did not start%s%s", prog, *line ? ": " : "",
+				    line);
+	}
+	*ret_port = port;
+	return 0;
+}
+
 void cr_bench_child_error(const char *path, char *buf, size_t size)
 {
 	char line[512];

@@ -405,24 +405,9 @@ static int server_start(struct server *sv, const char *prog, const char *dir, co
 	if (cpus && sched_setaffinity(sv->pid, sizeof(*cpus), cpus) < 0)
 		return cr_error_errno(err, errno, "sched_setaffinity of %s", prog);
 	unsigned port = 0;
-	for (int i = 0; i < 1000 && !port; i++) {
-		_cleanup_fclose_ FILE *f = fopen(sv->port_file, "re");
-		if (!f || fscanf(f, "%u", &port) != 1)
-			port = 0;
-		if (!port) {
-			if (waitpid(sv->pid, NULL, WNOHANG) == sv->pid) {
-				sv->pid = -1;
-				break;
-			}
-			usleep(5000);
-		}
-	}
-	if (!port) {
-		char line[200];
-		cr_bench_child_error(sv->err_file, line, sizeof(line));
-		return cr_error_set(err, EIO, "%s did not start%s%s", prog, *line ? ": " : "",
-				    line);
-	}
+	if ((r = cr_bench_wait_port(sv->port_file, &sv->pid, prog, sv->err_file, 5000, &port,
+				    err)) < 0)
+		return r;
 	snprintf(sv->base, sizeof(sv->base), "http://127.0.0.1:%u", port);
 	return 0;
 }

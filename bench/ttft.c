@@ -1339,24 +1339,9 @@ static int fake_start(struct servers *sv, const struct cr_bench_ttft_opts *o, co
 	if ((r = cr_bench_spawn(argv, NULL, sv->fake_err, &sv->fake, err)) < 0)
 		return r;
 	unsigned port = 0;
-	for (int i = 0; i < 2000 && !port; i++) {
-		_cleanup_fclose_ FILE *f = fopen(port_file, "re");
-		if (!f || fscanf(f, "%u", &port) != 1)
-			port = 0;
-		if (port)
-			break;
-		if (waitpid(sv->fake, NULL, WNOHANG) == sv->fake) {
-			sv->fake = -1;
-			break;
-		}
-		usleep(5000);
-	}
-	if (!port) {
-		char line[200];
-		cr_bench_child_error(sv->fake_err, line, sizeof(line));
-		return cr_error_set(err, EIO, "%s did not start%s%s", o->fake_api,
-				    *line ? ": " : "", line);
-	}
+	if ((r = cr_bench_wait_port(port_file, &sv->fake, o->fake_api, sv->fake_err, 10000, &port,
+				    err)) < 0)
+		return r;
 	snprintf(sv->base, sizeof(sv->base), "http://127.0.0.1:%u", port);
 	return 0;
 }

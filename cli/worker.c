@@ -23,15 +23,6 @@ static void usage(FILE *f)
 		"socket at fd N, calling the model with the key in FILE.\n");
 }
 
-static int parse_ulong(const char *s, unsigned long max, unsigned long *ret)
-{
-	uint64_t v;
-	if (cr_parse_u64(s, 0, max, &v) < 0)
-		return -1;
-	*ret = (unsigned long)v;
-	return 0;
-}
-
 int cr_cli_worker(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -44,7 +35,7 @@ int cr_cli_worker(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	unsigned long fd = 0, budget = 0, retries = CR_MODEL_MAX_RETRIES_DEFAULT;
+	uint64_t fd = 0, budget = 0, retries = CR_MODEL_MAX_RETRIES_DEFAULT;
 	const char *headers[9] = { 0 };
 	size_t n_headers = 0;
 	bool have_fd = false;
@@ -55,7 +46,7 @@ int cr_cli_worker(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
-			if (parse_ulong(optarg, 1 << 20, &fd) < 0) {
+			if (cr_parse_u64(optarg, 0, 1 << 20, &fd) < 0) {
 				fprintf(stderr,
 					"corral worker: --fd %s: want a descriptor number\n",
 					optarg);
@@ -70,7 +61,7 @@ int cr_cli_worker(int argc, char **argv)
 			base_url = optarg;
 			break;
 		case 'b':
-			if (parse_ulong(optarg, 1ul << 40, &budget) < 0) {
+			if (cr_parse_u64(optarg, 0, 1ull << 40, &budget) < 0) {
 				fprintf(stderr,
 					"corral worker: --context-budget %s: want a number\n",
 					optarg);
@@ -78,7 +69,7 @@ int cr_cli_worker(int argc, char **argv)
 			}
 			break;
 		case 'r':
-			if (parse_ulong(optarg, CR_MODEL_MAX_RETRIES_MAX, &retries) < 0) {
+			if (cr_parse_u64(optarg, 0, CR_MODEL_MAX_RETRIES_MAX, &retries) < 0) {
 				fprintf(stderr,
 					"corral worker: --model-retries %s: want a number\n",
 					optarg);
