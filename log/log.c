@@ -1630,7 +1630,7 @@ static int waiter_wait(struct waiter *w, struct cr_log_appended *ret, struct cr_
  * as long as a fast disk's sync. Whatever arrives meanwhile queues for the writer thread, which
  * waits for this batch to be durable before it forms the next. r may be a group (linked
  * through next). Returns false when the log is not idle; the caller then queues r. */
-static bool append_inline(struct cr_log *log, struct req *r)
+static bool append_inline(struct cr_log *log, struct req *r, const struct cr_log_placed *placed)
 {
 	pthread_mutex_lock(&log->qlock);
 	bool mine = !log->stopping && !log->head && !log->writer_active && !log->inline_active;
@@ -1639,6 +1639,8 @@ static bool append_inline(struct cr_log *log, struct req *r)
 	pthread_mutex_unlock(&log->qlock);
 	if (!mine)
 		return false;
+	if (placed && placed->fn)
+		placed->fn(placed->arg);
 	struct batch b = { .reqs = r, .ring = false };
 	start_batch(log, &b);
 	finish_batch(log, &b);
@@ -1657,7 +1659,7 @@ static int submit_and_wait(struct cr_log *log, struct req *r, struct cr_log_appe
 	struct waiter w = { .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER };
 	r->done = waiter_done;
 	r->arg = &w;
-	if (!append_inline(log, r)) {
+	if (!append_inline(log, r, NULL)) {
 		int res = enqueue(log, r, err);
 		if (res < 0)
 			return res;
@@ -1766,10 +1768,17 @@ int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_l
 int cr_log_append_all(struct cr_log *log, const struct cr_log_append *a, size_t n,
 		      struct cr_log_appended *ret, struct cr_error *err)
 {
+	return cr_log_append_all_placed(log, a, n, NULL, ret, err);
+}
+
+int cr_log_append_all_placed(struct cr_log *log, const struct cr_log_append *a, size_t n,
+			     const struct cr_log_placed *placed, struct cr_log_appended *ret,
+			     struct cr_error *err)
+{
 	if (n == 0 || n > CR_LOG_GROUP_MAX)
 		return cr_error_set(err, EINVAL, "a group of %zu appends: want 1 to %d", n,
 				    CR_LOG_GROUP_MAX);
-	struct req *reqs[CR_LOG_GROUP_MAX];
+	struct req *reqs[CR_LOG_GROUP_MAX] = { 0 }; /* (gcc cannot tell n > 0) */
 	struct waiter w[CR_LOG_GROUP_MAX];
 	for (size_t i = 0; i < n; i++) {
 		int r = event_req(log, &a[i], &reqs[i], err);
@@ -1790,10 +1799,12 @@ int cr_log_append_all(struct cr_log *log, const struct cr_log_append *a, size_t 
 		reqs[i]->linked = i + 1 < n;
 		reqs[i]->next = i + 1 < n ? reqs[i + 1] : NULL;
 	}
-	if (!append_inline(log, reqs[0])) {
+	if (!append_inline(log, reqs[0], placed)) {
 		int r = enqueue(log, reqs[0], err);
 		if (r < 0)
 			return r;
+		if (placed && placed->fn)
+			placed->fn(placed->arg);
 	}
 	/* every member has the group's outcome; the error told is the refused member's own */
 	int res = 0;

@@ -347,6 +347,109 @@ Test(log, an_append_may_name_its_event_id)
 	cr_test_rmrf(dir);
 }
 
+/* What cr_log_append_all_placed's placed callback sees and does: the group is not durable yet,
+ * and an append queued from the callback lands after the group. */
+struct placed_probe {
+	struct cr_log *log;
+	unsigned calls;
+	uint64_t seen; /* the session's last durable seq when told */
+	pthread_mutex_t m;
+	pthread_cond_t c;
+	int after_result;
+	uint64_t after_seq;
+	bool after_done;
+};
+
+static void placed_after_done(void *arg, int result, const struct cr_log_appended *ev,
+			      const struct cr_error *err)
+{
+	struct placed_probe *p = arg;
+	(void)err;
+	pthread_mutex_lock(&p->m);
+	p->after_result = result;
+	p->after_seq = ev ? ev->seq : 0;
+	p->after_done = true;
+	pthread_cond_signal(&p->c);
+	pthread_mutex_unlock(&p->m);
+}
+
+static void placed_told(void *arg)
+{
+	struct placed_probe *p = arg;
+	p->calls++;
+	p->seen = last_seq(p->log, "s1");
+	struct cr_log_append a = {
+		.session = "s1", .type = "after", .payload = "{}", .payload_len = 2
+	};
+	cr_assert_eq(cr_log_append_async(p->log, &a, placed_after_done, p, NULL), 0);
+}
+
+static void *placed_noise(void *arg)
+{
+	struct placed_probe *p = arg;
+	for (int i = 0; i < 400 && !__atomic_load_n(&p->after_done, __ATOMIC_RELAXED); i++)
+		append(p->log, "s2", 0, "{\"noise\":true}");
+	return NULL;
+}
+
+Test(log, a_placed_group_is_told_before_it_is_durable_and_later_appends_follow_it, .timeout = 60)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct cr_error err;
+	create(log, "s1");
+	create(log, "s2");
+	/* once with the log idle (the group is written by its own thread), then many times with
+	 * another thread keeping the writer busy (the group queues) */
+	for (int round = 0; round < 40; round++) {
+		struct placed_probe p = { .log = log,
+					  .m = PTHREAD_MUTEX_INITIALIZER,
+					  .c = PTHREAD_COND_INITIALIZER };
+		pthread_t noise;
+		if (round > 0)
+			cr_assert_eq(pthread_create(&noise, NULL, placed_noise, &p), 0);
+		uint64_t before = last_seq(log, "s1");
+		struct cr_log_append a[2] = {
+			{ .session = "s1",
+			  .type = "user.message",
+			  .payload = "{\"n\":1}",
+			  .payload_len = 7,
+			  .flags = CR_LOG_PENDING },
+			{ .session = "s1",
+			  .type = "user.message",
+			  .payload = "{\"n\":2}",
+			  .payload_len = 7,
+			  .flags = CR_LOG_PENDING },
+		};
+		struct cr_log_placed placed = { placed_told, &p };
+		struct cr_log_appended got[2];
+		cr_assert_eq(cr_log_append_all_placed(log, a, 2, &placed, got, &err), 0, "%s",
+			     err.msg);
+		cr_assert_eq(p.calls, 1, "told once");
+		cr_assert_eq(p.seen, before, "told before the group was durable");
+		cr_assert_eq(got[0].seq, before + 1);
+		cr_assert_eq(got[1].seq, before + 2);
+		pthread_mutex_lock(&p.m);
+		while (!p.after_done)
+			pthread_cond_wait(&p.c, &p.m);
+		pthread_mutex_unlock(&p.m);
+		if (round > 0)
+			pthread_join(noise, NULL);
+		cr_assert_eq(p.after_result, 0);
+		cr_assert_eq(p.after_seq, before + 3, "the append made when told comes after");
+	}
+	/* a group refused at once is never told */
+	struct placed_probe p = { .log = log };
+	struct cr_log_append bad = {
+		.session = "s1", .type = "Bad Type", .payload = "{}", .payload_len = 2
+	};
+	struct cr_log_placed placed = { placed_told, &p };
+	cr_assert_eq(cr_log_append_all_placed(log, &bad, 1, &placed, NULL, &err), -EINVAL);
+	cr_assert_eq(p.calls, 0);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
 Test(log, fencing_refuses_stale_epoch_and_unexpected_seq)
 {
 	_cleanup_free_ char *dir = cr_test_tmpdir("log");

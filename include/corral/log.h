@@ -127,6 +127,23 @@ int cr_log_append(struct cr_log *log, const struct cr_log_append *a, struct cr_l
 int cr_log_append_all(struct cr_log *log, const struct cr_log_append *a, size_t n,
 		      struct cr_log_appended *ret, struct cr_error *err);
 
+/* Told when a group holds its place in the log's order: every append queued from then on is
+ * sequenced after it (or fails), though the group itself may still fail. Called once, on the
+ * appending thread, before the wait for the sync; not called when the group is refused at once
+ * (bad input, a closing log). It must not block on the log (a blocking append from it would
+ * wait for itself): what it may do is tell another thread, which then appends. */
+struct cr_log_placed {
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+/* cr_log_append_all, telling placed (may be NULL) once the group is in line: for a caller that
+ * starts work on the events before they are durable, and whose next append (behind them)
+ * shows whether they were. */
+int cr_log_append_all_placed(struct cr_log *log, const struct cr_log_append *a, size_t n,
+			     const struct cr_log_placed *placed, struct cr_log_appended *ret,
+			     struct cr_error *err);
+
 /* Marks a pending event processed, durably (itself an appended record: the log stays
  * append-only); fenced like an append. -EINVAL if that event is not pending. */
 int cr_log_mark_processed(struct cr_log *log, const char *session, uint64_t epoch, uint64_t seq,
