@@ -1086,7 +1086,8 @@ static void *serve_main(void *arg)
 	struct wake_serve *w = arg;
 	for (unsigned i = 0; i < w->wakes; i++) {
 		struct cr_brainlink_done d;
-		int r = cr_brainlink_serve(w->fd, w->session, w->platform, 60000, &d, &w->err);
+		int r = cr_brainlink_serve(w->fd, w->session, NULL, 0, w->platform, 60000, &d,
+					   &w->err);
 		if (r < 0) {
 			w->result = r;
 			break;
@@ -1234,8 +1235,11 @@ static int wake_measure(const char *dir, struct wake_figures *wf, const atomic_b
 			int result = 0;
 			if (over_link) {
 				char got[CR_LOG_ID_MAX];
-				if ((r = cr_brainlink_next(link, got, err)) < 0)
+				struct cr_log_event *early;
+				size_t n_early;
+				if ((r = cr_brainlink_next(link, got, &early, &n_early, err)) < 0)
 					goto out;
+				cr_log_events_free(early, n_early); /* (none) */
 				r = wake_once(&link_oc, got, &ns, &st, &result, err);
 				struct cr_error e2;
 				int d = cr_brainlink_done(link, got, result, &st, "stopped", &e2);

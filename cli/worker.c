@@ -130,10 +130,13 @@ int cr_cli_worker(int argc, char **argv)
 		.model_headers = n_headers ? headers : NULL,
 	};
 	char session[CR_LOG_ID_MAX];
-	while ((r = cr_brainlink_next(link, session, &err)) == 0) {
+	struct cr_log_event *early;
+	size_t n_early;
+	while ((r = cr_brainlink_next(link, session, &early, &n_early, &err)) == 0) {
 		struct cr_orch_stats st;
 		struct cr_error werr = { 0 };
-		int w = cr_orch_wake(&oc, session, &st, &werr);
+		int w = cr_orch_wake_early(&oc, session, early, n_early, &st, &werr);
+		cr_log_events_free(early, n_early);
 		if (cr_brainlink_done(link, session, w, &st, w < 0 ? werr.msg : "", &err) < 0) {
 			r = -err.code;
 			break;

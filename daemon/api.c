@@ -161,6 +161,7 @@ struct ctx {
 	const char *allow; /* for a 405: the methods there are (in allow_buf) */
 	char allow_buf[64];
 	char wake[CR_LOG_ID_MAX]; /* a session to wake once the answer is queued */
+	uint64_t wake_through; /* the last seq of the events that wake it (0: none) */
 	bool queued; /* the handler queued its own response (the stream) */
 };
 
@@ -1462,14 +1463,44 @@ static int client_event(struct ctx *c, const json_t *ev, size_t i, const char **
 	return 0;
 }
 
+struct early_wake {
+	struct cr_api *api;
+	const char *session;
+	const struct cr_log_event *ev;
+	size_t n;
+};
+
+static void early_wake(void *arg)
+{
+	struct early_wake *e = arg;
+	e->api->hooks.wake_early(e->api->hooks.arg, e->session, e->ev, e->n);
+}
+
 /* Appends events (already checked) to session as one unit, pending, under its current epoch:
  * a worker that takes the lease between the look and the append makes it -ESTALE, and then
- * the append is tried again under the new epoch. ret gets n results. */
+ * the append is tried again under the new epoch. ret gets n results. With early, the session
+ * is woken as soon as the events are in line (hooks.wake_early), and the model call they lead
+ * to goes out while they are being synced. */
 static int append_client_events(struct cr_api *api, const char *session, const char *const *types,
-				char *const *payloads, size_t n, struct cr_log_appended *ret,
-				struct cr_error *err)
+				char *const *payloads, size_t n, bool early,
+				struct cr_log_appended *ret, struct cr_error *err)
 {
 	struct cr_log_append a[CR_LOG_GROUP_MAX];
+	struct cr_log_event ev[CR_LOG_GROUP_MAX];
+	struct early_wake ew = { api, session, ev, n };
+	struct cr_log_placed placed = { early_wake, &ew };
+	early = early && api->hooks.wake_early;
+	for (size_t i = 0; early && i < n; i++) {
+		/* the ids are drawn here, so that the wake knows them */
+		uint8_t raw[CR_ID_RAW];
+		int r = cr_id_random(raw, err);
+		if (r < 0)
+			return r;
+		ev[i] = (struct cr_log_event){ .payload = payloads[i],
+					       .payload_len = strlen(payloads[i]) };
+		cr_id_format("sevt_", raw, ev[i].id, sizeof(ev[i].id));
+		snprintf(ev[i].type, sizeof(ev[i].type), "%s", types[i]);
+	}
 	int r = -ESTALE;
 	for (int attempt = 0; attempt < 100 && r == -ESTALE; attempt++) {
 		struct cr_log_session_info info;
@@ -1484,8 +1515,9 @@ static int append_client_events(struct cr_api *api, const char *session, const c
 				.payload = payloads[i],
 				.payload_len = strlen(payloads[i]),
 				.flags = CR_LOG_PENDING,
+				.id = early ? ev[i].id : NULL,
 			};
-		r = cr_log_append_all(api->log, a, n, ret, err);
+		r = cr_log_append_all_placed(api->log, a, n, early ? &placed : NULL, ret, err);
 	}
 	return r;
 }
@@ -1993,7 +2025,10 @@ static int sessions_create(struct ctx *c, const char *unused)
 	}
 	if (nev) {
 		struct cr_log_appended done[EVENTS_PER_POST];
-		if (append_client_events(c->api, rec.id, types, payloads, nev, done, &err) < 0) {
+		/* (no early wake: the session's eager sandbox is asked for below, and its first
+		 * turn must find it asked for) */
+		if (append_client_events(c->api, rec.id, types, payloads, nev, false, done, &err) <
+		    0) {
 			struct cr_error e2;
 			api_store_delete(c->api->store, API_SESSION, rec.id, now_realtime_ns(),
 					 &e2);
@@ -2247,7 +2282,8 @@ static int events_post(struct ctx *c, const char *id)
 		}
 		n = i + 1;
 	}
-	if (r == 0 && (r = append_client_events(c->api, id, types, payloads, n, done, &err)) < 0) {
+	if (r == 0 &&
+	    (r = append_client_events(c->api, id, types, payloads, n, true, done, &err)) < 0) {
 		if (r == -ENOENT)
 			r = bad(c, 404, "session %s not found", id);
 		else if (r == -E2BIG)
@@ -2274,6 +2310,7 @@ static int events_post(struct ctx *c, const char *id)
 		}
 		c->reply = json_pack("{s:o}", "data", data);
 		snprintf(c->wake, sizeof(c->wake), "%s", id);
+		c->wake_through = done[n - 1].seq;
 	}
 	free_payloads(payloads, n);
 	return r;
@@ -3122,7 +3159,7 @@ static enum MHD_Result dispatch(struct request *rq, struct MHD_Connection *conn,
 		ret = r < 0 ? send_problem(conn, rq, &c.prob, c.allow)
 			    : send_json(conn, rq, 200, TAKE_PTR(c.reply), NULL);
 	if (r == 0 && c.wake[0] && rq->api->hooks.wake)
-		rq->api->hooks.wake(rq->api->hooks.arg, c.wake);
+		rq->api->hooks.wake(rq->api->hooks.arg, c.wake, c.wake_through);
 	json_decref(c.body);
 	json_decref(c.reply);
 	free(c.segbuf);

@@ -130,10 +130,16 @@ struct daemon {
 	struct cr_workers *workers;
 };
 
-static void hook_wake(void *arg, const char *session)
+static void hook_wake(void *arg, const char *session, uint64_t through)
 {
 	struct daemon *d = arg;
-	cr_workers_wake(d->workers, session);
+	cr_workers_wake(d->workers, session, through);
+}
+
+static void hook_wake_early(void *arg, const char *session, const struct cr_log_event *ev, size_t n)
+{
+	struct daemon *d = arg;
+	cr_workers_wake_early(d->workers, session, ev, n);
 }
 
 static void eager_done(void *arg, const char *session, int result, const struct cr_error *err)
@@ -304,7 +310,7 @@ static void recover(struct daemon *d)
 	size_t woken = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (v[i].pending > 0 || left_running(d->log, &v[i])) {
-			cr_workers_wake(d->workers, v[i].id);
+			cr_workers_wake(d->workers, v[i].id, 0);
 			woken++;
 		}
 	}
@@ -390,6 +396,7 @@ static int serve(const struct options *o)
 		.listen = o->listen,
 		.hooks = { .arg = &d,
 			   .wake = hook_wake,
+			   .wake_early = hook_wake_early,
 			   .session_created = hook_created,
 			   .session_ended = hook_ended,
 			   .sandboxes = &sandbox_ops },

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "corral/brainlink.h"
+#include "corral/cleanup.h"
 #include "corral/workers.h"
 
 struct slot {
@@ -29,6 +30,16 @@ struct slot {
 struct driven {
 	char session[CR_LOG_ID_MAX];
 	bool again; /* woken while being driven */
+	bool told_early; /* its wake was told of early events */
+	uint64_t through; /* told_early: events through this seq became durable meanwhile */
+};
+
+/* A session waiting for a worker, with the events posted to it that were still being synced when
+ * it was queued (cr_workers_wake_early), which its wake is told of. */
+struct queued {
+	char session[CR_LOG_ID_MAX];
+	struct cr_log_event *early;
+	size_t n_early;
 };
 
 struct cr_workers {
@@ -37,7 +48,7 @@ struct cr_workers {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stopping;
-	char (*queue)[CR_LOG_ID_MAX];
+	struct queued *queue;
 	size_t qn, qcap;
 	struct driven *driven;
 	size_t dn;
@@ -46,12 +57,12 @@ struct cr_workers {
 	struct cr_workers_stats stats;
 };
 
-static bool queued(struct cr_workers *w, const char *session)
+static struct queued *find_queued(struct cr_workers *w, const char *session)
 {
 	for (size_t i = 0; i < w->qn; i++)
-		if (strcmp(w->queue[i], session) == 0)
-			return true;
-	return false;
+		if (strcmp(w->queue[i].session, session) == 0)
+			return &w->queue[i];
+	return NULL;
 }
 
 static struct driven *find_driven(struct cr_workers *w, const char *session)
@@ -62,47 +73,91 @@ static struct driven *find_driven(struct cr_workers *w, const char *session)
 	return NULL;
 }
 
-/* Puts session in the queue (at the front for a session a dead worker left). Called locked. */
-static void enqueue(struct cr_workers *w, const char *session, bool front)
+/* Puts session in the queue (at the front for a session a dead worker left); its entry, new or
+ * not, or NULL when there was no room. Called locked. */
+static struct queued *enqueue(struct cr_workers *w, const char *session, bool front)
 {
-	if (queued(w, session))
-		return;
+	struct queued *q = find_queued(w, session);
+	if (q)
+		return q;
 	if (w->qn == w->qcap) {
 		size_t cap = w->qcap ? w->qcap * 2 : 64;
-		void *q = realloc(w->queue, cap * sizeof(*w->queue));
-		if (!q) {
+		void *v = realloc(w->queue, cap * sizeof(*w->queue));
+		if (!v) {
 			fprintf(stderr, "corrald: out of memory queueing session %s\n", session);
-			return;
+			return NULL;
 		}
-		w->queue = q;
+		w->queue = v;
 		w->qcap = cap;
 	}
 	if (front) {
 		memmove(w->queue + 1, w->queue, w->qn * sizeof(*w->queue));
-		snprintf(w->queue[0], CR_LOG_ID_MAX, "%s", session);
+		q = &w->queue[0];
 	} else {
-		snprintf(w->queue[w->qn], CR_LOG_ID_MAX, "%s", session);
+		q = &w->queue[w->qn];
 	}
+	*q = (struct queued){ 0 };
+	snprintf(q->session, CR_LOG_ID_MAX, "%s", session);
 	w->qn++;
 	pthread_cond_signal(&w->cond);
+	return q;
 }
 
-void cr_workers_wake(struct cr_workers *w, const char *session)
+void cr_workers_wake(struct cr_workers *w, const char *session, uint64_t through)
 {
 	if (!w || strlen(session) >= CR_LOG_ID_MAX)
 		return;
 	pthread_mutex_lock(&w->lock);
 	struct driven *d = find_driven(w, session);
-	if (d)
+	if (d && d->told_early && through)
+		d->through = through > d->through ? through : d->through;
+	else if (d)
 		d->again = true;
 	else
-		enqueue(w, session, false);
+		enqueue(w, session, false); /* (a queued wake reads the log later: enough) */
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* Takes the next session off the queue into the driven set: 1, or 0 when none came within
- * wait_ms, or -1 when stopping. */
-static int take(struct cr_workers *w, char session[CR_LOG_ID_MAX], int wait_ms)
+/* A copy of ev[0..n) (NULL when out of memory). */
+static struct cr_log_event *events_dup(const struct cr_log_event *ev, size_t n)
+{
+	struct cr_log_event *v = calloc(n, sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		v[i] = ev[i];
+		v[i].payload = strndup(ev[i].payload, ev[i].payload_len);
+		if (!v[i].payload) {
+			cr_log_events_free(v, i);
+			v = NULL;
+		}
+	}
+	return v;
+}
+
+void cr_workers_wake_early(struct cr_workers *w, const char *session,
+			   const struct cr_log_event *early, size_t n_early)
+{
+	if (!w || strlen(session) >= CR_LOG_ID_MAX)
+		return;
+	/* (copied before the lock: it may be a megabyte of payloads) */
+	struct cr_log_event *copy = n_early ? events_dup(early, n_early) : NULL;
+	pthread_mutex_lock(&w->lock);
+	struct driven *d = find_driven(w, session);
+	if (d) {
+		d->again = true; /* (after the wake in progress, the log has them) */
+	} else {
+		struct queued *q = enqueue(w, session, false);
+		if (q && copy && !q->n_early) {
+			q->early = TAKE_PTR(copy);
+			q->n_early = n_early;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	cr_log_events_free(copy, n_early);
+}
+
+/* Takes the next session off the queue into the driven set: 1 (its entry in *q), or 0 when
+ * none came within wait_ms, or -1 when stopping. */
+static int take(struct cr_workers *w, struct queued *q, int wait_ms)
 {
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -118,12 +173,13 @@ static int take(struct cr_workers *w, char session[CR_LOG_ID_MAX], int wait_ms)
 		r = pthread_cond_timedwait(&w->cond, &w->lock, &until);
 	int ret = w->stopping ? -1 : w->qn == 0 ? 0 : 1;
 	if (ret == 1) {
-		snprintf(session, CR_LOG_ID_MAX, "%s", w->queue[0]);
+		*q = w->queue[0];
+		const char *session = q->session;
 		memmove(w->queue, w->queue + 1, --w->qn * sizeof(*w->queue));
 		struct driven *d = realloc(w->driven, (w->dn + 1) * sizeof(*d));
 		if (d) {
 			w->driven = d;
-			d[w->dn] = (struct driven){ 0 };
+			d[w->dn] = (struct driven){ .told_early = q->n_early > 0 };
 			snprintf(d[w->dn].session, CR_LOG_ID_MAX, "%s", session);
 			w->dn++;
 		}
@@ -140,7 +196,7 @@ static void finished(struct cr_workers *w, const char *session, bool lost, uint6
 	pthread_mutex_lock(&w->lock);
 	struct driven *d = find_driven(w, session);
 	if (d) {
-		again = again || d->again;
+		again = again || d->again || (d->told_early && d->through > seen);
 		*d = w->driven[--w->dn];
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -215,12 +271,13 @@ static void *slot_main(void *arg)
 {
 	struct slot *s = arg;
 	struct cr_workers *w = s->w;
-	char session[CR_LOG_ID_MAX];
+	struct queued q;
+	const char *session = q.session;
 	int silence = w->cfg.silence_ms > 0 ? w->cfg.silence_ms : 30000;
 
 	for (;;) {
 		struct cr_error err;
-		int t = take(w, session, 1000);
+		int t = take(w, &q, 1000);
 		if (t < 0)
 			break;
 		if (t == 0) {
@@ -248,12 +305,15 @@ static void *slot_main(void *arg)
 		}
 		if (s->fd < 0 && spawn(s, &err) < 0) {
 			fprintf(stderr, "corrald: %s\n", err.msg);
+			cr_log_events_free(q.early, q.n_early);
 			finished(w, session, true, 0);
 			sleep(1);
 			continue;
 		}
 		struct cr_brainlink_done done;
-		int r = cr_brainlink_serve(s->fd, session, w->cfg.platform, silence, &done, &err);
+		int r = cr_brainlink_serve(s->fd, session, q.early, q.n_early, w->cfg.platform,
+					   silence, &done, &err);
+		cr_log_events_free(q.early, q.n_early);
 		if (r < 0) {
 			pthread_mutex_lock(&w->lock);
 			bool stopping = w->stopping;
@@ -348,6 +408,8 @@ void cr_workers_stop(struct cr_workers *w)
 		pthread_join(w->slots[i].thread, NULL);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
+	for (size_t i = 0; i < w->qn; i++)
+		cr_log_events_free(w->queue[i].early, w->queue[i].n_early);
 	free(w->queue);
 	free(w->driven);
 	free(w->slots);

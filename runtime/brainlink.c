@@ -406,20 +406,36 @@ struct cr_platform cr_brainlink_platform(struct cr_brainlink *l)
 	return (struct cr_platform){ .ops = &link_ops, .p = l };
 }
 
-int cr_brainlink_next(struct cr_brainlink *l, char ret_session[CR_LOG_ID_MAX], struct cr_error *err)
+int cr_brainlink_next(struct cr_brainlink *l, char ret_session[CR_LOG_ID_MAX],
+		      struct cr_log_event **ret_early, size_t *ret_n_early, struct cr_error *err)
 {
 	struct frame f;
+	*ret_early = NULL;
+	*ret_n_early = 0;
 	int r = recv_frame(l->fd, -1, &f, err);
 	if (r < 0)
 		return r;
 	const char *op = json_string_value(json_object_get(f.msg, "op"));
 	const char *s = json_string_value(json_object_get(f.msg, "session"));
-	if (!op || strcmp(op, "wake") != 0 || !s || strlen(s) >= CR_LOG_ID_MAX) {
+	json_t *early = json_object_get(f.msg, "early");
+	size_t n = (size_t)json_integer_value(early);
+	if (!op || strcmp(op, "wake") != 0 || !s || strlen(s) >= CR_LOG_ID_MAX ||
+	    (early && (!json_is_integer(early) || n > CR_LOG_GROUP_MAX))) {
 		frame_clear(&f);
 		return cr_error_set(err, EPROTO, "brain link: expected a wake order");
 	}
-	snprintf(ret_session, CR_LOG_ID_MAX, "%s", s);
+	struct cr_log_event *v = n ? calloc(n, sizeof(*v)) : NULL;
+	if (n && !v)
+		r = cr_error_set(err, ENOMEM, "brain link: out of memory");
+	else if (n && (r = parse_events(&f, n, v, err)) < 0)
+		cr_log_events_free(v, n);
+	if (r == 0)
+		snprintf(ret_session, CR_LOG_ID_MAX, "%s", s);
 	frame_clear(&f);
+	if (r < 0)
+		return r;
+	*ret_early = v;
+	*ret_n_early = n;
 	return 0;
 }
 
@@ -457,28 +473,17 @@ static int reply(int fd, json_t *m, struct cr_error *err)
 	return r;
 }
 
-static int serve_events(int fd, const struct cr_platform *pf, const char *session, json_t *req,
-			struct cr_error *err)
+/* The tail that carries events ev[0..n) (parse_events reads it back); *ret is malloc'ed. */
+static int events_tail(const struct cr_log_event *ev, size_t n, char **ret, size_t *ret_len,
+		       struct cr_error *err)
 {
-	uint64_t after = (uint64_t)json_integer_value(json_object_get(req, "after"));
-	size_t limit = (size_t)json_integer_value(json_object_get(req, "limit"));
-	if (limit == 0 || limit > EVENTS_PAGE)
-		limit = EVENTS_PAGE; /* (a frame is bounded) */
-	struct cr_log_event *ev = NULL;
-	size_t n = 0;
-	struct cr_error e;
-	int r = pf->ops->events(pf->p, session, after, limit, &ev, &n, &e);
-	if (r < 0)
-		return reply_error(fd, r, &e, err);
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		len += sizeof(struct wire_event) + strlen(ev[i].id) + strlen(ev[i].type) +
 		       ev[i].payload_len;
 	char *tail = malloc(len ? len : 1);
-	if (!tail) {
-		cr_log_events_free(ev, n);
+	if (!tail)
 		return cr_error_set(err, ENOMEM, "brain link: out of memory");
-	}
 	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t il = strlen(ev[i].id), tl = strlen(ev[i].type);
@@ -500,7 +505,30 @@ static int serve_events(int fd, const struct cr_platform *pf, const char *sessio
 		memcpy(tail + off, ev[i].payload, ev[i].payload_len);
 		off += ev[i].payload_len;
 	}
+	*ret = tail;
+	*ret_len = len;
+	return 0;
+}
+
+static int serve_events(int fd, const struct cr_platform *pf, const char *session, json_t *req,
+			struct cr_error *err)
+{
+	uint64_t after = (uint64_t)json_integer_value(json_object_get(req, "after"));
+	size_t limit = (size_t)json_integer_value(json_object_get(req, "limit"));
+	if (limit == 0 || limit > EVENTS_PAGE)
+		limit = EVENTS_PAGE; /* (a frame is bounded) */
+	struct cr_log_event *ev = NULL;
+	size_t n = 0;
+	struct cr_error e;
+	int r = pf->ops->events(pf->p, session, after, limit, &ev, &n, &e);
+	if (r < 0)
+		return reply_error(fd, r, &e, err);
+	char *tail;
+	size_t len;
+	r = events_tail(ev, n, &tail, &len, err);
 	cr_log_events_free(ev, n);
+	if (r < 0)
+		return r;
 	json_t *m = json_pack("{s:b, s:I}", "ok", 1, "n", (json_int_t)n);
 	r = m ? send_frame(fd, m, tail, len, err) : cr_error_set(err, ENOMEM, "out of memory");
 	json_decref(m);
@@ -635,10 +663,22 @@ static void serve_preview(const struct cr_platform *pf, const struct frame *f)
 		pf->ops->preview(pf->p, session, json);
 }
 
-int cr_brainlink_serve(int fd, const char *session, const struct cr_platform *platform,
-		       int silence_ms, struct cr_brainlink_done *ret, struct cr_error *err)
+int cr_brainlink_serve(int fd, const char *session, const struct cr_log_event *early,
+		       size_t n_early, const struct cr_platform *platform, int silence_ms,
+		       struct cr_brainlink_done *ret, struct cr_error *err)
 {
-	int r = reply(fd, json_pack("{s:s, s:s}", "op", "wake", "session", session), err);
+	char *tail = NULL;
+	size_t len = 0;
+	int r = n_early ? events_tail(early, n_early, &tail, &len, err) : 0;
+	if (r == 0) {
+		json_t *m = n_early ? json_pack("{s:s, s:s, s:I}", "op", "wake", "session", session,
+						"early", (json_int_t)n_early)
+				    : json_pack("{s:s, s:s}", "op", "wake", "session", session);
+		r = m ? send_frame(fd, m, tail, len, err)
+		      : cr_error_set(err, ENOMEM, "brain link: out of memory");
+		json_decref(m);
+	}
+	free(tail);
 	while (r == 0) {
 		struct frame f;
 		r = recv_frame(fd, silence_ms, &f, err);

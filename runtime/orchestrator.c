@@ -518,10 +518,12 @@ void cr_orch_harness_agent(const json_t *agent, struct cr_harness_agent *ret)
 	ret->tools = json_object_get(agent, "tools");
 }
 
-/* The loop's view of the session: every event so far, in order. */
+/* The loop's view of the session: every event so far, in order; the last `early` of them are
+ * a wake's early events, not yet known to be durable. */
 struct history {
 	struct cr_log_event *ev;
 	size_t n;
+	size_t early;
 };
 
 static void history_clear(struct history *h)
@@ -531,10 +533,19 @@ static void history_clear(struct history *h)
 	h->n = 0;
 }
 
-/* Reads what the log holds after the last event seen. */
+/* Forgets the early events: the log says what became of them. */
+static void history_drop_early(struct history *h)
+{
+	for (; h->early > 0; h->early--)
+		free(h->ev[--h->n].payload);
+}
+
+/* Reads what the log holds after the last durable event seen (early ones are read again, as
+ * the log has them). */
 static int history_refresh(const struct cr_platform *pf, const char *session, struct history *h,
 			   struct cr_error *err)
 {
+	history_drop_early(h);
 	uint64_t after = h->n ? h->ev[h->n - 1].seq : 0;
 	struct cr_log_event *more = NULL;
 	size_t k = 0;
@@ -555,6 +566,64 @@ static int history_refresh(const struct cr_platform *pf, const char *session, st
 	h->ev = v;
 	h->n += k;
 	return 0;
+}
+
+/* Adds a wake's early events to h (read from the log already: nothing), numbered after its
+ * last event as the log will number them if nothing comes between. */
+static int history_add_early(struct history *h, const struct cr_log_event *early, size_t n,
+			     struct cr_error *err)
+{
+	if (n == 0)
+		return 0;
+	for (size_t j = h->n; j-- > 0;)
+		if (strcmp(h->ev[j].id, early[0].id) == 0)
+			return 0; /* (a group is durable whole or not at all) */
+	struct cr_log_event *v = realloc(h->ev, (h->n + n) * sizeof(*v));
+	if (!v)
+		return cr_error_set(err, ENOMEM, "out of memory");
+	h->ev = v;
+	uint64_t seq = h->n ? h->ev[h->n - 1].seq : 0;
+	for (size_t i = 0; i < n; i++) {
+		struct cr_log_event *e = &v[h->n];
+		*e = (struct cr_log_event){ .seq = ++seq };
+		snprintf(e->id, sizeof(e->id), "%s", early[i].id);
+		snprintf(e->type, sizeof(e->type), "%s", early[i].type);
+		e->payload = strndup(early[i].payload, early[i].payload_len);
+		if (!e->payload)
+			return cr_error_set(err, ENOMEM, "out of memory");
+		e->payload_len = early[i].payload_len;
+		h->n++;
+		h->early++;
+	}
+	return 0;
+}
+
+/* Once the lease is taken (the log put its lease.acquired after the early events): reads what
+ * landed and whether it is the early events exactly, under their ids and numbers, followed by
+ * nothing but that lease.acquired. A step taken on them then holds. */
+static int history_settle_early(const struct cr_platform *pf, const char *session,
+				struct history *h, uint64_t epoch, bool *ret_same,
+				struct cr_error *err)
+{
+	size_t base = h->n - h->early, n = h->early;
+	char(*ids)[CR_LOG_ID_MAX] = calloc(n ? n : 1, sizeof(*ids));
+	if (!ids)
+		return cr_error_set(err, ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		memcpy(ids[i], h->ev[base + i].id, sizeof(ids[0]));
+	int r = history_refresh(pf, session, h, err);
+	size_t k = 0;
+	bool same = r == 0;
+	for (size_t i = base; same && i < h->n; i++) {
+		const struct cr_log_event *e = &h->ev[i];
+		if (k == n)
+			same = strcmp(e->type, "lease.acquired") == 0 && e->epoch == epoch;
+		else
+			same = strcmp(e->id, ids[k++]) == 0;
+	}
+	*ret_same = same && k == n;
+	free(ids);
+	return r;
 }
 
 /* Marks change events already read: the history learns it here rather than by reading the
@@ -869,6 +938,18 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 		r = lease_take(pf, session, lease, st, err);
 		if (r < 0)
 			goto out;
+		if (h->early) {
+			bool same = false;
+			r = history_settle_early(pf, session, h, lease->epoch, &same, err);
+			if (r < 0)
+				goto out;
+			if (!same) {
+				st->model_calls--; /* dropped unanswered, as below */
+				st->dropped_calls++;
+				goto out;
+			}
+			before = h->n; /* (its lease.acquired is read: only pre's events follow) */
+		}
 		r = apply_append(pf, session, lease->epoch, pre->events, pre->n_events, err);
 		if (r == 0 && pre->n_mark)
 			r = pf->ops->mark(pf->p, session, lease->epoch, pre->mark, pre->n_mark,
@@ -881,6 +962,7 @@ static int model_turn(const struct cr_orch_config *cfg, const struct cr_harness_
 			goto out;
 		if (!only_ours(h, before, pre, lease->epoch)) {
 			st->model_calls--; /* dropped unanswered: the next step decides again */
+			st->dropped_calls++;
 			goto out;
 		}
 	}
@@ -981,6 +1063,13 @@ static int retake(const struct cr_platform *pf, const char *session, struct leas
 int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct cr_orch_stats *stats,
 		 struct cr_error *err)
 {
+	return cr_orch_wake_early(cfg, session, NULL, 0, stats, err);
+}
+
+int cr_orch_wake_early(const struct cr_orch_config *cfg, const char *session,
+		       const struct cr_log_event *early, size_t n_early,
+		       struct cr_orch_stats *stats, struct cr_error *err)
+{
 	const struct cr_platform *pf = &cfg->platform;
 	struct cr_orch_stats st = { 0 };
 	struct history h = { 0 };
@@ -991,6 +1080,8 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 	int r = pf->ops->config(pf->p, session, &agent_obj, &env_obj, err);
 	if (r == 0)
 		r = history_refresh(pf, session, &h, err);
+	if (r == 0)
+		r = history_add_early(&h, early, n_early, err);
 	struct cr_harness_agent agent;
 	if (r == 0) {
 		cr_orch_harness_agent(agent_obj, &agent);
@@ -1009,6 +1100,13 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			cr_harness_step_clear(&s);
 			r = cr_error_set(err, ECANCELED, "session %s: stopped", session);
 			break;
+		}
+		/* Early events lead only to a model call (after their append): any other effect
+		 * waits until they are durable, as the lease's taking shows. */
+		if (h.early && (s.kind == CR_STEP_MODEL || s.kind == CR_STEP_TOOLS)) {
+			cr_harness_step_clear(&s);
+			r = retake(pf, session, &lease, &h, &st, err);
+			continue;
 		}
 		switch (s.kind) {
 		case CR_STEP_WAIT:
@@ -1057,6 +1155,7 @@ int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct c
 			r = history_refresh(pf, session, &h, err);
 	}
 out:
+	history_drop_early(&h); /* (the last event seen is the last durable one) */
 	st.last_seq = h.n ? h.ev[h.n - 1].seq : 0;
 	if (stats)
 		*stats = st;

@@ -9,8 +9,15 @@
  * Without --state-dir tool calls fail as tool errors (no sandboxes). Exit 0 when the session
  * ended idle, 1 otherwise, 2 on bad usage.
  *
+ * --early MODE (one wake) tells the wake of the message as an early event
+ * (cr_orch_wake_early), as corrald does for a post still being synced: "placed" appends it and
+ * starts the wake once it is in line (cr_log_append_all_placed); "lost" never appends it (an
+ * append that failed); "other" appends a different message (another id) in its place. Each
+ * result then has "dropped_calls".
+ *
  *   orch-wake --log DIR --base-url URL --key-file FILE [--message TEXT] [--wakes N]
  *             [--state-dir DIR --init PATH] [--agent FILE] [--stagger-ms N]
+ *             [--early placed|lost|other]
  */
 #include <errno.h>
 #include <getopt.h>
@@ -21,6 +28,7 @@
 #include <time.h>
 
 #include "corral/cleanup.h"
+#include "corral/id.h"
 #include "corral/orchestrator.h"
 
 #define MAX_WAKES 16
@@ -30,6 +38,8 @@ static struct cr_platform platform;
 static json_t *agent;
 static char session[CR_LOG_ID_MAX];
 static long stagger_ms;
+static struct cr_log_event early; /* --early: the message the wake is told of */
+static const char *early_mode;
 
 struct wake {
 	pthread_t thread;
@@ -61,16 +71,31 @@ static void *run(void *arg)
 	if (w->status < 0)
 		return NULL;
 	struct cr_orch_config oc = { .platform = platform, .model = c, .model_retries = -1 };
-	w->status = cr_orch_wake(&oc, session, &w->stats, &w->err);
+	w->status =
+		cr_orch_wake_early(&oc, session, &early, early_mode ? 1 : 0, &w->stats, &w->err);
 	cr_model_client_free(c);
 	return NULL;
+}
+
+struct start_wakes {
+	struct wake *w;
+	unsigned n;
+};
+
+static void start_wakes(void *arg)
+{
+	struct start_wakes *sw = arg;
+	for (unsigned i = 0; i < sw->n; i++) {
+		sw->w[i].index = i;
+		pthread_create(&sw->w[i].thread, NULL, run, &sw->w[i]);
+	}
 }
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: orch-wake --log DIR --base-url URL --key-file FILE "
 			"[--message TEXT] [--wakes N] [--state-dir DIR --init PATH] "
-			"[--agent FILE] [--stagger-ms N]\n");
+			"[--agent FILE] [--stagger-ms N] [--early placed|lost|other]\n");
 	exit(2);
 }
 
@@ -86,6 +111,7 @@ int main(int argc, char **argv)
 		{ "init", required_argument, NULL, 'i' },
 		{ "agent", required_argument, NULL, 'a' },
 		{ "stagger-ms", required_argument, NULL, 'g' },
+		{ "early", required_argument, NULL, 'e' },
 		{ 0 },
 	};
 	const char *log_dir = NULL, *key_file = NULL, *message = "hello", *state_dir = NULL,
@@ -124,11 +150,18 @@ int main(int argc, char **argv)
 		case 'g':
 			stagger_ms = atol(optarg);
 			break;
+		case 'e':
+			early_mode = optarg;
+			if (strcmp(optarg, "placed") && strcmp(optarg, "lost") &&
+			    strcmp(optarg, "other"))
+				usage();
+			break;
 		default:
 			usage();
 		}
 	}
-	if (!log_dir || !key_file || optind < argc || (state_dir && !init))
+	if (!log_dir || !key_file || optind < argc || (state_dir && !init) ||
+	    (early_mode && wakes != 1))
 		usage();
 
 	struct cr_error err;
@@ -164,10 +197,21 @@ int main(int argc, char **argv)
 				   .payload = text,
 				   .payload_len = strlen(text),
 				   .flags = CR_LOG_PENDING };
-	if (cr_log_append(log, &a, NULL, &err) < 0) {
-		fprintf(stderr, "orch-wake: %s\n", err.msg);
-		return 1;
+	if (early_mode) {
+		uint8_t raw[CR_ID_RAW];
+		if (cr_id_random(raw, &err) < 0) {
+			fprintf(stderr, "orch-wake: %s\n", err.msg);
+			return 1;
+		}
+		cr_id_format("sevt_", raw, early.id, sizeof(early.id));
+		snprintf(early.type, sizeof(early.type), "user.message");
+		early.payload = text;
+		early.payload_len = strlen(text);
+		a.id = strcmp(early_mode, "placed") == 0 ? early.id : NULL; /* (other: drawn) */
 	}
+	/* placed: the wake starts once the message is in line, as corrald's early wake does */
+	bool placed_start = early_mode && strcmp(early_mode, "placed") == 0;
+	bool never = early_mode && strcmp(early_mode, "lost") == 0;
 
 	struct cr_hands_config hc;
 	cr_hands_config_init(&hc);
@@ -185,10 +229,15 @@ int main(int argc, char **argv)
 	}
 
 	struct wake w[MAX_WAKES] = { 0 };
-	for (unsigned i = 0; i < wakes; i++) {
-		w[i].index = i;
-		pthread_create(&w[i].thread, NULL, run, &w[i]);
+	struct start_wakes sw = { w, wakes };
+	struct cr_log_placed placed = { start_wakes, &sw };
+	if (!never &&
+	    cr_log_append_all_placed(log, &a, 1, placed_start ? &placed : NULL, NULL, &err) < 0) {
+		fprintf(stderr, "orch-wake: %s\n", err.msg);
+		return 1;
 	}
+	if (!placed_start)
+		start_wakes(&sw);
 	for (unsigned i = 0; i < wakes; i++)
 		pthread_join(w[i].thread, NULL);
 
@@ -196,12 +245,13 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < wakes; i++) {
 		json_array_append_new(
 			json_object_get(out, "results"),
-			json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:I}", "status",
+			json_pack("{s:s, s:I, s:i, s:i, s:i, s:i, s:s, s:I}", "status",
 				  w[i].status == 0 ? "ok" : cr_errno_name(-w[i].status), "epoch",
 				  (json_int_t)w[i].stats.epoch, "steps", w[i].stats.steps,
-				  "model_calls", w[i].stats.model_calls, "tool_calls",
-				  w[i].stats.tool_calls, "error", w[i].status ? w[i].err.msg : "",
-				  "replay_us", (json_int_t)(w[i].stats.replay_ns / 1000)));
+				  "model_calls", w[i].stats.model_calls, "dropped_calls",
+				  w[i].stats.dropped_calls, "tool_calls", w[i].stats.tool_calls,
+				  "error", w[i].status ? w[i].err.msg : "", "replay_us",
+				  (json_int_t)(w[i].stats.replay_ns / 1000)));
 		if (w[i].status < 0 && w[i].status != -ESTALE)
 			fprintf(stderr, "orch-wake: wake %u: %s\n", i, w[i].err.msg);
 	}

@@ -52,9 +52,14 @@ struct cr_api_sandbox_ops {
 
 struct cr_api_hooks {
 	void *arg; /* for every hook, and the sandboxes' ops */
-	/* Client events were durably appended to session (or a session needs driving): wake it.
-	 * Called on an API thread; must not block. NULL: nothing. */
-	void (*wake)(void *arg, const char *session);
+	/* Client events were durably appended to session, through seq through (or a session needs
+	 * driving: 0): wake it. Called on an API thread; must not block. NULL: nothing. */
+	void (*wake)(void *arg, const char *session, uint64_t through);
+	/* Client events ev[0..n) are in line to be appended to session (their ids, types and
+	 * payloads as the log will hold them; borrowed) but not yet durable: wake it early
+	 * (cr_workers_wake_early); wake follows once they are durable. Called on an API thread
+	 * inside the append; must not block, nor wait for the log. NULL: only wake. */
+	void (*wake_early)(void *arg, const char *session, const struct cr_log_event *ev, size_t n);
 	/* A session was created; environment is its environment object (borrowed). For eager
 	 * provisioning. May block briefly. NULL: nothing. */
 	void (*session_created)(void *arg, const char *session, const json_t *environment);

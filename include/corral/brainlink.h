@@ -28,10 +28,12 @@ void cr_brainlink_free(struct cr_brainlink *l);
 /* The platform whose calls go over the link (valid while the link lives). */
 struct cr_platform cr_brainlink_platform(struct cr_brainlink *l);
 
-/* Waits for corrald's next order: 0 with the session to wake in ret_session, -ECONNRESET when
- * corrald closed the link (the worker should exit), or another negative errno. */
+/* Waits for corrald's next order: 0 with the session to wake in ret_session and the events
+ * posted to it that were still being synced (cr_orch_wake_early; *ret_early owned by the
+ * caller: cr_log_events_free, may be NULL with none), -ECONNRESET when corrald closed the link
+ * (the worker should exit), or another negative errno. */
 int cr_brainlink_next(struct cr_brainlink *l, char ret_session[CR_LOG_ID_MAX],
-		      struct cr_error *err);
+		      struct cr_log_event **ret_early, size_t *ret_n_early, struct cr_error *err);
 
 /* Reports the end of a wake: result is cr_orch_wake's return (its message in msg). */
 int cr_brainlink_done(struct cr_brainlink *l, const char *session, int result,
@@ -45,11 +47,13 @@ struct cr_brainlink_done {
 	char message[256];
 };
 
-/* Orders the worker at fd to wake session, then answers its requests through platform until it
+/* Orders the worker at fd to wake session, told of its early events (n_early may be 0), then
+ * answers its requests through platform until it
  * reports done (0, *ret filled), the link closes (-ECONNRESET: the worker died), or no request
  * comes for silence_ms (-ETIMEDOUT: the worker hangs; -1 waits forever). A tool call runs here,
  * on the calling thread, for as long as it takes. */
-int cr_brainlink_serve(int fd, const char *session, const struct cr_platform *platform,
-		       int silence_ms, struct cr_brainlink_done *ret, struct cr_error *err);
+int cr_brainlink_serve(int fd, const char *session, const struct cr_log_event *early,
+		       size_t n_early, const struct cr_platform *platform, int silence_ms,
+		       struct cr_brainlink_done *ret, struct cr_error *err);
 
 #endif

@@ -168,6 +168,9 @@ struct cr_orch_config {
 
 struct cr_orch_stats {
 	unsigned steps, model_calls, tool_calls;
+	/* model calls sent ahead of their writes and dropped unanswered: a client event landed
+	 * meanwhile, or early events did not land as told */
+	unsigned dropped_calls;
 	uint64_t epoch; /* the lease the wake held */
 	uint64_t last_seq; /* the last event seen */
 	uint64_t replay_ns; /* acquire + read + fold, to the first effect */
@@ -179,6 +182,18 @@ struct cr_orch_stats {
  * could not be reached, the log refused a write). stats (may be NULL) is filled either way. */
 int cr_orch_wake(const struct cr_orch_config *cfg, const char *session, struct cr_orch_stats *stats,
 		 struct cr_error *err);
+
+/* cr_orch_wake, told of events (early, n_early; may be 0) a client posted that were still being
+ * made durable when the wake was ordered: their id, type and payload are those the log is
+ * writing, in order; their seq, times and epoch are ignored. The wake steps on them as if they
+ * were durable, but before that only sends a model call; its first write (the lease, which the
+ * log puts after them) shows whether they landed as told, with nothing between, and a call
+ * made on events that did not is dropped unanswered. So a model call a message leads to goes
+ * out while the message is being synced. Events the log already holds (the same ids) are
+ * not added twice. */
+int cr_orch_wake_early(const struct cr_orch_config *cfg, const char *session,
+		       const struct cr_log_event *early, size_t n_early,
+		       struct cr_orch_stats *stats, struct cr_error *err);
 
 /* The harness agent of an API agent object (borrows from it: keep agent alive). */
 void cr_orch_harness_agent(const json_t *agent, struct cr_harness_agent *ret);

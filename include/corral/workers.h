@@ -26,9 +26,17 @@ struct cr_workers;
 int cr_workers_start(const struct cr_workers_config *cfg, struct cr_workers **ret,
 		     struct cr_error *err);
 
-/* Asks for session to be driven (now, or again after the worker driving it is done). Never
- * blocks for long; any thread. */
-void cr_workers_wake(struct cr_workers *w, const char *session);
+/* Wakes session: a free worker takes it; if a worker drives it now, it is driven again after
+ * that. through: the last seq of the events that caused it (0: none in particular). Never blocks
+ * for long; any thread. */
+void cr_workers_wake(struct cr_workers *w, const char *session, uint64_t through);
+
+/* Wakes session for events posted to it that the log is still syncing (n_early may be 0; they
+ * are copied): its wake, if it is not being driven now, is told of them (cr_orch_wake_early).
+ * Must be followed by cr_workers_wake(through: their last seq) once they are durable: a wake
+ * told of them then does not run again unless it ended without seeing them in the log. */
+void cr_workers_wake_early(struct cr_workers *w, const char *session,
+			   const struct cr_log_event *early, size_t n_early);
 
 /* Stops the workers (SIGTERM, then SIGKILL), joins the threads. NULL is fine. */
 void cr_workers_stop(struct cr_workers *w);
