@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -1072,6 +1073,7 @@ static int wake_check(struct cr_log *log, const char *session, size_t *ret_event
 
 struct wake_serve {
 	pthread_t thread;
+	sem_t go; /* posted once per wake: the wake's clock starts then */
 	int fd;
 	const char *session;
 	const struct cr_platform *platform;
@@ -1086,6 +1088,8 @@ static void *serve_main(void *arg)
 	struct wake_serve *w = arg;
 	for (unsigned i = 0; i < w->wakes; i++) {
 		struct cr_brainlink_done d;
+		while (sem_wait(&w->go) < 0)
+			;
 		int r = cr_brainlink_serve(w->fd, w->session, NULL, 0, w->platform, 60000, &d,
 					   &w->err);
 		if (r < 0) {
@@ -1170,6 +1174,7 @@ static int wake_measure(const char *dir, struct wake_figures *wf, const atomic_b
 	struct cr_model_client *model = NULL;
 	struct cr_brainlink *link = NULL;
 	struct wake_serve ws = { .fd = -1 };
+	sem_init(&ws.go, 0, 0);
 	int pair[2] = { -1, -1 };
 	bool serving = false;
 	const unsigned rounds = CR_BENCH_TTFT_WAKE_REPEATS + 1; /* the first: a warm-up */
@@ -1234,13 +1239,19 @@ static int wake_measure(const char *dir, struct wake_figures *wf, const atomic_b
 			struct cr_orch_stats st;
 			int result = 0;
 			if (over_link) {
+				/* from corrald's first move: the wake order carries the
+				 * session's configuration and first events */
 				char got[CR_LOG_ID_MAX];
 				struct cr_log_event *early;
 				size_t n_early;
+				uint64_t t_order = cr_now_ns();
+				sem_post(&ws.go);
 				if ((r = cr_brainlink_next(link, got, &early, &n_early, err)) < 0)
 					goto out;
 				cr_log_events_free(early, n_early); /* (none) */
+				uint64_t ordered = cr_now_ns() - t_order;
 				r = wake_once(&link_oc, got, &ns, &st, &result, err);
+				ns += ordered;
 				struct cr_error e2;
 				int d = cr_brainlink_done(link, got, result, &st, "stopped", &e2);
 				if (r == 0 && d < 0) {
@@ -1275,10 +1286,12 @@ static int wake_measure(const char *dir, struct wake_figures *wf, const atomic_b
 	}
 out:
 	cr_brainlink_free(link); /* (the serving thread sees the link close) */
+	sem_post(&ws.go); /* (one that waits for its go sees it close then) */
 	if (pair[1] >= 0)
 		close(pair[1]);
 	if (serving)
 		pthread_join(ws.thread, NULL);
+	sem_destroy(&ws.go);
 	if (pair[0] >= 0)
 		close(pair[0]);
 	if (ws.fd >= 0)

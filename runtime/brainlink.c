@@ -131,9 +131,28 @@ static int recv_frame(int fd, int silence_ms, struct frame *ret, struct cr_error
 
 /* --- the worker's side --------------------------------------------------------------------- */
 
+/* What corrald sent with the wake order, so that the wake's first reads need no round trip:
+ * the session's configuration and its first page of events, each used once. */
+struct prefetch {
+	char session[CR_LOG_ID_MAX];
+	json_t *agent, *env; /* NULL: none (ask) */
+	struct cr_log_event *ev;
+	size_t n;
+	bool have_events;
+};
+
 struct cr_brainlink {
 	int fd;
+	struct prefetch pre;
 };
+
+static void prefetch_clear(struct prefetch *p)
+{
+	json_decref(p->agent);
+	json_decref(p->env);
+	cr_log_events_free(p->ev, p->n);
+	*p = (struct prefetch){ 0 };
+}
 
 int cr_brainlink_new(int fd, struct cr_brainlink **ret, struct cr_error *err)
 {
@@ -149,6 +168,7 @@ void cr_brainlink_free(struct cr_brainlink *l)
 {
 	if (!l)
 		return;
+	prefetch_clear(&l->pre);
 	close(l->fd);
 	free(l);
 }
@@ -232,8 +252,23 @@ static int parse_events(const struct frame *f, size_t n, struct cr_log_event *v,
 static int rl_events(void *p, const char *session, uint64_t after_seq, size_t limit,
 		     struct cr_log_event **ret, size_t *ret_n, struct cr_error *err)
 {
+	struct cr_brainlink *l = p;
 	struct cr_log_event *v = NULL;
 	size_t n = 0;
+	if (l->pre.have_events && after_seq == 0 && (!limit || limit >= l->pre.n) &&
+	    strcmp(l->pre.session, session) == 0) {
+		/* the first page came with the wake order; a full one is continued from here */
+		v = TAKE_PTR(l->pre.ev);
+		n = l->pre.n;
+		l->pre.n = 0;
+		l->pre.have_events = false;
+		if (n < EVENTS_PAGE || (limit && n == limit)) {
+			*ret = v;
+			*ret_n = n;
+			return 0;
+		}
+		after_seq = v[n - 1].seq;
+	}
 	for (;;) {
 		size_t page = EVENTS_PAGE;
 		if (limit && limit - n < page)
@@ -354,6 +389,12 @@ static int rl_tool(void *p, const char *session, uint64_t epoch, const char *cal
 static int rl_config(void *p, const char *session, json_t **ret_agent, json_t **ret_env,
 		     struct cr_error *err)
 {
+	struct cr_brainlink *l = p;
+	if (l->pre.agent && strcmp(l->pre.session, session) == 0) {
+		*ret_agent = TAKE_PTR(l->pre.agent);
+		*ret_env = TAKE_PTR(l->pre.env);
+		return 0;
+	}
 	struct frame f;
 	int r = call(p, json_pack("{s:s, s:s}", "op", "config", "session", session), &f, err);
 	if (r < 0)
@@ -424,16 +465,49 @@ int cr_brainlink_next(struct cr_brainlink *l, char ret_session[CR_LOG_ID_MAX],
 		frame_clear(&f);
 		return cr_error_set(err, EPROTO, "brain link: expected a wake order");
 	}
-	struct cr_log_event *v = n ? calloc(n, sizeof(*v)) : NULL;
-	if (n && !v)
+	/* the tail: the early events, then the prefetched ones */
+	json_t *events = json_object_get(f.msg, "events"),
+	       *config = json_object_get(f.msg, "config");
+	size_t m = (size_t)json_integer_value(events);
+	if ((events && (!json_is_integer(events) || m > EVENTS_PAGE)) ||
+	    (config && (!json_is_object(json_object_get(config, "agent")) ||
+			!json_is_object(json_object_get(config, "environment"))))) {
+		frame_clear(&f);
+		return cr_error_set(err, EPROTO, "brain link: a malformed wake order");
+	}
+	prefetch_clear(&l->pre);
+	struct cr_log_event *v = calloc(n + m + 1, sizeof(*v));
+	if (!v)
 		r = cr_error_set(err, ENOMEM, "brain link: out of memory");
-	else if (n && (r = parse_events(&f, n, v, err)) < 0)
-		cr_log_events_free(v, n);
-	if (r == 0)
+	else if ((r = parse_events(&f, n + m, v, err)) < 0)
+		cr_log_events_free(v, n + m);
+	if (r == 0 && events) {
+		l->pre.ev = m ? calloc(m, sizeof(*v)) : NULL;
+		if (m && !l->pre.ev) {
+			cr_log_events_free(v, n + m);
+			r = cr_error_set(err, ENOMEM, "brain link: out of memory");
+		} else {
+			if (m)
+				memcpy(l->pre.ev, v + n, m * sizeof(*v));
+			l->pre.n = m;
+			l->pre.have_events = true;
+		}
+	}
+	if (r == 0) {
 		snprintf(ret_session, CR_LOG_ID_MAX, "%s", s);
+		snprintf(l->pre.session, sizeof(l->pre.session), "%s", s);
+		if (config) {
+			l->pre.agent = json_incref(json_object_get(config, "agent"));
+			l->pre.env = json_incref(json_object_get(config, "environment"));
+		}
+	}
 	frame_clear(&f);
 	if (r < 0)
 		return r;
+	if (n == 0) {
+		free(v);
+		v = NULL;
+	}
 	*ret_early = v;
 	*ret_n_early = n;
 	return 0;
@@ -663,22 +737,54 @@ static void serve_preview(const struct cr_platform *pf, const struct frame *f)
 		pf->ops->preview(pf->p, session, json);
 }
 
+/* The wake order, with the early events and what the wake reads first: the session's
+ * configuration and its first page of events (each left out when it cannot be read: the worker
+ * then asks, and hears why). */
+static int send_wake(int fd, const char *session, const struct cr_log_event *early, size_t n_early,
+		     const struct cr_platform *pf, struct cr_error *err)
+{
+	struct cr_error e;
+	json_t *agent = NULL, *env = NULL;
+	struct cr_log_event *ev = NULL;
+	size_t n = 0;
+	bool have_events = pf->ops->events(pf->p, session, 0, EVENTS_PAGE, &ev, &n, &e) == 0;
+	bool have_config = pf->ops->config(pf->p, session, &agent, &env, &e) == 0;
+	struct cr_log_event *all = calloc(n_early + n + 1, sizeof(*all));
+	json_t *m = json_pack("{s:s, s:s, s:I}", "op", "wake", "session", session, "early",
+			      (json_int_t)n_early);
+	int r = all && m ? 0 : -1;
+	if (r == 0 && have_events)
+		r = json_object_set_new(m, "events", json_integer((json_int_t)n));
+	if (r == 0 && have_config)
+		r = json_object_set_new(
+			m, "config", json_pack("{s:O, s:O}", "agent", agent, "environment", env));
+	if (r < 0)
+		r = cr_error_set(err, ENOMEM, "brain link: out of memory");
+	char *tail = NULL;
+	size_t len = 0;
+	if (r == 0) {
+		if (n_early)
+			memcpy(all, early, n_early * sizeof(*all));
+		if (have_events && n)
+			memcpy(all + n_early, ev, n * sizeof(*all));
+		r = events_tail(all, n_early + (have_events ? n : 0), &tail, &len, err);
+	}
+	if (r == 0)
+		r = send_frame(fd, m, tail, len, err);
+	free(tail);
+	free(all); /* (the payloads are ev's and early's) */
+	json_decref(m);
+	json_decref(agent);
+	json_decref(env);
+	cr_log_events_free(ev, n);
+	return r;
+}
+
 int cr_brainlink_serve(int fd, const char *session, const struct cr_log_event *early,
 		       size_t n_early, const struct cr_platform *platform, int silence_ms,
 		       struct cr_brainlink_done *ret, struct cr_error *err)
 {
-	char *tail = NULL;
-	size_t len = 0;
-	int r = n_early ? events_tail(early, n_early, &tail, &len, err) : 0;
-	if (r == 0) {
-		json_t *m = n_early ? json_pack("{s:s, s:s, s:I}", "op", "wake", "session", session,
-						"early", (json_int_t)n_early)
-				    : json_pack("{s:s, s:s}", "op", "wake", "session", session);
-		r = m ? send_frame(fd, m, tail, len, err)
-		      : cr_error_set(err, ENOMEM, "brain link: out of memory");
-		json_decref(m);
-	}
-	free(tail);
+	int r = send_wake(fd, session, early, n_early, platform, err);
 	while (r == 0) {
 		struct frame f;
 		r = recv_frame(fd, silence_ms, &f, err);
