@@ -747,8 +747,10 @@ static int send_wake(int fd, const char *session, const struct cr_log_event *ear
 	json_t *agent = NULL, *env = NULL;
 	struct cr_log_event *ev = NULL;
 	size_t n = 0;
-	bool have_events = pf->ops->events(pf->p, session, 0, EVENTS_PAGE, &ev, &n, &e) == 0;
+	/* (the configuration first: it waits for an eager sandbox being made, whose events the
+	 * read then sees) */
 	bool have_config = pf->ops->config(pf->p, session, &agent, &env, &e) == 0;
+	bool have_events = pf->ops->events(pf->p, session, 0, EVENTS_PAGE, &ev, &n, &e) == 0;
 	struct cr_log_event *all = calloc(n_early + n + 1, sizeof(*all));
 	json_t *m = json_pack("{s:s, s:s, s:I}", "op", "wake", "session", session, "early",
 			      (json_int_t)n_early);
