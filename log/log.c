@@ -71,6 +71,16 @@ struct session {
 	uint64_t kicks; /* cr_log_kick() calls for it: each ends its waits in progress */
 };
 
+/* A thread in cr_log_wait: each has a condition of its own, signalled only when its session
+ * moves (a durable event, a kick) or the log closes, so that a batch wakes the streams of the
+ * sessions it wrote and not every stream. */
+struct follower {
+	struct session *s; /* NULL until it waits */
+	uint64_t after;
+	pthread_cond_t cond;
+	struct follower *prev, *next;
+};
+
 enum req_kind {
 	REQ_EVENT,
 	REQ_MARK,
@@ -123,8 +133,8 @@ struct cr_log {
 	bool writer_active; /* the writer thread has a batch (or its callbacks) in hand */
 	bool inline_active; /* an appending thread writes its own batch (see append_inline) */
 
-	pthread_mutex_t lock; /* sessions, segments, stats, failure */
-	pthread_cond_t durable;
+	pthread_mutex_t lock; /* sessions, segments, stats, failure, followers */
+	struct follower *followers; /* the threads in cr_log_wait */
 	bool closed;
 	int failed; /* errno of a write/sync failure: no further appends */
 	struct cr_error fail_err;
@@ -1191,6 +1201,18 @@ static void undo(struct req *r)
 	}
 }
 
+/* Wakes the followers of session s that have something to see (a kick: s given, all of its
+ * own), or with s NULL those whose session has an event after theirs, or all once the log is
+ * closed. Called with log->lock held. */
+static void wake_followers(struct cr_log *log, const struct session *s)
+{
+	for (struct follower *f = log->followers; f; f = f->next)
+		if (s ? f->s == s : log->closed || f->s->durable_seq > f->after) {
+			pthread_cond_signal(&f->cond);
+			log->stats.follower_wakes++;
+		}
+}
+
 static void frame_of(const struct req *r, struct log_frame *f)
 {
 	memset(f, 0, sizeof(*f));
@@ -1430,7 +1452,7 @@ static void finish_batch(struct cr_log *log, struct batch *b)
 		log->next_batch++;
 		log->stats.batches++;
 		log->stats.bytes += b->used;
-		pthread_cond_broadcast(&log->durable);
+		wake_followers(log, NULL);
 	}
 	pthread_mutex_unlock(&log->lock);
 }
@@ -2089,6 +2111,8 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 		}
 	}
 	int r = 0;
+	struct follower f = { .after = after_seq };
+	pthread_cond_init(&f.cond, NULL);
 	pthread_mutex_lock(&log->lock);
 	struct session *s0 = find_durable(log, session, NULL);
 	uint64_t kicks = s0 ? s0->kicks : 0;
@@ -2107,16 +2131,33 @@ int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int
 			r = cr_error_set(err, ESHUTDOWN, "the log is closing");
 			break;
 		}
-		int w = timeout_ms < 0
-				? pthread_cond_wait(&log->durable, &log->lock)
-				: pthread_cond_timedwait(&log->durable, &log->lock, &deadline);
+		if (!f.s) {
+			f.s = s;
+			f.next = log->followers;
+			if (f.next)
+				f.next->prev = &f;
+			log->followers = &f;
+			log->stats.followers++;
+		}
+		int w = timeout_ms < 0 ? pthread_cond_wait(&f.cond, &log->lock)
+				       : pthread_cond_timedwait(&f.cond, &log->lock, &deadline);
 		if (w == ETIMEDOUT) {
 			r = cr_error_set(err, ETIMEDOUT, "no event after seq %llu in %d ms",
 					 (unsigned long long)after_seq, timeout_ms);
 			break;
 		}
 	}
+	if (f.s) {
+		if (f.prev)
+			f.prev->next = f.next;
+		else
+			log->followers = f.next;
+		if (f.next)
+			f.next->prev = f.prev;
+		log->stats.followers--;
+	}
 	pthread_mutex_unlock(&log->lock);
+	pthread_cond_destroy(&f.cond);
 	return r;
 }
 
@@ -2126,7 +2167,7 @@ void cr_log_kick(struct cr_log *log, const char *session)
 	struct session *s = find_durable(log, session, NULL);
 	if (s) {
 		s->kicks++;
-		pthread_cond_broadcast(&log->durable);
+		wake_followers(log, s);
 	}
 	pthread_mutex_unlock(&log->lock);
 }
@@ -2343,7 +2384,7 @@ void cr_log_close(struct cr_log *log)
 	spare_discard(log);
 	pthread_mutex_lock(&log->lock);
 	log->closed = true;
-	pthread_cond_broadcast(&log->durable);
+	wake_followers(log, NULL);
 	pthread_mutex_unlock(&log->lock);
 	if (log->catalog) {
 		repair_catalog(log, NULL); /* last_seq of every session, in one transaction */
@@ -2366,7 +2407,6 @@ void cr_log_close(struct cr_log *log)
 	pthread_mutex_destroy(&log->qlock);
 	pthread_mutex_destroy(&log->catalog_lock);
 	pthread_cond_destroy(&log->work);
-	pthread_cond_destroy(&log->durable);
 	pthread_mutex_destroy(&log->spare_lock);
 	pthread_cond_destroy(&log->spare_cond);
 	free(log->dir);
@@ -2387,7 +2427,6 @@ int cr_log_open(const char *dir, const struct cr_log_options *opts, struct cr_lo
 	pthread_mutex_init(&log->qlock, NULL);
 	pthread_mutex_init(&log->catalog_lock, NULL);
 	pthread_cond_init(&log->work, NULL);
-	pthread_cond_init(&log->durable, NULL);
 	if (opts)
 		log->opts = *opts;
 	else

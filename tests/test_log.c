@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -1241,6 +1242,70 @@ Test(log, a_kick_ends_the_sessions_waits_without_an_event, .timeout = 20)
 	cr_assert_eq(cr_log_wait(log, "s", 1, 400, &seq, &err), -ETIMEDOUT,
 		     "a kick of another session does not end it");
 	pthread_join(t, NULL);
+	cr_log_close(log);
+	cr_test_rmrf(dir);
+}
+
+struct follow {
+	struct cr_log *log;
+	char session[8];
+	int result;
+	int64_t waited_ms;
+};
+
+static void *follow_main(void *arg)
+{
+	struct follow *f = arg;
+	struct cr_error err;
+	int64_t t0 = cr_now_ms();
+	f->result = cr_log_wait(f->log, f->session, 1, 20000, NULL, &err);
+	f->waited_ms = cr_now_ms() - t0;
+	return NULL;
+}
+
+/* An event wakes the waits on its own session only: eight streams on eight sessions, one event
+ * to one of them, one of them woken to look. */
+Test(log, an_event_wakes_only_the_waits_on_its_session, .timeout = 60)
+{
+	_cleanup_free_ char *dir = cr_test_tmpdir("log");
+	struct cr_log *log = open_log(dir, 0);
+	struct follow f[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		f[i] = (struct follow){ .log = log };
+		snprintf(f[i].session, sizeof(f[i].session), "s%d", i);
+		create(log, f[i].session);
+		append(log, f[i].session, 0, "{}");
+	}
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, follow_main, &f[i]), 0);
+	struct cr_log_stats st;
+	int64_t until = cr_now_ms() + 10000;
+	do {
+		cr_log_get_stats(log, &st);
+		if (st.followers < 8)
+			usleep(1000);
+	} while (st.followers < 8 && cr_now_ms() < until);
+	cr_assert_eq(st.followers, 8, "every stream is waiting");
+	uint64_t wakes = st.follower_wakes;
+	append(log, "s3", 0, "{\"n\":2}");
+	pthread_join(t[3], NULL);
+	cr_assert_eq(f[3].result, 0);
+	cr_log_get_stats(log, &st);
+	cr_assert_eq(st.follower_wakes - wakes, 1, "one wait woken, not %" PRIu64,
+		     st.follower_wakes - wakes);
+	cr_assert_eq(st.followers, 7);
+	for (int i = 0; i < 8; i++)
+		if (i != 3)
+			cr_log_kick(log, f[i].session);
+	for (int i = 0; i < 8; i++)
+		if (i != 3) {
+			pthread_join(t[i], NULL);
+			cr_assert_eq(f[i].result, 0);
+			cr_assert_lt(f[i].waited_ms, 15000, "the kick ended it");
+		}
+	cr_log_get_stats(log, &st);
+	cr_assert_eq(st.followers, 0);
 	cr_log_close(log);
 	cr_test_rmrf(dir);
 }

@@ -225,6 +225,8 @@ struct cr_log_stats {
 	uint64_t recovered_bytes; /* log bytes scanned at open */
 	uint64_t recovery_ns; /* time the open's recovery scan took */
 	uint64_t truncated_bytes; /* torn tail removed at open */
+	uint64_t followers; /* threads in cr_log_wait now */
+	uint64_t follower_wakes; /* times one of them was woken to look (an event, a kick) */
 };
 
 void cr_log_get_stats(struct cr_log *log, struct cr_log_stats *ret);
