@@ -60,6 +60,9 @@ struct api_store {
 	pthread_mutex_t lock;
 	sqlite3 *db;
 	char path[256];
+	/* api_store_get's statements, by kind and deleted_ok, prepared at first use: every request
+	 * and every wake reads records, and preparing costs more than the read */
+	sqlite3_stmt *get[API_SESSION + 1][2];
 };
 
 static void finalizep(sqlite3_stmt **st)
@@ -159,6 +162,9 @@ void api_store_close(struct api_store *st)
 {
 	if (!st)
 		return;
+	for (size_t k = 0; k < sizeof(st->get) / sizeof(st->get[0]); k++)
+		for (size_t d = 0; d < 2; d++)
+			sqlite3_finalize(st->get[k][d]);
 	sqlite3_close(st->db);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
@@ -264,24 +270,29 @@ static int read_row(struct api_store *st, sqlite3_stmt *q, struct api_record *re
 int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int64_t version,
 		  bool deleted_ok, struct api_record *ret, struct cr_error *err)
 {
-	char sql[1024];
-	snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM %s WHERE id = ?1%s%s", source(kind),
-		 kind == API_AGENT_VERSION ? " AND version = ?2" : "",
-		 deleted_ok ? "" : " AND deleted_ns IS NULL");
 	pthread_mutex_lock(&st->lock);
-	_cleanup_stmt_ sqlite3_stmt *q = NULL;
-	int r = prepare(st, sql, &q, err);
+	sqlite3_stmt **q = &st->get[kind][deleted_ok];
+	int r = 0;
+	if (!*q) {
+		char sql[1024];
+		snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM %s WHERE id = ?1%s%s",
+			 source(kind), kind == API_AGENT_VERSION ? " AND version = ?2" : "",
+			 deleted_ok ? "" : " AND deleted_ns IS NULL");
+		r = prepare(st, sql, q, err);
+	}
 	if (r == 0) {
-		sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(*q, 1, id, -1, SQLITE_STATIC);
 		if (kind == API_AGENT_VERSION)
-			sqlite3_bind_int64(q, 2, version);
-		int s = sqlite3_step(q);
+			sqlite3_bind_int64(*q, 2, version);
+		int s = sqlite3_step(*q);
 		if (s == SQLITE_ROW)
-			r = read_row(st, q, ret, err);
+			r = read_row(st, *q, ret, err);
 		else if (s == SQLITE_DONE)
 			r = cr_error_set(err, ENOENT, "%s not found", id);
 		else
 			r = sql_error(st, err, "read");
+		sqlite3_reset(*q);
+		sqlite3_clear_bindings(*q); /* (id is the caller's) */
 	}
 	pthread_mutex_unlock(&st->lock);
 	return r;
