@@ -1,9 +1,11 @@
 /* daemon/api_store: the API's resources in SQLite (<state_dir>/api.db, WAL): agents and every
  * version of them, environments, and the sessions' API fields (the pinned agent, title,
- * metadata, ...). One connection, serialized by a mutex: the API's requests are small and the
- * log, not this store, carries the load. Bodies are JSON text the API made; the store never
- * looks inside them. It must never hold what a session did: that is the log's. Schema changes
- * are numbered migrations (PRAGMA user_version), as in log/catalog.c. */
+ * metadata, ...). Writes and lists go through one connection, serialized by a mutex: the API's
+ * requests are small and the log, not this store, carries the load. api_store_get has a
+ * read-only connection of its own, so that a read never waits behind a write's synced commit.
+ * Bodies are JSON text the API made; the store never looks inside them. It must never hold what a
+ * session did: that is the log's. Schema changes are numbered migrations (PRAGMA user_version), as
+ * in log/catalog.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -60,8 +62,12 @@ struct api_store {
 	pthread_mutex_t lock;
 	sqlite3 *db;
 	char path[256];
-	/* api_store_get's statements, by kind and deleted_ok, prepared at first use: every request
-	 * and every wake reads records, and preparing costs more than the read */
+	/* api_store_get's own connection, read-only: in WAL mode it never waits for a write's
+	 * commit (a synced WAL, now and then a checkpoint) on the other one, and every request
+	 * and every wake's configuration reads records. Its statements, by kind and deleted_ok,
+	 * are prepared at first use and kept. */
+	pthread_mutex_t rlock;
+	sqlite3 *rdb;
 	sqlite3_stmt *get[API_SESSION + 1][2];
 };
 
@@ -129,6 +135,7 @@ int api_store_open(const char *path, struct api_store **ret, struct cr_error *er
 		return cr_error_errno(err, ENOMEM, "api store");
 	snprintf(st->path, sizeof(st->path), "%s", path);
 	pthread_mutex_init(&st->lock, NULL);
+	pthread_mutex_init(&st->rlock, NULL);
 	/* Serialized: a statement may be finalized (by its cleanup) after the store's lock is let
 	 * go. */
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
@@ -151,6 +158,14 @@ int api_store_open(const char *path, struct api_store **ret, struct cr_error *er
 		 err);
 	if (r < 0 || (r = migrate(st, err)) < 0)
 		goto fail;
+	/* (opened after the migrations: it sees the schema they made) */
+	if (sqlite3_open_v2(path, &st->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL) !=
+	    SQLITE_OK) {
+		r = cr_error_set(err, EIO, "api store %s: %s", path,
+				 st->rdb ? sqlite3_errmsg(st->rdb) : "cannot open");
+		goto fail;
+	}
+	sqlite3_busy_timeout(st->rdb, 5000);
 	*ret = st;
 	return 0;
 fail:
@@ -165,7 +180,9 @@ void api_store_close(struct api_store *st)
 	for (size_t k = 0; k < sizeof(st->get) / sizeof(st->get[0]); k++)
 		for (size_t d = 0; d < 2; d++)
 			sqlite3_finalize(st->get[k][d]);
+	sqlite3_close(st->rdb);
 	sqlite3_close(st->db);
+	pthread_mutex_destroy(&st->rlock);
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 }
@@ -270,7 +287,7 @@ static int read_row(struct api_store *st, sqlite3_stmt *q, struct api_record *re
 int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int64_t version,
 		  bool deleted_ok, struct api_record *ret, struct cr_error *err)
 {
-	pthread_mutex_lock(&st->lock);
+	pthread_mutex_lock(&st->rlock);
 	sqlite3_stmt **q = &st->get[kind][deleted_ok];
 	int r = 0;
 	if (!*q) {
@@ -278,7 +295,9 @@ int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int6
 		snprintf(sql, sizeof(sql), "SELECT " COLUMNS " FROM %s WHERE id = ?1%s%s",
 			 source(kind), kind == API_AGENT_VERSION ? " AND version = ?2" : "",
 			 deleted_ok ? "" : " AND deleted_ns IS NULL");
-		r = prepare(st, sql, q, err);
+		if (sqlite3_prepare_v2(st->rdb, sql, -1, q, NULL) != SQLITE_OK)
+			r = cr_error_set(err, EIO, "api store %s: prepare: %s", st->path,
+					 sqlite3_errmsg(st->rdb));
 	}
 	if (r == 0) {
 		sqlite3_bind_text(*q, 1, id, -1, SQLITE_STATIC);
@@ -290,11 +309,12 @@ int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int6
 		else if (s == SQLITE_DONE)
 			r = cr_error_set(err, ENOENT, "%s not found", id);
 		else
-			r = sql_error(st, err, "read");
+			r = cr_error_set(err, EIO, "api store %s: read: %s", st->path,
+					 sqlite3_errmsg(st->rdb));
 		sqlite3_reset(*q);
 		sqlite3_clear_bindings(*q); /* (id is the caller's) */
 	}
-	pthread_mutex_unlock(&st->lock);
+	pthread_mutex_unlock(&st->rlock);
 	return r;
 }
 
