@@ -17,6 +17,10 @@
 #include "corral/json.h"
 
 #define EVENTS_PAGE 4096 /* events per reply: the worker asks again while pages are full */
+/* bytes of events per reply (a page ends early rather than make a frame too large: it then says
+ * "more"), and of the events a wake order carries */
+#define PAGE_BYTES (CR_BRAINLINK_FRAME_MAX / 2)
+#define PREFETCH_BYTES (8u << 20)
 #define PREVIEW_MAX (256u << 10) /* largest preview frame passed on */
 
 /* Record header of one event in the events reply's tail (all big-endian). */
@@ -139,6 +143,7 @@ struct prefetch {
 	struct cr_log_event *ev;
 	size_t n;
 	bool have_events;
+	bool more; /* the session has events after these */
 };
 
 struct cr_brainlink {
@@ -262,7 +267,7 @@ static int rl_events(void *p, const char *session, uint64_t after_seq, size_t li
 		n = l->pre.n;
 		l->pre.n = 0;
 		l->pre.have_events = false;
-		if (n < EVENTS_PAGE || (limit && n == limit)) {
+		if (!l->pre.more || n == 0 || (limit && n == limit)) {
 			*ret = v;
 			*ret_n = n;
 			return 0;
@@ -283,6 +288,7 @@ static int rl_events(void *p, const char *session, uint64_t after_seq, size_t li
 			return r;
 		}
 		size_t k = (size_t)json_integer_value(json_object_get(f.msg, "n"));
+		bool more = json_is_true(json_object_get(f.msg, "more"));
 		struct cr_log_event *nv = k ? realloc(v, (n + k) * sizeof(*v)) : v;
 		if (k && !nv) {
 			frame_clear(&f);
@@ -300,7 +306,7 @@ static int rl_events(void *p, const char *session, uint64_t after_seq, size_t li
 			cr_log_events_free(v, n);
 			return r;
 		}
-		if (k < page || (limit && n == limit))
+		if ((k < page && !more) || k == 0 || (limit && n == limit))
 			break;
 		after_seq = v[n - 1].seq;
 	}
@@ -491,6 +497,7 @@ int cr_brainlink_next(struct cr_brainlink *l, char ret_session[CR_LOG_ID_MAX],
 				memcpy(l->pre.ev, v + n, m * sizeof(*v));
 			l->pre.n = m;
 			l->pre.have_events = true;
+			l->pre.more = json_is_true(json_object_get(f.msg, "more"));
 		}
 	}
 	if (r == 0) {
@@ -547,6 +554,20 @@ static int reply(int fd, json_t *m, struct cr_error *err)
 	return r;
 }
 
+/* How many of ev[0..n) go in one frame of at most budget bytes of them (at least one: an event
+ * is at most the log's largest payload, far below a frame). */
+static size_t events_fit(const struct cr_log_event *ev, size_t n, size_t budget)
+{
+	size_t k = 0, len = 0;
+	for (; k < n; k++) {
+		len += sizeof(struct wire_event) + strlen(ev[k].id) + strlen(ev[k].type) +
+		       ev[k].payload_len;
+		if (len > budget && k > 0)
+			break;
+	}
+	return k;
+}
+
 /* The tail that carries events ev[0..n) (parse_events reads it back); *ret is malloc'ed. */
 static int events_tail(const struct cr_log_event *ev, size_t n, char **ret, size_t *ret_len,
 		       struct cr_error *err)
@@ -597,13 +618,14 @@ static int serve_events(int fd, const struct cr_platform *pf, const char *sessio
 	int r = pf->ops->events(pf->p, session, after, limit, &ev, &n, &e);
 	if (r < 0)
 		return reply_error(fd, r, &e, err);
+	size_t k = events_fit(ev, n, PAGE_BYTES);
 	char *tail;
 	size_t len;
-	r = events_tail(ev, n, &tail, &len, err);
+	r = events_tail(ev, k, &tail, &len, err);
 	cr_log_events_free(ev, n);
 	if (r < 0)
 		return r;
-	json_t *m = json_pack("{s:b, s:I}", "ok", 1, "n", (json_int_t)n);
+	json_t *m = json_pack("{s:b, s:I, s:b}", "ok", 1, "n", (json_int_t)k, "more", k < n);
 	r = m ? send_frame(fd, m, tail, len, err) : cr_error_set(err, ENOMEM, "out of memory");
 	json_decref(m);
 	free(tail);
@@ -751,12 +773,14 @@ static int send_wake(int fd, const char *session, const struct cr_log_event *ear
 	 * read then sees) */
 	bool have_config = pf->ops->config(pf->p, session, &agent, &env, &e) == 0;
 	bool have_events = pf->ops->events(pf->p, session, 0, EVENTS_PAGE, &ev, &n, &e) == 0;
-	struct cr_log_event *all = calloc(n_early + n + 1, sizeof(*all));
+	size_t k = have_events ? events_fit(ev, n, PREFETCH_BYTES) : 0;
+	struct cr_log_event *all = calloc(n_early + k + 1, sizeof(*all));
 	json_t *m = json_pack("{s:s, s:s, s:I}", "op", "wake", "session", session, "early",
 			      (json_int_t)n_early);
 	int r = all && m ? 0 : -1;
 	if (r == 0 && have_events)
-		r = json_object_set_new(m, "events", json_integer((json_int_t)n));
+		r = json_object_set_new(m, "events", json_integer((json_int_t)k)) ||
+		    json_object_set_new(m, "more", json_boolean(k < n || n == EVENTS_PAGE));
 	if (r == 0 && have_config)
 		r = json_object_set_new(
 			m, "config", json_pack("{s:O, s:O}", "agent", agent, "environment", env));
@@ -767,9 +791,9 @@ static int send_wake(int fd, const char *session, const struct cr_log_event *ear
 	if (r == 0) {
 		if (n_early)
 			memcpy(all, early, n_early * sizeof(*all));
-		if (have_events && n)
-			memcpy(all + n_early, ev, n * sizeof(*all));
-		r = events_tail(all, n_early + (have_events ? n : 0), &tail, &len, err);
+		if (k)
+			memcpy(all + n_early, ev, k * sizeof(*all));
+		r = events_tail(all, n_early + k, &tail, &len, err);
 	}
 	if (r == 0)
 		r = send_frame(fd, m, tail, len, err);

@@ -27,8 +27,9 @@ int cr_workers_start(const struct cr_workers_config *cfg, struct cr_workers **re
 		     struct cr_error *err);
 
 /* Wakes session: a free worker takes it; if a worker drives it now, it is driven again after
- * that. through: the last seq of the events that caused it (0: none in particular). Never blocks
- * for long; any thread. */
+ * that, unless that wake was told of these events early and saw them durable (through: the
+ * last seq of the events that caused it; 0: none in particular). Never blocks for long; any
+ * thread. */
 void cr_workers_wake(struct cr_workers *w, const char *session, uint64_t through);
 
 /* Wakes session for events posted to it that the log is still syncing (n_early may be 0; they
