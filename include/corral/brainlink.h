@@ -1,6 +1,7 @@
 /* runtime/brainlink: the link between corrald and one of its worker processes (a brain), a
- * stream socket pair corrald makes when it starts the worker. corrald sends "wake SESSION";
- * the worker then drives the session with cr_orch_wake over a platform whose every call is one
+ * stream socket pair corrald makes when it starts the worker. corrald sends "wake SESSION"
+ * (with the session's configuration, first events and any early events); the worker then
+ * drives the session with cr_orch_wake_early over a platform whose every call is one
  * request on the link, which corrald answers through its own (in-process) platform, and ends
  * with "done". A worker holds nothing of its own: when it dies, the link closes and corrald
  * gives the session to another worker. docs/workers.md has the wire format.
@@ -47,11 +48,12 @@ struct cr_brainlink_done {
 	char message[256];
 };
 
-/* Orders the worker at fd to wake session, told of its early events (n_early may be 0), then
- * answers its requests through platform until it
- * reports done (0, *ret filled), the link closes (-ECONNRESET: the worker died), or no request
- * comes for silence_ms (-ETIMEDOUT: the worker hangs; -1 waits forever). A tool call runs here,
- * on the calling thread, for as long as it takes. */
+/* Orders the worker at fd to wake session, told of its early events (n_early may be 0) and
+ * given the session's configuration and first events (read through platform first), then
+ * answers its requests through platform until it reports done (0, *ret filled), the link
+ * closes (-ECONNRESET: the worker died), or no request comes for silence_ms (-ETIMEDOUT: the
+ * worker hangs; -1 waits forever). A tool call runs here, on the calling thread, for as long
+ * as it takes. */
 int cr_brainlink_serve(int fd, const char *session, const struct cr_log_event *early,
 		       size_t n_early, const struct cr_platform *platform, int silence_ms,
 		       struct cr_brainlink_done *ret, struct cr_error *err);
