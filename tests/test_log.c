@@ -1248,7 +1248,7 @@ Test(log, a_kick_ends_the_sessions_waits_without_an_event, .timeout = 20)
 
 struct follow {
 	struct cr_log *log;
-	char session[8];
+	char session[16];
 	int result;
 	int64_t waited_ms;
 };
