@@ -77,10 +77,10 @@ static void finalizep(sqlite3_stmt **st)
 }
 #define _cleanup_stmt_ _cleanup_(finalizep)
 
-static int sql_error(struct api_store *st, struct cr_error *err, const char *what)
+/* -EIO naming what failed on connection db (st->db or st->rdb) and SQLite's reason. */
+static int sql_error(struct api_store *st, sqlite3 *db, struct cr_error *err, const char *what)
 {
-	return cr_error_set(err, EIO, "api store %s: %s: %s", st->path, what,
-			    sqlite3_errmsg(st->db));
+	return cr_error_set(err, EIO, "api store %s: %s: %s", st->path, what, sqlite3_errmsg(db));
 }
 
 static int exec(struct api_store *st, const char *sql, struct cr_error *err)
@@ -98,7 +98,7 @@ static int exec(struct api_store *st, const char *sql, struct cr_error *err)
 static int prepare(struct api_store *st, const char *sql, sqlite3_stmt **ret, struct cr_error *err)
 {
 	if (sqlite3_prepare_v2(st->db, sql, -1, ret, NULL) != SQLITE_OK)
-		return sql_error(st, err, "prepare");
+		return sql_error(st, st->db, err, "prepare");
 	return 0;
 }
 
@@ -296,8 +296,7 @@ int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int6
 			 source(kind), kind == API_AGENT_VERSION ? " AND version = ?2" : "",
 			 deleted_ok ? "" : " AND deleted_ns IS NULL");
 		if (sqlite3_prepare_v2(st->rdb, sql, -1, q, NULL) != SQLITE_OK)
-			r = cr_error_set(err, EIO, "api store %s: prepare: %s", st->path,
-					 sqlite3_errmsg(st->rdb));
+			r = sql_error(st, st->rdb, err, "prepare");
 	}
 	if (r == 0) {
 		sqlite3_bind_text(*q, 1, id, -1, SQLITE_STATIC);
@@ -309,8 +308,7 @@ int api_store_get(struct api_store *st, enum api_kind kind, const char *id, int6
 		else if (s == SQLITE_DONE)
 			r = cr_error_set(err, ENOENT, "%s not found", id);
 		else
-			r = cr_error_set(err, EIO, "api store %s: read: %s", st->path,
-					 sqlite3_errmsg(st->rdb));
+			r = sql_error(st, st->rdb, err, "read");
 		sqlite3_reset(*q);
 		sqlite3_clear_bindings(*q); /* (id is the caller's) */
 	}
@@ -364,7 +362,7 @@ int api_store_list(struct api_store *st, const struct api_query *qy, struct api_
 			got++;
 		}
 		if (r == 0 && got < qy->limit && s != SQLITE_DONE)
-			r = sql_error(st, err, "list");
+			r = sql_error(st, st->db, err, "list");
 	}
 	pthread_mutex_unlock(&st->lock);
 	if (r < 0) {
@@ -384,7 +382,7 @@ static int step_done(struct api_store *st, sqlite3_stmt *q, struct cr_error *err
 	if (s == SQLITE_CONSTRAINT)
 		return cr_error_set(err, EEXIST, "api store: %s: %s", what, sqlite3_errmsg(st->db));
 	if (s != SQLITE_DONE)
-		return sql_error(st, err, what);
+		return sql_error(st, st->db, err, what);
 	return 0;
 }
 
@@ -475,7 +473,7 @@ static int update_agent_locked(struct api_store *st, const char *id, int64_t exp
 	if (s == SQLITE_DONE)
 		return cr_error_set(err, ENOENT, "%s not found", id);
 	if (s != SQLITE_ROW)
-		return sql_error(st, err, "read agent version");
+		return sql_error(st, st->db, err, "read agent version");
 	int64_t current = sqlite3_column_int64(q, 0);
 	if (expect_version > 0 && expect_version != current)
 		return cr_error_set(err, ESTALE,
