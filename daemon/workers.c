@@ -118,28 +118,13 @@ void cr_workers_wake(struct cr_workers *w, const char *session, uint64_t through
 	pthread_mutex_unlock(&w->lock);
 }
 
-/* A copy of ev[0..n) (NULL when out of memory). */
-static struct cr_log_event *events_dup(const struct cr_log_event *ev, size_t n)
-{
-	struct cr_log_event *v = calloc(n, sizeof(*v));
-	for (size_t i = 0; v && i < n; i++) {
-		v[i] = ev[i];
-		v[i].payload = strndup(ev[i].payload, ev[i].payload_len);
-		if (!v[i].payload) {
-			cr_log_events_free(v, i);
-			v = NULL;
-		}
-	}
-	return v;
-}
-
 void cr_workers_wake_early(struct cr_workers *w, const char *session,
 			   const struct cr_log_event *early, size_t n_early)
 {
 	if (!w || strlen(session) >= CR_LOG_ID_MAX)
 		return;
 	/* (copied before the lock: it may be a megabyte of payloads) */
-	struct cr_log_event *copy = n_early ? events_dup(early, n_early) : NULL;
+	struct cr_log_event *copy = cr_log_events_dup(early, n_early);
 	pthread_mutex_lock(&w->lock);
 	struct driven *d = find_driven(w, session);
 	if (d) {

@@ -2097,6 +2097,20 @@ void cr_log_events_free(struct cr_log_event *events, size_t n)
 	free(events);
 }
 
+struct cr_log_event *cr_log_events_dup(const struct cr_log_event *events, size_t n)
+{
+	struct cr_log_event *v = n ? calloc(n, sizeof(*v)) : NULL;
+	for (size_t i = 0; v && i < n; i++) {
+		v[i] = events[i];
+		v[i].payload = strndup(events[i].payload, events[i].payload_len);
+		if (!v[i].payload) {
+			cr_log_events_free(v, i);
+			v = NULL;
+		}
+	}
+	return v;
+}
+
 int cr_log_wait(struct cr_log *log, const char *session, uint64_t after_seq, int timeout_ms,
 		uint64_t *ret_last_seq, struct cr_error *err)
 {

@@ -578,23 +578,23 @@ static int history_add_early(struct history *h, const struct cr_log_event *early
 	for (size_t j = h->n; j-- > 0;)
 		if (strcmp(h->ev[j].id, early[0].id) == 0)
 			return 0; /* (a group is durable whole or not at all) */
-	struct cr_log_event *v = realloc(h->ev, (h->n + n) * sizeof(*v));
-	if (!v)
+	struct cr_log_event *copy = cr_log_events_dup(early, n);
+	struct cr_log_event *v = copy ? realloc(h->ev, (h->n + n) * sizeof(*v)) : NULL;
+	if (!v) {
+		cr_log_events_free(copy, n);
 		return cr_error_set(err, ENOMEM, "out of memory");
+	}
 	h->ev = v;
 	uint64_t seq = h->n ? h->ev[h->n - 1].seq : 0;
 	for (size_t i = 0; i < n; i++) {
-		struct cr_log_event *e = &v[h->n];
-		*e = (struct cr_log_event){ .seq = ++seq };
-		snprintf(e->id, sizeof(e->id), "%s", early[i].id);
-		snprintf(e->type, sizeof(e->type), "%s", early[i].type);
-		e->payload = strndup(early[i].payload, early[i].payload_len);
-		if (!e->payload)
-			return cr_error_set(err, ENOMEM, "out of memory");
-		e->payload_len = early[i].payload_len;
-		h->n++;
-		h->early++;
+		/* pending, as a client's events are; numbered as the log will number them */
+		copy[i].seq = ++seq;
+		copy[i].time_ns = copy[i].processed_ns = copy[i].epoch = 0;
 	}
+	memcpy(v + h->n, copy, n * sizeof(*v));
+	free(copy); /* (the payloads moved into h) */
+	h->n += n;
+	h->early += n;
 	return 0;
 }
 

@@ -173,6 +173,10 @@ int cr_log_get_pending(struct cr_log *log, const char *session, struct cr_log_ev
 
 void cr_log_events_free(struct cr_log_event *events, size_t n);
 
+/* A copy of events[0..n) with payloads of its own (cr_log_events_free); NULL when out of memory
+ * or n is 0. */
+struct cr_log_event *cr_log_events_dup(const struct cr_log_event *events, size_t n);
+
 /* Follow: blocks until session has a durable event with seq > after_seq, or timeout_ms passes
  * (-ETIMEDOUT; -1 waits forever), or the log closes (-ESHUTDOWN), or cr_log_kick() is called.
  * Returns the last durable seq in *ret_last_seq. */
