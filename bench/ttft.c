@@ -88,7 +88,9 @@ static size_t buf_write(char *data, size_t size, size_t n, void *arg)
 }
 
 /* One thread's connections to corrald: plain requests on a kept-alive handle; a session's
- * event stream and the message sent while it is open, on a multi handle. */
+ * event stream and the message sent while it is open, on a multi handle. The message goes
+ * over a connection kept alive from the last one, as an API client's does: a stream opens a
+ * connection of its own and closes it, so that it never takes the message's. */
 struct client {
 	const char *sock;
 	CURL *req, *stream, *send;
@@ -310,9 +312,11 @@ static void sse_done(struct sse *s)
 
 /* Opens the session's event stream, and once its headers are in (the server has subscribed)
  * posts the user message; reads until the session idles. Fills the stream's times and
- * *ret_send_ns (the post's round trip). */
+ * *ret_send_ns (the post's round trip) and *ret_send_connected (the post had to open a
+ * connection). */
 static int converse(struct client *c, const char *id, const char *text, uint64_t timeout_ns,
-		    struct sse *s, uint64_t *ret_send_ns, struct cr_error *err)
+		    struct sse *s, uint64_t *ret_send_ns, bool *ret_send_connected,
+		    struct cr_error *err)
 {
 	char path[160], errbuf[CURL_ERROR_SIZE] = "", send_errbuf[CURL_ERROR_SIZE] = "";
 	struct cr_buf resp = { 0 };
@@ -339,6 +343,8 @@ static int converse(struct client *c, const char *id, const char *text, uint64_t
 	curl_easy_setopt(c->stream, CURLOPT_HEADERDATA, s);
 	curl_easy_setopt(c->stream, CURLOPT_WRITEFUNCTION, sse_write);
 	curl_easy_setopt(c->stream, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(c->stream, CURLOPT_FRESH_CONNECT, 1L); /* (see struct client) */
+	curl_easy_setopt(c->stream, CURLOPT_FORBID_REUSE, 1L);
 	if (curl_multi_add_handle(c->multi, c->stream) != CURLM_OK) {
 		r = cr_error_set(err, EIO, "session %s: libcurl refused the stream", id);
 		goto out;
@@ -360,7 +366,9 @@ static int converse(struct client *c, const char *id, const char *text, uint64_t
 			if (m->easy_handle == c->send) {
 				send_done = true;
 				*ret_send_ns = cr_now_ns() - t_send;
-				long st = 0;
+				long st = 0, connects = 0;
+				curl_easy_getinfo(c->send, CURLINFO_NUM_CONNECTS, &connects);
+				*ret_send_connected = connects > 0;
 				curl_easy_getinfo(c->send, CURLINFO_RESPONSE_CODE, &st);
 				if (m->data.result != CURLE_OK || st / 100 != 2) {
 					json_t *j = resp.len ? json_loadb(resp.p, resp.len, 0, NULL)
@@ -462,6 +470,7 @@ enum cls {
 struct sess {
 	enum cls cls;
 	bool ok, live;
+	bool send_connected; /* its message's post opened a connection */
 	char id[CR_LOG_ID_MAX];
 	double ttft_ms, start_ms, create_ms, send_ms, server_ttft_ms, overhead_ms, total_ms;
 	char error[256];
@@ -572,7 +581,8 @@ static int run_session(struct client *c, const struct setup_ids *ids, enum mode 
 	uint64_t t_created = cr_now_ns();
 	if (r == 0)
 		r = converse(c, s->id, s->cls == CLS_SANDBOX ? TOOL_TEXT : NO_TOOLS_TEXT,
-			     (uint64_t)ids->converse_timeout_ms * 1000000u, &sse, &send_ns, err);
+			     (uint64_t)ids->converse_timeout_ms * 1000000u, &sse, &send_ns,
+			     &s->send_connected, err);
 	if (r == 0) {
 		snprintf(path, sizeof(path), "/v1/sessions/%s/events?limit=1000", s->id);
 		r = request(c, "GET", path, NULL, 60000, &list, err);
@@ -844,15 +854,18 @@ static json_t *mode_json(const struct mode_run *m, double wall_s)
 {
 	json_t *o = json_object();
 	struct tails t;
-	unsigned ok = 0;
-	for (unsigned i = 0; i < m->total; i++)
+	unsigned ok = 0, connected = 0;
+	for (unsigned i = 0; i < m->total; i++) {
 		ok += m->v[i].ok;
+		connected += m->v[i].ok && m->v[i].send_connected;
+	}
 	const char *fe = first_error(m);
 	if (!o || cr_bench_put(o, "sessions", json_integer(ok)) < 0 ||
 	    cr_bench_put(o, "errors", json_integer(m->total - ok)) < 0 ||
 	    cr_bench_put(o, "first_error", fe ? json_string(fe) : json_null()) < 0 ||
 	    cr_bench_put(o, "wall_s", json_real(wall_s)) < 0 ||
-	    cr_bench_put(o, "sessions_per_s", json_real(wall_s > 0 ? ok / wall_s : 0)) < 0)
+	    cr_bench_put(o, "sessions_per_s", json_real(wall_s > 0 ? ok / wall_s : 0)) < 0 ||
+	    cr_bench_put(o, "send_connects", json_integer(connected)) < 0)
 		goto fail;
 	static const struct {
 		enum field f;

@@ -63,6 +63,10 @@ jq -e '.sessions == 8 and .concurrency == 4 and .workers == 4 and .added_delay_m
 jq -e '.errors == 0 and .eager.errors == 0 and .lazy.errors == 0 and .eager.sessions == 8 and
 	.lazy.sessions == 8' <<<"$json" >/dev/null ||
 	fail "sessions failed: $(jq -c '{errors, first_error}' <<<"$json")"
+# each message went over its thread's kept-alive connection (the warm-up opened them)
+jq -e '.eager.send_connects == 0 and .lazy.send_connects == 0' <<<"$json" >/dev/null ||
+	fail "posts opened connections: $(jq -c '[.eager.send_connects, .lazy.send_connects]' \
+		<<<"$json")"
 for c in no_sandbox needs_sandbox; do
 	jq -e --arg c "$c" '.[$c] | .sessions == 4 and
 		([.eager_p50_ms, .eager_p95_ms, .lazy_p50_ms, .lazy_p95_ms, .overhead_p50_ms,
