@@ -25,6 +25,8 @@ struct slot {
 	pthread_t thread;
 	pid_t pid;
 	int fd;
+	pthread_cond_t cond; /* its thread waits here for a session */
+	bool listed; /* in the idle list */
 };
 
 struct driven {
@@ -46,13 +48,18 @@ struct cr_workers {
 	struct cr_workers_config cfg;
 	char **argv; /* the workers' command line, argv[2] is the fd */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	bool stopping;
+	/* The slots waiting for a session, the one that last finished one on top: a wake goes to
+	 * the worker that ran last, whose memory is still in the caches (one idle for a while
+	 * takes its first steps several times slower, docs/workers.md). */
+	struct slot **idle;
+	unsigned n_idle;
 	struct queued *queue;
 	size_t qn, qcap;
 	struct driven *driven;
 	size_t dn;
 	struct slot *slots;
+	unsigned conds; /* slots whose cond is made */
 	unsigned started; /* threads started */
 	struct cr_workers_stats stats;
 };
@@ -99,8 +106,34 @@ static struct queued *enqueue(struct cr_workers *w, const char *session, bool fr
 	*q = (struct queued){ 0 };
 	snprintf(q->session, CR_LOG_ID_MAX, "%s", session);
 	w->qn++;
-	pthread_cond_signal(&w->cond);
+	if (w->n_idle) { /* (taken off the list here, so the next entry wakes another) */
+		struct slot *s = w->idle[--w->n_idle];
+		s->listed = false;
+		pthread_cond_signal(&s->cond);
+	}
 	return q;
+}
+
+/* Lists s as waiting: on top when it just finished a session, else at the bottom. Locked. */
+static void list_idle(struct cr_workers *w, struct slot *s, bool top)
+{
+	if (!top)
+		memmove(w->idle + 1, w->idle, w->n_idle * sizeof(*w->idle));
+	w->idle[top ? w->n_idle : 0] = s;
+	w->n_idle++;
+	s->listed = true;
+}
+
+static void unlist_idle(struct cr_workers *w, struct slot *s)
+{
+	for (unsigned i = 0; i < w->n_idle; i++)
+		if (w->idle[i] == s) {
+			memmove(w->idle + i, w->idle + i + 1,
+				(w->n_idle - i - 1) * sizeof(*w->idle));
+			w->n_idle--;
+			break;
+		}
+	s->listed = false;
 }
 
 void cr_workers_wake(struct cr_workers *w, const char *session, uint64_t through)
@@ -140,10 +173,12 @@ void cr_workers_wake_early(struct cr_workers *w, const char *session,
 	cr_log_events_free(copy, n_early);
 }
 
-/* Takes the next session off the queue into the driven set: 1 (its entry in *q), or 0 when
- * none came within wait_ms, or -1 when stopping. */
-static int take(struct cr_workers *w, struct queued *q, int wait_ms)
+/* Takes the next session off the queue into the driven set for slot s: 1 (its entry in *q), or
+ * 0 when none came within wait_ms, or -1 when stopping. fresh: s just finished a session (or
+ * started), so its worker is the warmest of those waiting. */
+static int take(struct slot *s, struct queued *q, int wait_ms, bool fresh)
 {
+	struct cr_workers *w = s->w;
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += wait_ms / 1000;
@@ -154,8 +189,13 @@ static int take(struct cr_workers *w, struct queued *q, int wait_ms)
 	}
 	pthread_mutex_lock(&w->lock);
 	int r = 0;
-	while (!w->stopping && w->qn == 0 && r == 0)
-		r = pthread_cond_timedwait(&w->cond, &w->lock, &until);
+	while (!w->stopping && w->qn == 0 && r == 0) {
+		if (!s->listed) /* (again after a wake another slot beat it to) */
+			list_idle(w, s, fresh);
+		r = pthread_cond_timedwait(&s->cond, &w->lock, &until);
+	}
+	if (s->listed)
+		unlist_idle(w, s);
 	int ret = w->stopping ? -1 : w->qn == 0 ? 0 : 1;
 	if (ret == 1) {
 		*q = w->queue[0];
@@ -259,10 +299,12 @@ static void *slot_main(void *arg)
 	struct queued q;
 	const char *session = q.session;
 	int silence = w->cfg.silence_ms > 0 ? w->cfg.silence_ms : 30000;
+	bool fresh = true;
 
 	for (;;) {
 		struct cr_error err;
-		int t = take(w, &q, 1000);
+		int t = take(s, &q, 1000, fresh);
+		fresh = t != 0;
 		if (t < 0)
 			break;
 		if (t == 0) {
@@ -336,20 +378,25 @@ int cr_workers_start(const struct cr_workers_config *cfg, struct cr_workers **re
 		return cr_error_set(err, ENOMEM, "workers: out of memory");
 	w->cfg = *cfg;
 	pthread_mutex_init(&w->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cond, &ca);
-	pthread_condattr_destroy(&ca);
 	size_t extra = 0;
 	while (cfg->worker_args && cfg->worker_args[extra])
 		extra++;
 	w->argv = calloc(extra + 4, sizeof(*w->argv));
 	w->slots = calloc(cfg->count, sizeof(*w->slots));
-	if (!w->argv || !w->slots) {
+	w->idle = calloc(cfg->count, sizeof(*w->idle));
+	if (!w->argv || !w->slots || !w->idle) {
 		cr_workers_stop(w);
 		return cr_error_set(err, ENOMEM, "workers: out of memory");
 	}
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	for (unsigned i = 0; i < cfg->count; i++) {
+		w->slots[i] = (struct slot){ .w = w, .index = i, .fd = -1 };
+		pthread_cond_init(&w->slots[i].cond, &ca);
+		w->conds++;
+	}
+	pthread_condattr_destroy(&ca);
 	w->argv[0] = "corral";
 	w->argv[1] = "worker";
 	w->argv[2] = "--fd=3";
@@ -357,7 +404,6 @@ int cr_workers_start(const struct cr_workers_config *cfg, struct cr_workers **re
 		w->argv[3 + i] = (char *)cfg->worker_args[i];
 	for (unsigned i = 0; i < cfg->count; i++) {
 		struct slot *s = &w->slots[i];
-		*s = (struct slot){ .w = w, .index = i, .fd = -1 };
 		/* Started now, not on the first wake: a worker that cannot start says so at once.
 		 */
 		if (spawn(s, err) < 0) {
@@ -382,7 +428,8 @@ void cr_workers_stop(struct cr_workers *w)
 		return;
 	pthread_mutex_lock(&w->lock);
 	w->stopping = true;
-	pthread_cond_broadcast(&w->cond);
+	for (unsigned i = 0; i < w->started; i++)
+		pthread_cond_signal(&w->slots[i].cond);
 	/* A worker in the middle of a session dies now; its thread sees the link close. The log
 	 * keeps the session where it was, for the next corrald. */
 	for (unsigned i = 0; i < w->started; i++)
@@ -392,12 +439,14 @@ void cr_workers_stop(struct cr_workers *w)
 	for (unsigned i = 0; i < w->started; i++)
 		pthread_join(w->slots[i].thread, NULL);
 	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
+	for (unsigned i = 0; i < w->conds; i++)
+		pthread_cond_destroy(&w->slots[i].cond);
 	for (size_t i = 0; i < w->qn; i++)
 		cr_log_events_free(w->queue[i].early, w->queue[i].n_early);
 	free(w->queue);
 	free(w->driven);
 	free(w->slots);
+	free(w->idle);
 	free(w->argv);
 	free(w);
 }
