@@ -14,9 +14,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -605,6 +607,153 @@ static int run_session(struct client *c, const struct setup_ids *ids, enum mode 
 		r = d;
 	s->ok = r == 0;
 	return r;
+}
+
+/* --- the overhead's baseline: a bare hand-off between two processes --------------------------- */
+
+/* The overhead is mostly hand-offs: the post into corrald, corrald to a worker, the first delta
+ * back to corrald and to the client, each waking a process or thread that sat idle, mostly on
+ * another CPU (the waker goes on working). What one costs on this machine, at this moment, is
+ * measured alongside the lazy mode: a child process pinned to one CPU echoes a byte over a pair
+ * of pipes to a thread pinned to another, after an idle gap of 1 to 20 ms each time; a
+ * hand-off is half the round trip. (One CPU: neither is pinned.) */
+struct handoff {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	int cpus; /* 2: pinned to cpu[0] (the thread) and cpu[1] (the child); 1: not pinned */
+	int cpu[2];
+	pid_t child;
+	int to, from; /* the write end to the child, the read end from it */
+	struct cr_bench_samples s;
+	int error; /* an errno that ended the measuring early */
+};
+
+static void *handoff_main(void *arg)
+{
+	struct handoff *h = arg;
+	uint64_t x = cr_now_ns() | 1;
+	if (h->cpus == 2) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(h->cpu[0], &set);
+		int e = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		if (e) {
+			h->error = e;
+			return NULL;
+		}
+	}
+	while (!atomic_load(&h->stop)) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* (xorshift64) */
+		usleep(1000 + (useconds_t)(x % 19000));
+		char c = 'x';
+		uint64_t t0 = cr_now_ns();
+		if (write(h->to, &c, 1) != 1 || read(h->from, &c, 1) != 1) {
+			h->error = errno ? errno : EPIPE;
+			break;
+		}
+		if (cr_bench_samples_add(&h->s, (cr_now_ns() - t0) / 2) < 0) {
+			h->error = ENOMEM;
+			break;
+		}
+	}
+	return NULL;
+}
+
+/* Ends the measuring: the thread joined, the child (its pipe closed) reaped. */
+static void handoff_stop(struct handoff *h)
+{
+	atomic_store(&h->stop, true);
+	if (h->started)
+		pthread_join(h->thread, NULL);
+	h->started = false;
+	if (h->to >= 0)
+		close(h->to);
+	if (h->from >= 0)
+		close(h->from);
+	h->to = h->from = -1;
+	if (h->child > 0)
+		while (waitpid(h->child, NULL, 0) < 0 && errno == EINTR)
+			;
+	h->child = 0;
+}
+
+static int handoff_start(struct handoff *h, struct cr_error *err)
+{
+	int to[2], from[2];
+	*h = (struct handoff){ .to = -1, .from = -1, .cpus = 1 };
+	cpu_set_t allowed, child_set;
+	CPU_ZERO(&child_set);
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
+		for (int c = 0, k = 0; c < CPU_SETSIZE && k < 2; c++)
+			if (CPU_ISSET(c, &allowed))
+				h->cpu[k++] = c;
+		h->cpus = 2;
+		CPU_SET(h->cpu[1], &child_set);
+	}
+	if (pipe2(to, O_CLOEXEC) < 0)
+		return cr_error_errno(err, errno, "bench ttft: pipe");
+	if (pipe2(from, O_CLOEXEC) < 0) {
+		int e = errno;
+		close(to[0]);
+		close(to[1]);
+		return cr_error_errno(err, e, "bench ttft: pipe");
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* Only system calls: this process has other threads. It ends when the write end
+		 * closes, with the benchmark or at handoff_stop. */
+		char c;
+		if (CPU_COUNT(&child_set) &&
+		    sched_setaffinity(0, sizeof(child_set), &child_set) < 0)
+			_exit(1);
+		close(to[1]);
+		close(from[0]);
+		while (read(to[0], &c, 1) == 1 && write(from[1], &c, 1) == 1)
+			;
+		_exit(0);
+	}
+	int e = errno;
+	close(to[0]);
+	close(from[1]);
+	h->to = to[1];
+	h->from = from[0];
+	if (pid < 0) {
+		handoff_stop(h);
+		return cr_error_errno(err, e, "bench ttft: fork");
+	}
+	h->child = pid;
+	if ((e = pthread_create(&h->thread, NULL, handoff_main, h)) != 0) {
+		handoff_stop(h);
+		return cr_error_errno(err, e, "bench ttft: start a thread");
+	}
+	h->started = true;
+	return 0;
+}
+
+/* handoff_{p50,p95,max}_us, handoff_samples and overhead_p50_handoffs (the overhead's p50 over
+ * the hand-off's) into o; nulls when the measuring failed before its first sample. */
+static int handoff_json(struct handoff *h, double overhead_p50_ms, json_t *o)
+{
+	if (h->error)
+		fprintf(stderr, "bench ttft: the hand-off baseline stopped after %zu samples: %s\n",
+			h->s.n, strerror(h->error));
+	size_t n = h->s.n;
+	double p50 = 0, p95 = 0, max = 0;
+	if (n) {
+		cr_bench_sort(h->s.v, n);
+		p50 = (double)cr_bench_rank(h->s.v, n, 50) / 1e3;
+		p95 = (double)cr_bench_rank(h->s.v, n, 95) / 1e3;
+		max = (double)h->s.v[n - 1] / 1e3;
+	}
+	bool ok = cr_bench_put(o, "handoff_p50_us", n ? json_real(p50) : json_null()) == 0 &&
+		  cr_bench_put(o, "handoff_p95_us", n ? json_real(p95) : json_null()) == 0 &&
+		  cr_bench_put(o, "handoff_max_us", n ? json_real(max) : json_null()) == 0 &&
+		  cr_bench_put(o, "handoff_samples", json_integer((json_int_t)n)) == 0 &&
+		  cr_bench_put(o, "handoff_cpus", json_integer(h->cpus)) == 0 &&
+		  cr_bench_put(o, "overhead_p50_handoffs",
+			       p50 > 0 ? json_real(overhead_p50_ms * 1e3 / p50) : json_null()) == 0;
+	return ok ? 0 : -1;
 }
 
 /* --- a mode: S sessions, C at once ------------------------------------------------------------ */
@@ -1593,6 +1742,7 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 	struct mode_run runs[2] = { 0 }, warm = { 0 };
 	struct wake_figures wf = { 0 };
 	struct setup_ids ids = { 0 };
+	struct handoff ho = { .to = -1, .from = -1 };
 	json_t *out = NULL;
 	char key[40];
 	uint8_t rnd[16];
@@ -1679,8 +1829,11 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 				  "sandbox)",
 				  mode_name(runs[m].mode), o->sessions, nclients,
 				  m == 0 ? "first turn" : "first tool call", o->added_delay_ms);
+		if (runs[m].mode == MODE_LAZY && (r = handoff_start(&ho, err)) < 0)
+			goto out;
 		if ((r = run_mode(&runs[m], clients, nclients, o->progress, &wall[m], err)) < 0)
 			goto out;
+		handoff_stop(&ho);
 		if (atomic_load(&runs[m].errors) == runs[m].total) {
 			r = cr_error_set(err, EIO, "bench ttft: every %s session failed: %s",
 					 mode_name(runs[m].mode), first_error(&runs[m]));
@@ -1764,6 +1917,10 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 		goto json_fail;
 	}
 	double wake_p50 = ms_of(cr_bench_rank(wf.link.v, wf.link.n, 50));
+	if (handoff_json(&ho, ov.p50, out) < 0) {
+		json_decref(targets);
+		goto json_fail;
+	}
 	if (cr_bench_put(targets, "p50_cut_pct",
 			 cr_bench_target(cut_pct(e.p50, l.p50), "at_least", 60, &all)) < 0 ||
 	    cr_bench_put(targets, "p95_cut_pct",
@@ -1811,6 +1968,8 @@ out:
 	cr_bench_samples_done(&wf.local);
 	cr_bench_samples_done(&wf.read);
 	cr_bench_samples_done(&wf.step);
+	handoff_stop(&ho);
+	cr_bench_samples_done(&ho.s);
 	json_decref(out);
 	explicit_bzero(key, sizeof(key));
 	curl_global_cleanup();

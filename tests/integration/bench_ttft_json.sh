@@ -63,6 +63,12 @@ jq -e '.sessions == 8 and .concurrency == 4 and .workers == 4 and .added_delay_m
 jq -e '.errors == 0 and .eager.errors == 0 and .lazy.errors == 0 and .eager.sessions == 8 and
 	.lazy.sessions == 8' <<<"$json" >/dev/null ||
 	fail "sessions failed: $(jq -c '{errors, first_error}' <<<"$json")"
+# the hand-off baseline ran alongside the lazy mode
+jq -e '.handoff_samples > 0 and .handoff_p50_us > 0 and .handoff_p50_us <= .handoff_p95_us and
+	.handoff_p95_us <= .handoff_max_us and (.handoff_cpus == 1 or .handoff_cpus == 2) and
+	.overhead_p50_handoffs > 0' <<<"$json" >/dev/null ||
+	fail "the hand-off baseline: $(jq -c '{handoff_samples, handoff_p50_us, handoff_p95_us,
+		handoff_max_us, handoff_cpus, overhead_p50_handoffs}' <<<"$json")"
 # each message went over its thread's kept-alive connection (the warm-up opened them)
 jq -e '.eager.send_connects == 0 and .lazy.send_connects == 0' <<<"$json" >/dev/null ||
 	fail "posts opened connections: $(jq -c '[.eager.send_connects, .lazy.send_connects]' \
