@@ -668,9 +668,11 @@ static void config_put(struct cr_api *api, const char *session, const json_t *ag
 static bool config_get(struct cr_api *api, const char *session, json_t **ret_agent,
 		       json_t **ret_environment)
 {
+	struct session_state key;
+	snprintf(key.id, sizeof(key.id), "%s", session);
 	pthread_mutex_lock(&api->states_lock);
-	struct session_state *st = state_of(api, session);
-	bool deleted = !st || atomic_load(&st->deleted);
+	void *found = tfind(&key, &api->states, state_cmp); /* (a delete makes its state) */
+	bool deleted = found && atomic_load(&(*(struct session_state **)found)->deleted);
 	pthread_mutex_unlock(&api->states_lock);
 	if (deleted) /* (the store says how) */
 		return false;
