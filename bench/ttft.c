@@ -614,8 +614,8 @@ static int run_session(struct client *c, const struct setup_ids *ids, enum mode 
 /* The overhead is mostly hand-offs: the post into corrald, corrald to a worker, the first delta
  * back to corrald and to the client, each waking a process or thread that sat idle, mostly on
  * another CPU (the waker goes on working). What one costs on this machine, at this moment, is
- * measured alongside the lazy mode: a child process pinned to one CPU echoes a byte over a pair
- * of pipes to a thread pinned to another, after an idle gap of 1 to 20 ms each time; a
+ * measured alongside the lazy mode: a child process pinned to one CPU echoes a byte over a Unix
+ * socket pair to a thread pinned to another, after an idle gap of 1 to 20 ms each time; a
  * hand-off is half the round trip. (One CPU: neither is pinned.) */
 struct handoff {
 	pthread_t thread;
@@ -624,7 +624,7 @@ struct handoff {
 	int cpus; /* 2: pinned to cpu[0] (the thread) and cpu[1] (the child); 1: not pinned */
 	int cpu[2];
 	pid_t child;
-	int to, from; /* the write end to the child, the read end from it */
+	int fd; /* the thread's end of the socket pair */
 	struct cr_bench_samples s;
 	int error; /* an errno that ended the measuring early */
 };
@@ -648,7 +648,8 @@ static void *handoff_main(void *arg)
 		usleep(1000 + (useconds_t)(x % 19000));
 		char c = 'x';
 		uint64_t t0 = cr_now_ns();
-		if (write(h->to, &c, 1) != 1 || read(h->from, &c, 1) != 1) {
+		/* (MSG_NOSIGNAL: a child that died is an error here, not a SIGPIPE) */
+		if (send(h->fd, &c, 1, MSG_NOSIGNAL) != 1 || recv(h->fd, &c, 1, 0) != 1) {
 			h->error = errno ? errno : EPIPE;
 			break;
 		}
@@ -660,18 +661,16 @@ static void *handoff_main(void *arg)
 	return NULL;
 }
 
-/* Ends the measuring: the thread joined, the child (its pipe closed) reaped. */
+/* Ends the measuring: the thread joined, the child (its socket closed) reaped. */
 static void handoff_stop(struct handoff *h)
 {
 	atomic_store(&h->stop, true);
 	if (h->started)
 		pthread_join(h->thread, NULL);
 	h->started = false;
-	if (h->to >= 0)
-		close(h->to);
-	if (h->from >= 0)
-		close(h->from);
-	h->to = h->from = -1;
+	if (h->fd >= 0)
+		close(h->fd);
+	h->fd = -1;
 	if (h->child > 0)
 		while (waitpid(h->child, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -680,8 +679,8 @@ static void handoff_stop(struct handoff *h)
 
 static int handoff_start(struct handoff *h, struct cr_error *err)
 {
-	int to[2], from[2];
-	*h = (struct handoff){ .to = -1, .from = -1, .cpus = 1 };
+	int sv[2];
+	*h = (struct handoff){ .fd = -1, .cpus = 1 };
 	cpu_set_t allowed, child_set;
 	CPU_ZERO(&child_set);
 	if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0 && CPU_COUNT(&allowed) >= 2) {
@@ -691,33 +690,24 @@ static int handoff_start(struct handoff *h, struct cr_error *err)
 		h->cpus = 2;
 		CPU_SET(h->cpu[1], &child_set);
 	}
-	if (pipe2(to, O_CLOEXEC) < 0)
-		return cr_error_errno(err, errno, "bench ttft: pipe");
-	if (pipe2(from, O_CLOEXEC) < 0) {
-		int e = errno;
-		close(to[0]);
-		close(to[1]);
-		return cr_error_errno(err, e, "bench ttft: pipe");
-	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return cr_error_errno(err, errno, "bench ttft: socketpair");
 	pid_t pid = fork();
 	if (pid == 0) {
-		/* Only system calls: this process has other threads. It ends when the write end
+		/* Only system calls: this process has other threads. It ends when the other end
 		 * closes, with the benchmark or at handoff_stop. */
 		char c;
 		if (CPU_COUNT(&child_set) &&
 		    sched_setaffinity(0, sizeof(child_set), &child_set) < 0)
 			_exit(1);
-		close(to[1]);
-		close(from[0]);
-		while (read(to[0], &c, 1) == 1 && write(from[1], &c, 1) == 1)
+		close(sv[0]);
+		while (recv(sv[1], &c, 1, 0) == 1 && send(sv[1], &c, 1, MSG_NOSIGNAL) == 1)
 			;
 		_exit(0);
 	}
 	int e = errno;
-	close(to[0]);
-	close(from[1]);
-	h->to = to[1];
-	h->from = from[0];
+	close(sv[1]);
+	h->fd = sv[0];
 	if (pid < 0) {
 		handoff_stop(h);
 		return cr_error_errno(err, e, "bench ttft: fork");
@@ -731,8 +721,9 @@ static int handoff_start(struct handoff *h, struct cr_error *err)
 	return 0;
 }
 
-/* handoff_{p50,p95,max}_us, handoff_samples and overhead_p50_handoffs (the overhead's p50 over
- * the hand-off's) into o; nulls when the measuring failed before its first sample. */
+/* handoff_{p50,p95,max}_us, handoff_samples, handoff_cpus and overhead_p50_handoffs (the
+ * overhead's p50 over the hand-off's) into o; nulls when the measuring failed before its first
+ * sample. */
 static int handoff_json(struct handoff *h, double overhead_p50_ms, json_t *o)
 {
 	if (h->error)
@@ -1742,7 +1733,7 @@ int cr_bench_ttft(const struct cr_bench_ttft_opts *opts, json_t **ret, struct cr
 	struct mode_run runs[2] = { 0 }, warm = { 0 };
 	struct wake_figures wf = { 0 };
 	struct setup_ids ids = { 0 };
-	struct handoff ho = { .to = -1, .from = -1 };
+	struct handoff ho = { .fd = -1 };
 	json_t *out = NULL;
 	char key[40];
 	uint8_t rnd[16];

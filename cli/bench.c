@@ -991,7 +991,7 @@ static void print_ttft_table(const json_t *j)
 	print_ttft_row(no_sb, "  never need a sandbox", "overhead", num(no_sb, "sessions"));
 	print_ttft_row(sb, "  first turn needs one", "overhead", num(sb, "sessions"));
 	printf("  baseline, alongside the lazy mode: a bare hand-off between two processes (half a "
-	       "pipe round trip\n    after 1-20 ms idle, %.0f samples) p50 %s us, p95 %s us, max "
+	       "socket round trip\n    after 1-20 ms idle, %.0f samples) p50 %s us, p95 %s us, max "
 	       "%s us; the overhead p50 is %s of them\n",
 	       num(j, "handoff_samples"), fig(j, "handoff_p50_us", 1, a, sizeof(a)),
 	       fig(j, "handoff_p95_us", 1, b, sizeof(b)), fig(j, "handoff_max_us", 0, c, sizeof(c)),
