@@ -35,6 +35,7 @@
 #include "corral/api.h"
 #include "corral/cleanup.h"
 #include "corral/clock.h"
+#include "corral/crc32c.h"
 #include "corral/id.h"
 #include "daemon/api-internal.h"
 
@@ -621,10 +622,7 @@ static struct session_state *state_of(struct cr_api *api, const char *id)
 
 static size_t config_slot(const char *session)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (const char *p = session; *p; p++)
-		h = (h ^ (uint8_t)*p) * 16777619u;
-	return h % CONFIG_CACHE_SLOTS;
+	return cr_crc32c(0, session, strlen(session)) % CONFIG_CACHE_SLOTS;
 }
 
 static uint64_t config_gen(struct cr_api *api)
